@@ -1,0 +1,326 @@
+"""hwprune's integer intermediate representation.
+
+A graph is an immutable, topologically ordered tuple of ops. Every op produces one vector
+value whose elements are integers with an exact range; the real number an element stands for
+is ``integer * 2**exp``. Bit widths are never stored: they are derived from ranges, so nothing
+can overflow. A Dense row stores only its nonzero terms.
+
+Op kinds are classes registered in ``OP_KINDS``; ``verify`` checks a graph's invariants and is
+run after every pass in the tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from hwprune.errors import HwpruneError
+
+# Accumulators are simulated in int64 by the golden interpreter; keep a margin for products.
+MAX_BITS = 62
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """A closed integer interval [lo, hi]."""
+
+    lo: int
+    hi: int
+
+    def __post_init__(self) -> None:
+        if self.lo > self.hi:
+            raise ValueError(f"empty range [{self.lo}, {self.hi}]")
+
+    @property
+    def signed(self) -> bool:
+        return self.lo < 0
+
+    @property
+    def bits(self) -> int:
+        """Width of the smallest two's-complement (signed) or plain binary type holding it."""
+        if self.signed:
+            return 1 + max((-self.lo - 1).bit_length(), self.hi.bit_length())
+        return max(1, self.hi.bit_length())
+
+    def union(self, other: IntRange) -> IntRange:
+        return IntRange(min(self.lo, other.lo), max(self.hi, other.hi))
+
+    def scaled(self, w: int) -> IntRange:
+        """The range of w * x for x in self."""
+        a, b = w * self.lo, w * self.hi
+        return IntRange(min(a, b), max(a, b))
+
+    def __add__(self, other: IntRange) -> IntRange:
+        return IntRange(self.lo + other.lo, self.hi + other.hi)
+
+
+@dataclass(frozen=True)
+class Value:
+    """The vector an op produces: one exact range per element and a power-of-two scale."""
+
+    ranges: tuple[IntRange, ...]
+    exp: int
+
+    @property
+    def size(self) -> int:
+        return len(self.ranges)
+
+    @property
+    def range(self) -> IntRange:
+        """The union of all element ranges: what one shared bus type must hold."""
+        out = self.ranges[0]
+        for r in self.ranges[1:]:
+            out = out.union(r)
+        return out
+
+
+class Rounding(enum.Enum):
+    """How a right shift drops bits. FLOOR is truncation; HALF_EVEN is round-half-to-even."""
+
+    FLOOR = "floor"
+    HALF_EVEN = "half_even"
+
+
+@dataclass(frozen=True)
+class Op:
+    """Base of all op kinds: a name (unique in the graph) and the names of its inputs."""
+
+    name: str
+    inputs: tuple[str, ...]
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        """The output value given the input values."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Input(Op):
+    """A graph input: ``size`` integers in ``range``, standing for ``int * 2**exp``."""
+
+    size: int
+    range: IntRange
+    exp: int
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        return Value((self.range,) * self.size, self.exp)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One Dense output neuron: an integer bias and its nonzero (column, weight) terms."""
+
+    bias: int
+    cols: tuple[int, ...]
+    weights: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.cols) != len(self.weights):
+            raise ValueError("cols and weights differ in length")
+
+
+@dataclass(frozen=True)
+class Dense(Op):
+    """y[i] = bias[i] + sum(w * x[col]) over the row's terms; output exp = input exp + w_exp.
+
+    The bias is already on the accumulator's scale (2**(input exp + w_exp)).
+    """
+
+    n_in: int
+    rows: tuple[Row, ...]
+    w_exp: int
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        (x,) = args
+        ranges = []
+        for row in self.rows:
+            acc = IntRange(row.bias, row.bias)
+            for c, w in zip(row.cols, row.weights):
+                acc = acc + x.ranges[c].scaled(w)
+            ranges.append(acc)
+        return Value(tuple(ranges), x.exp + self.w_exp)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_terms(self) -> int:
+        return sum(len(r.cols) for r in self.rows)
+
+
+def shift_round(v: int, shift: int, rounding: Rounding) -> int:
+    """Exact integer v * 2**-shift rounded as asked (Python ints: no overflow)."""
+    if shift <= 0:
+        return v << -shift
+    q = v >> shift  # floor, also for negative v
+    if rounding is Rounding.HALF_EVEN:
+        rem = v - (q << shift)
+        half = 1 << (shift - 1)
+        if rem > half or (rem == half and q & 1):
+            q += 1
+    return q
+
+
+@dataclass(frozen=True)
+class Requant(Op):
+    """y = clip(round(x * 2**-shift), lo, hi), elementwise; output exp = input exp + shift.
+
+    A quantized ReLU is the case lo = 0: rounding is monotonic, so clipping at 0 after the
+    shift equals applying the ReLU first.
+    """
+
+    shift: int
+    lo: int
+    hi: int
+    rounding: Rounding = Rounding.FLOOR
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        (x,) = args
+        ranges = []
+        for r in x.ranges:
+            a = min(max(shift_round(r.lo, self.shift, self.rounding), self.lo), self.hi)
+            b = min(max(shift_round(r.hi, self.shift, self.rounding), self.lo), self.hi)
+            ranges.append(IntRange(a, b))
+        return Value(tuple(ranges), x.exp + self.shift)
+
+
+# The table of op kinds: JSON tag -> class. Every emitter, cost model and the golden
+# interpreter has a table keyed the same way; a test checks they are complete.
+OP_KINDS: dict[str, type[Op]] = {"input": Input, "dense": Dense, "requant": Requant}
+KIND_OF: dict[type[Op], str] = {cls: tag for tag, cls in OP_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A topologically ordered tuple of ops and the names of the graph outputs."""
+
+    ops: tuple[Op, ...]
+    outputs: tuple[str, ...]
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @cached_property
+    def values(self) -> dict[str, Value]:
+        """Every op's output value, inferred in order."""
+        vals: dict[str, Value] = {}
+        for op in self.ops:
+            vals[op.name] = op.infer(tuple(vals[i] for i in op.inputs))
+        return vals
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        return tuple(op for op in self.ops if isinstance(op, Input))
+
+    def op(self, name: str) -> Op:
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+    def consumers(self, name: str) -> tuple[Op, ...]:
+        return tuple(op for op in self.ops if name in op.inputs)
+
+    def dense_ops(self) -> tuple[Dense, ...]:
+        return tuple(op for op in self.ops if isinstance(op, Dense))
+
+
+def verify(g: Graph) -> None:
+    """Check a graph's invariants; raise ValueError naming the first broken one.
+
+    Invariants: unique names; inputs defined before use; one input per Dense/Requant and
+    sizes that agree; every Dense term in range, columns strictly increasing, weight nonzero;
+    every value fits the golden interpreter's int64 (MAX_BITS); outputs exist.
+    """
+    seen: set[str] = set()
+    for op in g.ops:
+        if op.name in seen:
+            raise ValueError(f"duplicate op name {op.name!r}")
+        for i in op.inputs:
+            if i not in seen:
+                raise ValueError(f"{op.name}: input {i!r} used before it is defined")
+        seen.add(op.name)
+        if isinstance(op, (Dense, Requant)) and len(op.inputs) != 1:
+            raise ValueError(f"{op.name}: expects one input, has {len(op.inputs)}")
+        if isinstance(op, Dense):
+            n_in = g.values[op.inputs[0]].size
+            if op.n_in != n_in:
+                raise ValueError(f"{op.name}: n_in {op.n_in} but input has {n_in}")
+            for k, row in enumerate(op.rows):
+                if any(w == 0 for w in row.weights):
+                    raise ValueError(f"{op.name}: row {k} stores a zero weight")
+                if list(row.cols) != sorted(set(row.cols)):
+                    raise ValueError(f"{op.name}: row {k} columns not strictly increasing")
+                if row.cols and not (0 <= row.cols[0] and row.cols[-1] < n_in):
+                    raise ValueError(f"{op.name}: row {k} column out of range")
+        if isinstance(op, Requant) and op.lo > op.hi:
+            raise ValueError(f"{op.name}: clip range [{op.lo}, {op.hi}] is empty")
+    for name, v in g.values.items():
+        if v.size == 0:
+            raise ValueError(f"{name}: empty value")
+        if v.range.bits > MAX_BITS:
+            raise ValueError(f"{name}: needs {v.range.bits} bits, more than {MAX_BITS}")
+    for o in g.outputs:
+        if o not in seen:
+            raise ValueError(f"output {o!r} is not an op")
+
+
+# --- JSON (ir.json) -----------------------------------------------------------------------
+
+FORMAT_VERSION = 1
+
+
+def _op_to_dict(op: Op) -> dict:
+    d: dict = {"kind": KIND_OF[type(op)], "name": op.name, "inputs": list(op.inputs)}
+    if isinstance(op, Input):
+        d.update(size=op.size, lo=op.range.lo, hi=op.range.hi, exp=op.exp)
+    elif isinstance(op, Dense):
+        d.update(
+            n_in=op.n_in,
+            w_exp=op.w_exp,
+            rows=[{"bias": r.bias, "cols": list(r.cols), "weights": list(r.weights)} for r in op.rows],
+        )
+    elif isinstance(op, Requant):
+        d.update(shift=op.shift, lo=op.lo, hi=op.hi, rounding=op.rounding.value)
+    return d
+
+
+def _op_from_dict(d: dict) -> Op:
+    kind = d["kind"]
+    if kind not in OP_KINDS:
+        raise HwpruneError(f"ir.json has unknown op kind {kind!r}; known: {sorted(OP_KINDS)}")
+    name, inputs = d["name"], tuple(d["inputs"])
+    if kind == "input":
+        return Input(name, (), size=d["size"], range=IntRange(d["lo"], d["hi"]), exp=d["exp"])
+    if kind == "dense":
+        rows = tuple(Row(r["bias"], tuple(r["cols"]), tuple(r["weights"])) for r in d["rows"])
+        return Dense(name, inputs, n_in=d["n_in"], rows=rows, w_exp=d["w_exp"])
+    return Requant(name, inputs, d["shift"], d["lo"], d["hi"], Rounding(d["rounding"]))
+
+
+def to_json(g: Graph) -> str:
+    """Deterministic JSON text of a graph (with each value's derived range, for readers)."""
+    doc = {
+        "format": FORMAT_VERSION,
+        "meta": g.meta,
+        "outputs": list(g.outputs),
+        "ops": [_op_to_dict(op) for op in g.ops],
+        "values": {
+            n: {"size": v.size, "lo": v.range.lo, "hi": v.range.hi, "bits": v.range.bits,
+                "signed": v.range.signed, "exp": v.exp}
+            for n, v in g.values.items()
+        },
+    }
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def from_json(text: str) -> Graph:
+    """Parse ir.json text written by ``to_json``."""
+    doc = json.loads(text)
+    if doc.get("format") != FORMAT_VERSION:
+        raise HwpruneError(
+            f"ir.json format {doc.get('format')} is not {FORMAT_VERSION}; re-run hwprune compile"
+        )
+    g = Graph(tuple(_op_from_dict(d) for d in doc["ops"]), tuple(doc["outputs"]), doc["meta"])
+    verify(g)
+    return g
