@@ -1,0 +1,152 @@
+"""The pipeline schedule shared by the Verilog emitter and the estimator.
+
+A Dense op becomes, per output row, a balanced adder tree over its operands: the bias (when
+nonzero) and one product per nonzero weight. Level k+1 adds operands 2i and 2i+1 of level k;
+an odd last operand passes through. A register bank closes every ``LEVELS_PER_STAGE`` levels
+and the last level, so a layer's latency in cycles is ``ceil(depth / LEVELS_PER_STAGE)``
+(at least 1) with depth = ceil(log2(operands)). A Requant that directly follows a Dense is
+applied after the last adder level, before that layer's final register (it is a shift and a
+clip: wiring plus a comparator). A Requant after anything else gets its own one-cycle stage.
+
+Every layer's rows share the layer's stage count: shorter trees pass through the extra
+registers. Register widths come from exact ranges, so the flip-flop count of the emitted RTL
+is exactly ``sum(Stage.reg_bits)`` (DESIGN.md: "flip-flop counts are exactly the sum of
+register widths" in yosys on pipelined designs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Op, Requant, Value
+
+# Four adder levels (up to 16 operands) per cycle: a 4-level tree of <=24-bit adders on
+# 7-series carry chains stays well under a 10 ns period. The figure is a design choice.
+LEVELS_PER_STAGE = 4
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One adder-tree operand: a product w * x[col], the bias, or a partial sum."""
+
+    range: IntRange
+
+
+@dataclass(frozen=True)
+class RowTree:
+    """The operand ranges of one row at each adder level (level 0 = products and bias)."""
+
+    levels: tuple[tuple[IntRange, ...], ...]
+
+    @property
+    def depth(self) -> int:
+        return len(self.levels) - 1
+
+
+def row_operands(op: Dense, x: Value, row_index: int) -> tuple[IntRange, ...]:
+    """Level-0 operands of a row in emission order: bias first (if nonzero), then terms."""
+    row = op.rows[row_index]
+    ops = [IntRange(row.bias, row.bias)] if row.bias != 0 else []
+    ops += [x.ranges[c].scaled(w) for c, w in zip(row.cols, row.weights)]
+    if not ops:  # a row with no terms and zero bias is the constant 0
+        ops = [IntRange(0, 0)]
+    return tuple(ops)
+
+
+def row_tree(op: Dense, x: Value, row_index: int) -> RowTree:
+    """The balanced adder tree of one row, as operand ranges per level."""
+    level = row_operands(op, x, row_index)
+    levels = [level]
+    while len(level) > 1:
+        nxt = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = tuple(nxt)
+        levels.append(level)
+    return RowTree(tuple(levels))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One register bank: the adder level it closes and the width of every register in it."""
+
+    level: int
+    reg_bits: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class LayerSchedule:
+    """How one op is pipelined. ``fused`` names a Requant folded into this Dense's last stage."""
+
+    op: str
+    depth: int
+    stages: tuple[Stage, ...]
+    fused: str | None = None
+
+    @property
+    def cycles(self) -> int:
+        return len(self.stages)
+
+    @property
+    def ff(self) -> int:
+        return sum(sum(s.reg_bits) for s in self.stages)
+
+
+def stage_levels(depth: int) -> tuple[int, ...]:
+    """The adder levels after which a register bank closes (the last one closes the layer)."""
+    n = max(1, math.ceil(depth / LEVELS_PER_STAGE))
+    return tuple(min(depth, (k + 1) * LEVELS_PER_STAGE) for k in range(n))
+
+
+def _dense_schedule(op: Dense, x: Value, out: Value, fused: Requant | None, fv: Value | None):
+    trees = [row_tree(op, x, i) for i in range(op.n_out)]
+    depth = max(t.depth for t in trees)
+    stages = []
+    for lvl in stage_levels(depth):
+        bits: list[int] = []
+        for i, t in enumerate(trees):
+            if lvl == depth:
+                # Last bank: one value per row, the requantized one when a Requant is fused.
+                r = fv.ranges[i] if fused is not None else out.ranges[i]
+                bits.append(r.bits)
+            else:
+                bits.extend(r.bits for r in t.levels[min(lvl, t.depth)])
+        stages.append(Stage(lvl, tuple(bits)))
+    return LayerSchedule(op.name, depth, tuple(stages), fused.name if fused is not None else None)
+
+
+def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
+    """The pipeline of a graph in op order. Input ops are not registered (latency 0)."""
+    out: list[LayerSchedule] = []
+    fused_done: set[str] = set()
+    for op in g.ops:
+        if isinstance(op, Input) or op.name in fused_done:
+            continue
+        if isinstance(op, Dense):
+            nxt = _fusable_requant(g, op)
+            fv = g.values[nxt.name] if nxt is not None else None
+            out.append(
+                _dense_schedule(op, g.values[op.inputs[0]], g.values[op.name], nxt, fv)
+            )
+            if nxt is not None:
+                fused_done.add(nxt.name)
+        elif isinstance(op, Requant):
+            bits = tuple(r.bits for r in g.values[op.name].ranges)
+            out.append(LayerSchedule(op.name, 0, (Stage(0, bits),)))
+        else:
+            raise TypeError(f"no schedule for op kind {type(op).__name__}")
+    return tuple(out)
+
+
+def _fusable_requant(g: Graph, op: Dense) -> Requant | None:
+    """The Requant reading this Dense, if it is the Dense's only consumer and not an output."""
+    consumers: tuple[Op, ...] = g.consumers(op.name)
+    if len(consumers) == 1 and isinstance(consumers[0], Requant) and op.name not in g.outputs:
+        return consumers[0]
+    return None
+
+
+def latency_cycles(g: Graph) -> int:
+    """Cycles from in_valid to out_valid for a chain graph (sum of stage counts)."""
+    return sum(s.cycles for s in schedule(g))
