@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Row, Rounding, verify
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Row, verify
 
 
 def random_mlp(
@@ -23,7 +23,9 @@ def random_mlp(
 ) -> Graph:
     """A Dense/Requant chain with the given layer sizes; the last Dense is the output."""
     rng = np.random.default_rng(seed)
-    lo, hi = (-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1) if in_signed else (0, (1 << in_bits) - 1)
+    lo, hi = (
+        (-(1 << (in_bits - 1)), (1 << (in_bits - 1)) - 1) if in_signed else (0, (1 << in_bits) - 1)
+    )
     ops: list = [Input("x", (), sizes[0], IntRange(lo, hi), -in_bits)]
     wmax = (1 << (w_bits - 1)) - 1
     prev = "x"
@@ -39,7 +41,9 @@ def random_mlp(
         prev = name
         if k < len(sizes) - 2:
             name = f"act{k}"
-            ops.append(Requant(name, (prev,), int(rng.integers(3, 7)), 0, (1 << act_bits) - 1, rounding))
+            ops.append(
+                Requant(name, (prev,), int(rng.integers(3, 7)), 0, (1 << act_bits) - 1, rounding)
+            )
             prev = name
     g = Graph(tuple(ops), (prev,))
     verify(g)

@@ -63,7 +63,9 @@ def run(g: Graph, feeds: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.nda
         if isinstance(op, Input):
             x = np.asarray(feeds[op.name])
             if x.ndim != 2 or x.shape[1] != op.size:
-                raise ValueError(f"input {op.name}: expected shape (batch, {op.size}), got {x.shape}")
+                raise ValueError(
+                    f"input {op.name}: expected shape (batch, {op.size}), got {x.shape}"
+                )
             if x.size and (x.min() < op.range.lo or x.max() > op.range.hi):
                 raise ValueError(f"input {op.name}: values outside [{op.range.lo}, {op.range.hi}]")
             vals[op.name] = x.astype(np.int64)

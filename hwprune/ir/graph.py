@@ -278,7 +278,9 @@ def _op_to_dict(op: Op) -> dict:
         d.update(
             n_in=op.n_in,
             w_exp=op.w_exp,
-            rows=[{"bias": r.bias, "cols": list(r.cols), "weights": list(r.weights)} for r in op.rows],
+            rows=[
+                {"bias": r.bias, "cols": list(r.cols), "weights": list(r.weights)} for r in op.rows
+            ],
         )
     elif isinstance(op, Requant):
         d.update(shift=op.shift, lo=op.lo, hi=op.hi, rounding=op.rounding.value)
@@ -306,8 +308,14 @@ def to_json(g: Graph) -> str:
         "outputs": list(g.outputs),
         "ops": [_op_to_dict(op) for op in g.ops],
         "values": {
-            n: {"size": v.size, "lo": v.range.lo, "hi": v.range.hi, "bits": v.range.bits,
-                "signed": v.range.signed, "exp": v.exp}
+            n: {
+                "size": v.size,
+                "lo": v.range.lo,
+                "hi": v.range.hi,
+                "bits": v.range.bits,
+                "signed": v.range.signed,
+                "exp": v.exp,
+            }
             for n, v in g.values.items()
         },
     }

@@ -126,9 +126,7 @@ def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
         if isinstance(op, Dense):
             nxt = _fusable_requant(g, op)
             fv = g.values[nxt.name] if nxt is not None else None
-            out.append(
-                _dense_schedule(op, g.values[op.inputs[0]], g.values[op.name], nxt, fv)
-            )
+            out.append(_dense_schedule(op, g.values[op.inputs[0]], g.values[op.name], nxt, fv))
             if nxt is not None:
                 fused_done.add(nxt.name)
         elif isinstance(op, Requant):

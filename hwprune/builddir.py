@@ -1,0 +1,64 @@
+"""The build directory: one folder holds everything a run produces.
+
+Writes are staged: a step builds its outputs in a temporary folder next to the build
+directory and moves them in only when the step has succeeded, so a failure never leaves a
+half-written output. A folder that exists, is not empty and was not made by hwprune is never
+written into (it may hold the user's files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from hwprune import __version__
+from hwprune.errors import HwpruneError
+
+MARKER = ".hwprune"
+
+
+def check_writable(out_dir: Path) -> None:
+    """Refuse an existing, non-empty folder that hwprune did not create, or a file."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HwpruneError(f"{out_dir} is a file; pass a directory with -o")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise HwpruneError(
+            f"{out_dir} exists and is not an hwprune build directory; choose a new or empty -o DIR"
+        )
+
+
+@contextlib.contextmanager
+def staged(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty staging folder; on success move its entries into ``out_dir``.
+
+    Entries replace those of the same name (a re-run of a step); others are left alone.
+    """
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        yield stage
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / MARKER).write_text(f"hwprune {__version__}\n")
+        for entry in sorted(stage.iterdir()):
+            target = out_dir / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write {relative path: text} under root (used inside a staging folder)."""
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)

@@ -1,0 +1,179 @@
+"""The `hwprune` command: a thin wrapper over hwprune.flow (one function per subcommand).
+
+Exit codes: 0 success; 1 a level of the bit-exactness ladder disagreed; 2 bad input (a one-line
+message naming the problem and the fix, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from hwprune import __version__
+from hwprune.errors import HwpruneError, MismatchError
+
+DEFAULT_EXAMPLE = "digits.toml"
+
+
+def _config(path: str | None):
+    from hwprune.config import load_config
+    from hwprune.resources import data_dir
+
+    return load_config(Path(path) if path else data_dir("examples") / DEFAULT_EXAMPLE)
+
+
+def _print_sim(rep) -> None:
+    for lv in rep.levels:
+        verdict = f"SKIP ({lv.skipped})" if lv.skipped else ("PASS" if lv.passed else "FAIL")
+        print(f"  {lv.name:<16} {verdict}  {lv.vectors} vectors, {lv.seconds:.1f} s")
+
+
+def cmd_run(a) -> int:
+    from hwprune import flow
+
+    cfg = _config(a.config)
+    rep = flow.run(cfg, Path(a.output))
+    print(flow.summary(rep))
+    print(f"Build directory: {a.output} (report.md, model.onnx, ir.json, hls/, rtl/, sim/)")
+    return 0
+
+
+def cmd_train(a) -> int:
+    from hwprune import flow
+
+    rep = flow.train(_config(a.config), Path(a.output))
+    print(
+        f"dense QAT accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
+        f"({rep.seconds:.0f} s); wrote {a.output}/model.pt and {a.output}/model.onnx"
+    )
+    return 0
+
+
+def cmd_compile(a) -> int:
+    from hwprune import flow
+
+    g = flow.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor)
+    man = json.loads((Path(a.output) / "rtl" / "manifest.json").read_text())
+    print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} dense layers")
+    for layer in man["layers"]:
+        print(
+            f"  {layer['name']:<8} {layer['nonzero_weights']:>5} nonzero of {layer['weights']:<5} "
+            f"-> {layer['product_terms_verilog']} Verilog / {layer['product_terms_hls']} HLS "
+            f"product terms; {layer['removed_neurons']} neurons removed"
+        )
+    print(f"wrote {a.output}/ir.json, hls/, rtl/, estimate.json")
+    return 0
+
+
+def cmd_sim(a) -> int:
+    from hwprune import flow
+
+    try:
+        rep = flow.sim(Path(a.dir), a.simulator, a.vectors, a.seed)
+    except MismatchError:
+        report = Path(a.dir) / "sim" / "report.json"
+        if report.is_file():
+            for lv in json.loads(report.read_text())["levels"]:
+                verdict = "PASS" if lv["passed"] else "FAIL"
+                print(f"  {lv['name']:<16} {verdict}  {lv['vectors']} vectors")
+        raise
+    _print_sim(rep)
+    print("PASS: every level is bit-exact with the golden interpreter")
+    return 0
+
+
+def cmd_estimate(a) -> int:
+    from hwprune import flow
+    from hwprune.estimate import format_table
+
+    ests = flow.estimate(Path(a.target), a.board)
+    print(json.dumps(ests, indent=1, sort_keys=True) if a.json else format_table(ests))
+    return 0
+
+
+def cmd_boards(a) -> int:
+    from hwprune import flow
+
+    print(
+        f"{'name':<16} {'part':<24} {'lut':>9} {'ff':>10} {'dsp':>6} {'bram18':>7} {'clock_mhz':>9}"
+    )
+    for b in flow.boards():
+        print(
+            f"{b.name:<16} {b.part:<24} {b.lut:>9} {b.ff:>10} {b.dsp:>6} {b.bram18:>7} "
+            f"{b.clock_mhz:>9g}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hwprune", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"hwprune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="train, compile, simulate and estimate (the main job)")
+    s.add_argument("config", nargs="?", help="config TOML (default: the bundled digits example)")
+    s.add_argument("-o", "--output", default="build/run", help="build directory")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("train", help="QAT + pruning; writes model.pt and model.onnx")
+    s.add_argument("config")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("compile", help="QONNX -> ir.json, hls/, rtl/, estimate.json")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--board", default="pynq-z2")
+    s.add_argument("--kernel", default="mac", help="dense kernel (mac)")
+    s.add_argument("--reuse-factor", type=int, default=1, dest="reuse_factor")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("sim", help="C-sim and RTL sim vs the golden interpreter")
+    s.add_argument("dir", metavar="DIR")
+    s.add_argument("--simulator", default="icarus")
+    s.add_argument("--vectors", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_sim)
+
+    s = sub.add_parser("estimate", help="resources and latency per board")
+    s.add_argument("target", metavar="DIR|MODEL.onnx")
+    s.add_argument("--board", default="all")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_estimate)
+
+    s = sub.add_parser("boards", help="list the board catalogue")
+    s.set_defaults(func=cmd_boards)
+    return p
+
+
+def _quiet_libraries() -> None:
+    """Brevitas, torch.onnx and hls4ml print warnings that are not the user's business."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    try:
+        return args.func(args)
+    except MismatchError as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        return 1
+    except HwpruneError as e:
+        print(f"hwprune: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hwprune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

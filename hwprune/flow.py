@@ -1,0 +1,438 @@
+"""The library behind every CLI subcommand: one public function per subcommand, same name.
+
+    train(config, out_dir)                  -> TrainReport   (model.pt, model.onnx, config.toml)
+    compile(model_onnx, out_dir, board)     -> Graph         (ir.json, hls/, rtl/, estimate.json)
+    sim(build_dir, simulator, vectors)      -> SimReport     (sim/report.json)
+    estimate(target, board)                 -> dict          (per-board estimates)
+    boards()                                -> list[Board]
+    run(config, out_dir)                    -> RunReport     (all of the above + report.md)
+
+Errors are ``HwpruneError`` (bad input) or ``MismatchError`` (a ladder level disagreed); the
+CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hwprune.builddir import staged, write_files
+from hwprune.config import Config
+from hwprune.errors import HwpruneError, MismatchError
+from hwprune.ir import golden
+from hwprune.ir.graph import Graph, from_json, to_json
+from hwprune.ir.passes import optimize, unread_inputs
+from hwprune.resources import banner
+
+TOP = "hwprune_top"
+HLS_PROJECT = "myproject"
+
+
+# --- train ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    dense_accuracy: float
+    pruned_accuracy: float
+    seconds: float
+
+
+def train(config: Config, out_dir: Path) -> TrainReport:
+    """QAT + pruning; writes config.toml (resolved), model.pt and model.onnx (cleaned QONNX)."""
+    import torch
+
+    from hwprune.export.qonnx import export_model
+    from hwprune.train.loop import train as train_loop
+
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    with staged(out_dir) as stage:
+        res = train_loop(config)
+        (stage / "config.toml").write_text(config.to_toml())
+        torch.save(res.model.state_dict(), stage / "model.pt")
+        export_model(res.model, res.split.x_train.shape[1], stage / "model.onnx")
+    return TrainReport(res.dense_accuracy, res.pruned_accuracy, time.perf_counter() - t0)
+
+
+# --- compile --------------------------------------------------------------------------------
+
+
+def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -> dict:
+    """Per Dense layer: weights, nonzeros, removed neurons/inputs, emitted product terms."""
+    layers = []
+    compiled = {op.name: op for op in g.dense_ops()}
+    for op in imported.dense_ops():
+        new = compiled[op.name]
+        layers.append(
+            {
+                "name": op.name,
+                "weights": op.n_in * op.n_out,
+                "nonzero_weights_imported": op.n_terms,
+                "nonzero_weights": new.n_terms,
+                "removed_neurons": op.n_out - new.n_out,
+                "removed_inputs": op.n_in - new.n_in,
+                "product_terms_verilog": verilog_terms.get(op.name, 0),
+                "product_terms_hls": hls_terms.get(op.name, 0),
+            }
+        )
+    return {
+        "top": TOP,
+        "layers": layers,
+        "unread_inputs": unread_inputs(g),
+        "softmax": "none (raw accumulator outputs; argmax is taken outside)",
+    }
+
+
+def compile(
+    model_onnx: Path,
+    out_dir: Path,
+    board: str = "pynq-z2",
+    kernel: str = "mac",
+    reuse_factor: int = 1,
+) -> Graph:
+    """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
+
+    Everything is checked (file, board, supported ops) before anything is written.
+    """
+    from hwprune.boards import get_board, list_boards
+    from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
+    from hwprune.codegen.hls import count_product_terms as hls_terms
+    from hwprune.codegen.hls import write_hls_project
+    from hwprune.codegen.verilog import count_product_terms as verilog_terms
+    from hwprune.codegen.verilog import emit_verilog
+    from hwprune.estimate import estimate_boards
+    from hwprune.ir.importer import import_qonnx
+
+    if kernel not in KERNELS:
+        raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    if reuse_factor < 1:
+        raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
+    b = get_board(board)
+    model_onnx = Path(model_onnx)
+    imported = import_qonnx(model_onnx)
+    g = optimize(imported)
+    g = Graph(
+        g.ops,
+        g.outputs,
+        {
+            **imported.meta,
+            "source": str(model_onnx.resolve()),
+            "board": b.name,
+            "reuse_factor": reuse_factor,
+        },
+    )
+    with staged(Path(out_dir)) as stage:
+        (stage / "ir.json").write_text(to_json(g))
+        rtl = stage / "rtl"
+        vfiles = emit_verilog(g, TOP)
+        write_files(rtl, {**vfiles, **emit_testbench(g, TOP)})
+        write_vectors(rtl / "vectors.json", g, golden.stimulus_vectors(g, 1000, 0))
+        write_hls_project(
+            g,
+            stage / "hls",
+            part=b.part,
+            clock_period_ns=1000.0 / b.clock_mhz,
+            reuse_factor=reuse_factor,
+            project_name=HLS_PROJECT,
+        )
+        v_terms: dict[str, int] = {}
+        for text in vfiles.values():
+            v_terms.update(verilog_terms(text))
+        manifest = _manifest(imported, g, v_terms, hls_terms(stage / "hls"))
+        (rtl / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        # Every board of the catalogue: the file answers "where does this design fit?".
+        est = estimate_boards(g, list_boards())
+        (stage / "estimate.json").write_text(json.dumps(est, indent=1, sort_keys=True) + "\n")
+    return g
+
+
+KERNELS = ("mac",)
+
+
+# --- sim ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    """One rung of the bit-exactness ladder compared with the golden interpreter."""
+
+    name: str
+    passed: bool
+    vectors: int
+    seconds: float
+    first_mismatch: dict | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class SimReport:
+    levels: list[Level] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(lv.passed for lv in self.levels if lv.skipped is None)
+
+
+def _first_mismatch(g: Graph, x: np.ndarray, want: np.ndarray, got: np.ndarray) -> dict | None:
+    bad = np.argwhere(want != got)
+    if len(bad) == 0:
+        return None
+    v, i = (int(t) for t in bad[0])
+    return {
+        "vector": v,
+        "layer": g.outputs[0],
+        "index": i,
+        "expected": int(want[v, i]),
+        "got": int(got[v, i]),
+        "input": [int(t) for t in x[v]],
+    }
+
+
+def load_graph(build_dir: Path) -> Graph:
+    """The IR of a build directory (written by compile)."""
+    p = Path(build_dir) / "ir.json"
+    if not p.is_file():
+        raise HwpruneError(
+            f"{build_dir} has no ir.json; run 'hwprune compile MODEL.onnx -o {build_dir}' first"
+        )
+    return from_json(p.read_text())
+
+
+def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
+    """qonnx execution of the model on integer inputs, as integers on the output grid."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from hwprune.ir.importer import load_model
+
+    m = load_model(model_onnx)
+    (inp,) = g.inputs
+    iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    out = np.empty((len(x), g.values[g.outputs[0]].size))
+    for k, row in enumerate(x):
+        feed = (row[None, :] * 2.0**inp.exp).astype(np.float32)
+        out[k] = execute_onnx(m, {iname: feed})[oname].reshape(-1)
+    return _to_grid(out, g)
+
+
+def _to_grid(y: np.ndarray, g: Graph) -> np.ndarray:
+    """Float outputs -> integers on the output scale; a value off the grid is itself a mismatch
+    and is kept as a non-integer marker so the comparison fails."""
+    scaled = y / 2.0 ** g.meta["output_exp"]
+    ints = np.round(scaled)
+    if not np.all(ints == scaled):
+        ints = np.where(ints == scaled, ints, np.iinfo(np.int64).min)
+    return ints.astype(np.int64)
+
+
+def sim(
+    build_dir: Path,
+    simulator: str = "icarus",
+    vectors: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> SimReport:
+    """Compare C-simulation and RTL simulation (and qonnx execution when the model is at hand)
+    with the golden interpreter on corner + seeded random vectors; write sim/report.json.
+
+    Raises MismatchError naming the first failing level, vector, layer and value.
+    """
+    from tqdm import tqdm
+
+    from hwprune.codegen.cocotb_tb import write_vectors
+    from hwprune.sim.csim import run_csim
+    from hwprune.sim.rtl import SIMULATORS, run_rtl
+
+    build_dir = Path(build_dir)
+    if simulator not in SIMULATORS:
+        raise HwpruneError(
+            f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}"
+        )
+    if vectors < 1:
+        raise HwpruneError(f"--vectors {vectors}: use 1 or more")
+    g = load_graph(build_dir)
+    x = golden.stimulus_vectors(g, vectors, seed)
+    want = golden.outputs(g, x)
+    report = SimReport()
+    model = build_dir / "model.onnx"
+    if not model.is_file():
+        model = Path(g.meta.get("source", ""))
+    steps = ["qonnx", "csim", "rtl"]
+    bar = tqdm(steps, desc="simulate", unit="level", disable=not progress, leave=False)
+    with staged(build_dir) as stage:
+        simdir = stage / "sim"
+        simdir.mkdir()
+        for step in bar:
+            bar.set_description(f"simulate: {step}")
+            t0 = time.perf_counter()
+            if step == "qonnx":
+                if not model.is_file():
+                    report.levels.append(
+                        Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
+                    )
+                    continue
+                got = qonnx_outputs(model, g, x)
+                mm = _first_mismatch(g, x, want, got)
+                report.levels.append(
+                    Level("qonnx", mm is None, len(x), time.perf_counter() - t0, mm)
+                )
+            elif step == "csim":
+                got = run_csim(build_dir / "hls", x)
+                mm = _first_mismatch(g, x, want, got)
+                report.levels.append(
+                    Level("csim", mm is None, len(x), time.perf_counter() - t0, mm)
+                )
+            else:
+                vec = simdir / "vectors.json"
+                write_vectors(vec, g, x)
+                r = run_rtl(build_dir / "rtl", simdir / "rtl", vec, simulator, TOP)
+                report.levels.append(
+                    Level(f"rtl ({simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
+                )
+        (simdir / "report.json").write_text(
+            json.dumps(
+                {"passed": report.passed, "levels": [asdict(lv) for lv in report.levels]}, indent=1
+            )
+            + "\n"
+        )
+    if not report.passed:
+        bad = next(lv for lv in report.levels if not lv.passed)
+        raise MismatchError(
+            f"{bad.name} differs from golden: {describe_mismatch(bad.first_mismatch)}"
+        )
+    return report
+
+
+def describe_mismatch(mm: dict | None) -> str:
+    """One line: first failing vector, layer, element, expected and got."""
+    if not mm:
+        return "no details"
+    inp = mm.get("input")
+    shown = "" if inp is None else f" input={inp[:8]}{'...' if len(inp) > 8 else ''}"
+    return (
+        f"vector {mm.get('vector')} layer {mm.get('layer')} element {mm.get('index')}: "
+        f"expected {mm.get('expected')}, got {mm.get('got')}{shown}"
+    )
+
+
+# --- estimate and boards --------------------------------------------------------------------
+
+
+def boards() -> list:
+    """The board catalogue."""
+    from hwprune.boards import list_boards
+
+    return list_boards()
+
+
+def estimate(target: Path, board: str = "all") -> dict:
+    """Estimates for a build directory or a QONNX model, on one board or all of them."""
+    from hwprune.boards import get_board, list_boards
+    from hwprune.estimate import estimate_boards
+    from hwprune.ir.importer import import_qonnx
+
+    target = Path(target)
+    chosen = list_boards() if board == "all" else [get_board(board)]
+    if target.is_dir():
+        g = load_graph(target)
+    elif target.is_file():
+        g = optimize(import_qonnx(target))
+    else:
+        raise HwpruneError(f"{target}: no such build directory or model file")
+    return estimate_boards(g, chosen)
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    train: TrainReport
+    graph: Graph
+    imported_zeros: dict[str, tuple[int, int]]
+    sim: SimReport
+    estimates: dict
+    seconds: float
+
+
+def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
+    """The main job: train, export, compile, simulate (Brevitas, QONNX, golden, C-sim, RTL)
+    and estimate on every board. Writes report.md into the build directory."""
+    out_dir = Path(out_dir)
+    t0 = time.perf_counter()
+    tr = train(config, out_dir)
+    g = compile(
+        out_dir / "model.onnx",
+        out_dir,
+        config.compile.board,
+        reuse_factor=config.compile.reuse_factor,
+    )
+    brevitas = brevitas_level(config, out_dir, g, config.sim.vectors, config.sim.seed)
+    rep = sim(out_dir, config.sim.simulator, config.sim.vectors, config.sim.seed, progress)
+    rep.levels.insert(0, brevitas)
+    if not brevitas.passed:
+        raise MismatchError(
+            f"brevitas differs from golden: {describe_mismatch(brevitas.first_mismatch)}"
+        )
+    ests = estimate(out_dir, "all")
+    from hwprune.ir.importer import import_qonnx
+
+    imported = import_qonnx(out_dir / "model.onnx")
+    zeros = {
+        op.name: (op.n_in * op.n_out - op.n_terms, op.n_in * op.n_out)
+        for op in imported.dense_ops()
+    }
+    report = RunReport(tr, g, zeros, rep, ests, time.perf_counter() - t0)
+    with staged(out_dir) as stage:
+        (stage / "report.md").write_text(summary(report))
+    return report
+
+
+def brevitas_level(config: Config, out_dir: Path, g: Graph, vectors: int, seed: int) -> Level:
+    """Brevitas forward (rebuilt from config.toml + model.pt) vs golden on the same vectors."""
+    import torch
+
+    from hwprune.train.model import build_mlp, forward_numpy
+
+    t0 = time.perf_counter()
+    (inp,) = g.inputs
+    model = build_mlp(config.model, inp.size, g.values[g.outputs[0]].size)
+    model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
+    x = golden.stimulus_vectors(g, vectors, seed)
+    got = _to_grid(forward_numpy(model, x * 2.0**inp.exp), g)
+    mm = _first_mismatch(g, x, golden.outputs(g, x), got)
+    return Level("brevitas", mm is None, len(x), time.perf_counter() - t0, mm)
+
+
+def summary(r: RunReport) -> str:
+    """The text the main job ends with (also written to report.md)."""
+    from hwprune.estimate import format_table
+
+    lines = [banner("<!--").replace("\n", " -->\n").rstrip(), "# hwprune run", ""]
+    lines.append(
+        f"Accuracy (test set): dense QAT {r.train.dense_accuracy:.2%}, "
+        f"pruned {r.train.pruned_accuracy:.2%}"
+    )
+    lines += ["", "Zero weights per layer (after quantization):", ""]
+    for name, (z, n) in r.imported_zeros.items():
+        lines.append(f"  {name:<8} {z:>5} / {n:<5} zero ({z / n:.1%})")
+    total_z = sum(z for z, _ in r.imported_zeros.values())
+    total_n = sum(n for _, n in r.imported_zeros.values())
+    lines.append(f"  {'total':<8} {total_z:>5} / {total_n:<5} zero ({total_z / total_n:.1%})")
+    lines += ["", "Bit-exactness vs golden interpreter:", ""]
+    for lv in r.sim.levels:
+        verdict = "SKIP " + lv.skipped if lv.skipped else ("PASS" if lv.passed else "FAIL")
+        lines.append(f"  {lv.name:<16} {verdict:<6} {lv.vectors} vectors, {lv.seconds:.1f} s")
+    lines += [
+        "",
+        "Estimate per board:",
+        "",
+        format_table(r.estimates),
+        "",
+        f"Total time {r.seconds:.0f} s",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,103 @@
+"""Bad input: one line naming the problem and the fix, exit code 2, no traceback, and nothing
+written (no half-done build directory, no user file overwritten)."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def hwprune(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "hwprune.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_clean_error(r, *words):
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def test_missing_model(tmp_path):
+    out = tmp_path / "out"
+    r = hwprune("compile", tmp_path / "missing.onnx", "-o", out)
+    assert_clean_error(r, "missing.onnx", "no such file")
+    assert not out.exists()
+
+
+def test_not_onnx(tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("hello\n")
+    out = tmp_path / "out"
+    r = hwprune("compile", bad, "-o", out)
+    assert_clean_error(r, "not an ONNX model")
+    assert not out.exists()
+
+
+def test_unknown_board(tmp_path, small_qonnx):
+    out = tmp_path / "out"
+    r = hwprune("compile", small_qonnx, "-o", out, "--board", "pynq-z9")
+    assert_clean_error(r, "pynq-z9", "pynq-z2", "zcu104", "arty-a7-35t")
+    assert not out.exists()
+    r = hwprune("estimate", small_qonnx, "--board", "nope")
+    assert_clean_error(r, "nope", "pynq-z2")
+
+
+def test_unsupported_op(tmp_path):
+    from onnx import helper
+
+    from tests.test_importer import _model, _quant, _quant_inits
+
+    nodes = [_quant("x", "q", "a"), helper.make_node("Tanh", ["q"], ["y"], name="act_tanh")]
+    p = _model(nodes, _quant_inits("a"), tmp_path / "tanh.onnx")
+    out = tmp_path / "out"
+    r = hwprune("compile", p, "-o", out)
+    assert_clean_error(r, "act_tanh", "Tanh", "supported")
+    assert not out.exists()
+
+
+def test_user_directory_is_never_written(tmp_path, small_qonnx):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    r = hwprune("compile", small_qonnx, "-o", out)
+    assert_clean_error(r, "not an hwprune build directory")
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_sim_without_compile(tmp_path):
+    r = hwprune("sim", tmp_path)
+    assert_clean_error(r, "no ir.json", "hwprune compile")
+
+
+def test_bad_config(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[prune]\nmethod = "lottery"\n')
+    out = tmp_path / "out"
+    r = hwprune("train", cfg, "-o", out)
+    assert_clean_error(r, "prune.method", "magnitude")
+    assert not out.exists()
+
+
+def test_boards_lists_catalogue():
+    r = hwprune("boards")
+    assert r.returncode == 0, r.stderr
+    for name in ("pynq-z2", "zcu104", "arty-a7-35t", "xc7z020clg400-1"):
+        assert name in r.stdout
+
+
+@pytest.mark.parametrize("sim", ["xsim"])
+def test_unknown_simulator(tmp_path, small_qonnx, sim):
+    out = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", out).returncode == 0
+    r = hwprune("sim", out, "--simulator", sim)
+    assert_clean_error(r, sim, "icarus", "verilator")

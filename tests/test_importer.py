@@ -1,0 +1,108 @@
+"""QONNX import: the IR's golden interpreter equals qonnx execution; unsupported input fails
+with one line naming the node, its op type and what is supported."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from hwprune.errors import HwpruneError
+from hwprune.flow import qonnx_outputs
+from hwprune.ir import golden
+from hwprune.ir.importer import import_qonnx
+from hwprune.ir.passes import optimize
+
+
+def test_golden_equals_qonnx_execution(small_qonnx):
+    g = import_qonnx(small_qonnx)
+    x = golden.stimulus_vectors(g, 200, seed=3)
+    np.testing.assert_array_equal(qonnx_outputs(small_qonnx, g, x), golden.outputs(g, x))
+    h = optimize(g)
+    np.testing.assert_array_equal(qonnx_outputs(small_qonnx, h, x), golden.outputs(h, x))
+
+
+def test_imported_zeros_match_the_quantized_weights(small_qonnx):
+    # Independent count: quantize the weight initializers with qonnx's own execution.
+    from qonnx.core.onnx_exec import execute_node
+
+    from hwprune.ir.importer import load_model
+
+    m = load_model(small_qonnx)
+    inits = {i.name for i in m.graph.initializer}
+    counts = []
+    for node in m.graph.node:
+        if node.op_type == "Quant" and node.input[0] in inits:
+            ctx = {n: m.get_initializer(n) for n in node.input}
+            execute_node(node, ctx, m.graph, opset_version=m.model.opset_import[0].version)
+            w = ctx[node.output[0]]
+            if w.ndim == 2:
+                counts.append(int(np.count_nonzero(w)))
+    g = import_qonnx(small_qonnx)
+    assert [op.n_terms for op in g.dense_ops()] == counts
+
+
+def _model(nodes, inits, path, in_shape=(1, 4), out_shape=(1, 4)):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        initializer=inits,
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
+def _quant_inits(prefix, scale=0.125, bits=8.0):
+    t = helper.make_tensor
+    return [
+        t(f"{prefix}s", TensorProto.FLOAT, [], [scale]),
+        t(f"{prefix}z", TensorProto.FLOAT, [], [0.0]),
+        t(f"{prefix}b", TensorProto.FLOAT, [], [bits]),
+    ]
+
+
+def _quant(inp, out, prefix):
+    return helper.make_node(
+        "Quant",
+        [inp, f"{prefix}s", f"{prefix}z", f"{prefix}b"],
+        [out],
+        domain="qonnx.custom_op.general",
+        signed=0,
+        narrow=0,
+        rounding_mode="FLOOR",
+    )
+
+
+def test_unsupported_op_names_node_and_supported(tmp_path):
+    nodes = [_quant("x", "q", "a"), helper.make_node("Sigmoid", ["q"], ["y"], name="sig")]
+    p = _model(nodes, _quant_inits("a"), tmp_path / "m.onnx")
+    with pytest.raises(HwpruneError) as e:
+        import_qonnx(p)
+    msg = str(e.value)
+    assert "Sigmoid" in msg and "supported" in msg and "Gemm" in msg and "\n" not in msg
+
+
+def test_float_scale_is_refused(tmp_path):
+    nodes = [_quant("x", "y", "a")]
+    p = _model(nodes, _quant_inits("a", scale=0.1), tmp_path / "m.onnx")
+    with pytest.raises(HwpruneError, match="not a power of two"):
+        import_qonnx(p)
+
+
+def test_unquantized_input_is_refused(tmp_path):
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 4], list(np.eye(4).ravel()))
+    p = _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [w], tmp_path / "m.onnx")
+    with pytest.raises(HwpruneError, match="Quant"):
+        import_qonnx(p)
+
+
+def test_missing_and_non_onnx_files(tmp_path):
+    with pytest.raises(HwpruneError, match="no such file"):
+        import_qonnx(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("this is not a protobuf\n" * 10)
+    with pytest.raises(HwpruneError, match="not an ONNX model"):
+        import_qonnx(bad)
