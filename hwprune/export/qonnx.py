@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,6 +18,8 @@ def export_model(model: torch.nn.Module, n_in: int, path: Path) -> None:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
+    # torch.onnx logs one warning per missing torchvision op at export; not the user's business.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"

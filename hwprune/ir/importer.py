@@ -27,6 +27,9 @@ from hwprune.ir.graph import Dense, Graph, Input, IntRange, Op, Requant, Roundin
 
 SUPPORTED_OPS = ("Quant", "Gemm", "MatMul", "Add", "Relu", "Identity")
 
+# Ops a raw export may hold that qonnx cleanup folds away (shape arithmetic on constants).
+_FOLDED_BY_CLEANUP = ("Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast")
+
 _ROUNDING = {"FLOOR": Rounding.FLOOR, "ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN}
 
 
@@ -65,6 +68,14 @@ def load_model(path: str | Path):
         ) from None
     if not proto.graph.node:
         raise HwpruneError(f"{p}: ONNX graph has no nodes; pass a QONNX model of a network")
+    # Checked before cleanup, which renames nodes: the message names the node as the user did.
+    for node in proto.graph.node:
+        if node.op_type not in SUPPORTED_OPS + _FOLDED_BY_CLEANUP:
+            name = node.name or f"producing {node.output[0]!r}"
+            raise HwpruneError(
+                f"{p}: node {name!r} has op type {node.op_type}, which is not supported; "
+                f"supported: {', '.join(SUPPORTED_OPS)}"
+            )
     try:
         return cleanup_model(ModelWrapper(proto))
     except Exception as e:

@@ -1,0 +1,261 @@
+"""The board catalogue: one declarative TOML file per board in the top-level ``boards/`` folder.
+
+The catalogue is exactly the ``*.toml`` files of ``data_dir("boards")`` (also shipped inside
+the wheel); there is no registration in code. Every key is validated when a file is loaded,
+so a typo fails at once with a one-line message naming the file, the key and the fix, instead
+of turning into a board with 0 LUTs.
+
+A board file holds (one resource vocabulary everywhere: lut, ff, dsp, bram18, uram)::
+
+    name = "pynq-z2"              # equals the file name without .toml
+    vendor = "amd"                # FPGA vendor of the family
+    part = "xc7z020clg400-1"      # must look like a part of `family`
+    family = "xc7"
+    lut = 53200                   # resources a design may use (integers >= 0)
+    ff = 106400
+    dsp = 220
+    bram18 = 280                  # 18 Kb block RAM halves (a BRAM36 counts 2)
+    uram = 0
+    clock_mhz = 100.0             # default clock, turns latency cycles into ns
+    source = "where the figures come from"
+    # optional
+    description = "TUL PYNQ-Z2 (Zynq-7000)"
+    usable_after_shell = true     # lut..uram are what a platform shell leaves (Alveo)
+    [device]                      # whole-device totals, for reference only
+    lut = 871680
+    ...
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hwprune.errors import HwpruneError
+from hwprune.resources import data_dir
+
+RESOURCES: tuple[str, ...] = ("lut", "ff", "dsp", "bram18", "uram")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A device family: its vendor, a pattern every part name of it matches, an example."""
+
+    vendor: str
+    part: re.Pattern[str]
+    example: str
+
+
+# Part-name grammars from the vendors' ordering-information tables:
+# xc7<a|k|s|v|z><size><speed/temp letters><package><pins>-<speed grade><temp suffix>
+# (UG475 / DS180 "Ordering Information"), and for UltraScale+
+# xc<zu..|k26|vu..p|u..>-<package><pins>-<speed grade>[L|LV]-<temperature> (DS890).
+FAMILIES: dict[str, Family] = {
+    "xc7": Family(
+        "amd",
+        re.compile(r"xc7[akszv]\d+[a-z]*-?[a-z]{2,4}\d{3,4}-\d[a-z]{0,2}", re.I),
+        "xc7z020clg400-1",
+    ),
+    "zynq-ultrascale-plus": Family(
+        "amd",
+        re.compile(r"xc(zu\d+(eg|ev|cg|dr)|k\d+)-[a-z]{4}\d{3,4}-\d(l|lv)?-[ceiq]", re.I),
+        "xczu7ev-ffvc1156-2-e",
+    ),
+    "virtex-ultrascale-plus": Family(
+        "amd",
+        re.compile(r"xc(vu\d+p|u\d+c?)-[a-z]{4}\d{4}-\d(l|lv)?-[ceiq]", re.I),
+        "xcvu9p-flga2104-2L-e",
+    ),
+}
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "vendor": str,
+    "part": str,
+    "family": str,
+    **{r: int for r in RESOURCES},
+    "clock_mhz": (int, float),
+    "source": str,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "description": str,
+    "usable_after_shell": bool,
+    "device": dict,
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """An amount of each FPGA resource."""
+
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    uram: int
+
+    def as_dict(self) -> dict[str, int]:
+        """The amounts keyed by the resource vocabulary (lut, ff, dsp, bram18, uram)."""
+        return {r: getattr(self, r) for r in RESOURCES}
+
+
+@dataclass(frozen=True)
+class Board:
+    """One catalogue entry, as loaded and validated from its TOML file.
+
+    ``lut``..``uram`` are what a design may use; for Alveo cards (``usable_after_shell``)
+    that is what the platform shell leaves, and ``device`` holds the whole-device totals.
+    """
+
+    name: str
+    vendor: str
+    part: str
+    family: str
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    uram: int
+    clock_mhz: float
+    source: str
+    description: str = ""
+    usable_after_shell: bool = False
+    device: Resources | None = None
+
+    @property
+    def available(self) -> dict[str, int]:
+        """The resources a design may use, keyed lut, ff, dsp, bram18, uram."""
+        return {r: getattr(self, r) for r in RESOURCES}
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    if isinstance(t, tuple):
+        return "a number"
+    return {str: "a string", int: "an integer", bool: "true or false", dict: "a table"}[t]
+
+
+def _is(value: Any, t: type | tuple[type, ...]) -> bool:
+    # TOML booleans are Python bools, which are ints too: never accept one as a count.
+    if isinstance(value, bool) and t is not bool:
+        return False
+    return isinstance(value, t)
+
+
+def _resources(path: Path, table: dict, prefix: str) -> dict[str, int]:
+    """Validate the lut..uram keys of ``table`` (non-negative integers)."""
+    out = {}
+    for r in RESOURCES:
+        key = f"{prefix}{r}"
+        if r not in table:
+            raise HwpruneError(f"{path}: missing key '{key}'; add {key} = <count>")
+        v = table[r]
+        if not _is(v, int) or v < 0:
+            raise HwpruneError(
+                f"{path}: key '{key}' must be a non-negative integer, got {v!r}; fix the value"
+            )
+        out[r] = v
+    return out
+
+
+def load_board(path: str | Path) -> Board:
+    """Load and validate one board file; raise HwpruneError naming the file, key and fix."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise HwpruneError(f"{path}: cannot read board file ({e.strerror})") from e
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e).replace("\n", " ")
+        raise HwpruneError(f"{path}: not valid TOML ({msg}); fix the syntax") from e
+
+    allowed = {**_REQUIRED, **_OPTIONAL}
+    for key in doc:
+        if key not in allowed:
+            raise HwpruneError(
+                f"{path}: unknown key '{key}'; remove it or use one of: {', '.join(allowed)}"
+            )
+    for key, t in _REQUIRED.items():
+        if key not in doc:
+            raise HwpruneError(f"{path}: missing key '{key}'; add it ({_type_name(t)})")
+    for key, t in allowed.items():
+        if key in doc and not _is(doc[key], t):
+            raise HwpruneError(
+                f"{path}: key '{key}' must be {_type_name(t)}, got {doc[key]!r}; fix the value"
+            )
+    for key in ("name", "vendor", "part", "family", "source"):
+        if not doc[key].strip():
+            raise HwpruneError(f"{path}: key '{key}' is empty; fill it in")
+
+    name = doc["name"]
+    if not _NAME.fullmatch(name) or name != path.stem:
+        raise HwpruneError(
+            f"{path}: key 'name' is {name!r} but must equal the file name {path.stem!r} "
+            "(lower case letters, digits and -); rename the file or fix the name"
+        )
+    family = FAMILIES.get(doc["family"])
+    if family is None:
+        raise HwpruneError(
+            f"{path}: key 'family' is {doc['family']!r}; use one of: {', '.join(FAMILIES)}"
+        )
+    if doc["vendor"] != family.vendor:
+        raise HwpruneError(
+            f"{path}: key 'vendor' is {doc['vendor']!r} but family {doc['family']!r} is made "
+            f'by {family.vendor!r}; set vendor = "{family.vendor}"'
+        )
+    if not family.part.fullmatch(doc["part"]):
+        raise HwpruneError(
+            f"{path}: key 'part' is {doc['part']!r}, which does not look like a "
+            f"{doc['family']} part; use the full ordering code, e.g. {family.example!r}"
+        )
+    avail = _resources(path, doc, "")
+    clock = doc["clock_mhz"]
+    if not clock > 0:
+        raise HwpruneError(f"{path}: key 'clock_mhz' must be > 0, got {clock!r}; fix the value")
+
+    device = None
+    if "device" in doc:
+        table = doc["device"]
+        for key in table:
+            if key not in RESOURCES:
+                raise HwpruneError(
+                    f"{path}: unknown key 'device.{key}'; use only: {', '.join(RESOURCES)}"
+                )
+        device = Resources(**_resources(path, table, "device."))
+    usable = doc.get("usable_after_shell", False)
+    if usable and device is None:
+        raise HwpruneError(
+            f"{path}: usable_after_shell = true needs a [device] table with the whole-device "
+            "totals; add it"
+        )
+
+    return Board(
+        name=name,
+        vendor=doc["vendor"],
+        part=doc["part"],
+        family=doc["family"],
+        clock_mhz=float(clock),
+        source=doc["source"],
+        description=doc.get("description", ""),
+        usable_after_shell=usable,
+        device=device,
+        **avail,
+    )
+
+
+def list_boards() -> list[Board]:
+    """Every board of the catalogue (the TOML files in ``data_dir("boards")``), by name."""
+    return sorted((load_board(p) for p in data_dir("boards").glob("*.toml")), key=lambda b: b.name)
+
+
+def get_board(name: str) -> Board:
+    """The catalogue board called ``name``; HwpruneError listing the valid names otherwise."""
+    boards = list_boards()
+    for b in boards:
+        if b.name == name:
+            return b
+    choices = ", ".join(b.name for b in boards)
+    raise HwpruneError(f"unknown board {name!r}; choose one of: {choices} (see 'hwprune boards')")

@@ -1,0 +1,575 @@
+"""The HLS project emitter: hwprune's integer IR to an hls4ml project (Vitis, io_parallel).
+
+hwprune does not hand hls4ml a QONNX model (DESIGN.md: hls4ml's own Dense kernels keep zero
+weights in the emitted C++ and its QONNX path is not bit-exact). It builds hls4ml's
+``ModelGraph`` directly from the IR, with two layer kinds of its own registered through
+hls4ml's extension API:
+
+- ``HwpruneDense`` receives the full integer weight matrix and bias, as hls4ml's Dense does.
+  Our optimizer pass ``hwprune_remove_zero_terms``, registered in the backend's optimize flow,
+  replaces them with the list of nonzero (row, column, weight) terms; the config template then
+  writes a ``compute`` function with exactly one product per nonzero term, weights as literals.
+  The kernel ``hls/nnet_utils/hwprune_dense.h`` pipelines it with II = reuse factor and caps
+  the multipliers at ceil(nonzero / reuse factor).
+- ``HwpruneRequant`` is y = clip(round(x * 2**-shift), lo, hi) with FLOOR or HALF_EVEN,
+  implemented by ``hls/nnet_utils/hwprune_requant.h``.
+
+Every C++ type is an ``ap_int``/``ap_uint`` derived from the IR's exact ranges and given to
+hls4ml per layer name (granularity 'name'), so nothing can overflow and the input is not
+rounded. hls4ml is imported only when a project is written: the parser
+``count_product_terms`` works without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+from hwprune.errors import HwpruneError
+from hwprune.ir import golden
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Op, Requant, Rounding, verify
+from hwprune.resources import banner, data_dir
+
+BACKEND = "Vitis"
+DENSE_HEADER = "nnet_utils/hwprune_dense.h"
+REQUANT_HEADER = "nnet_utils/hwprune_requant.h"
+ZERO_TERM_PASS = "hwprune_remove_zero_terms"
+
+# Markers around each generated Dense config in parameters.h; the op name is JSON-quoted so
+# any IR name survives the round trip through the C++ comment.
+_DENSE_MARK = "// hwprune-dense "
+_END_MARK = "// hwprune-end"
+_PRODUCT = re.compile(r"acc(\d+)\s*\+=\s*x\[(\d+)\]\s*\*\s*weight_t\((-?\d+)(?:LL)?\)\s*;")
+
+# Global identifiers of the generated C++ that an op name must not take ('input' is refused
+# by hls4ml itself); an op's name becomes a C++ name for the input port and for types.
+_RESERVED = {"input", "output", "nnet", "std", "ap_int", "ap_uint", "ap_fixed", "ap_ufixed"}
+_GENERATED = re.compile(r"(layer\d+_out|layer\d+_t|config\d+|[wb]\d+|\w+_t)", re.ASCII)
+_CXX_KEYWORDS = frozenset(
+    """alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t
+    char32_t class compl const constexpr const_cast continue decltype default delete do double
+    dynamic_cast else enum explicit export extern false float for friend goto if inline int long
+    mutable namespace new noexcept not not_eq nullptr operator or or_eq private protected public
+    register reinterpret_cast return short signed sizeof static static_assert static_cast struct
+    switch template this thread_local throw true try typedef typeid typename union unsigned using
+    virtual void volatile wchar_t while xor xor_eq""".split()
+)
+
+
+def ap_type(r: IntRange) -> str:
+    """The exact ap_int/ap_uint type string of an integer range."""
+    return f"ap_int<{r.bits}>" if r.signed else f"ap_uint<{r.bits}>"
+
+
+def _cxx_int(v: int) -> str:
+    # Above 32 bits a plain literal would still be fine in C++11 (it widens to long), but
+    # the suffix makes the intent visible to readers of the generated code.
+    return f"{v}LL" if not -(2**31) <= v < 2**31 else str(v)
+
+
+# --- the hls4ml layer list --------------------------------------------------------------------
+
+
+def _hls_names(g: Graph) -> dict[str, str]:
+    """A C identifier per op, unique ignoring case (hls4ml lower-cases names for type lookup)."""
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for op in g.ops:
+        base = re.sub(r"\W", "_", op.name, flags=re.ASCII).strip("_") or "op"
+        if (
+            base[0].isdigit()
+            or base.lower() in _RESERVED
+            or base in _CXX_KEYWORDS
+            or _GENERATED.fullmatch(base)
+        ):
+            base = f"op_{base}"
+        name, k = base, 1
+        while name.lower() in used:
+            name, k = f"{base}_{k}", k + 1
+        used.add(name.lower())
+        names[op.name] = name
+    return names
+
+
+def _input_layer(op: Input, g: Graph, name: str, inputs: list[str]) -> tuple[dict, dict]:
+    layer = {"class_name": "Input", "name": name, "input_shape": [op.size]}
+    return layer, {"result": ap_type(op.range)}
+
+
+def _dense_layer(op: Dense, g: Graph, name: str, inputs: list[str]) -> tuple[dict, dict]:
+    w, b = golden.dense_matrix(op)
+    x = g.values[op.inputs[0]].ranges
+    # The accumulator must hold every partial sum, whatever order the terms are added in:
+    # bias plus any subset of the products lies in [bias + sum of negative parts,
+    # bias + sum of positive parts]. Usually this is exactly the output range.
+    acc = IntRange(0, 0)
+    for row in op.rows:
+        lo = hi = row.bias
+        for c, wt in zip(row.cols, row.weights, strict=True):
+            t = x[c].scaled(wt)
+            lo, hi = lo + min(t.lo, 0), hi + max(t.hi, 0)
+        acc = acc.union(IntRange(lo, hi))
+    nonzero = [wt for row in op.rows for wt in row.weights]
+    w_range = IntRange(min(nonzero, default=0), max(nonzero, default=0))
+    b_range = IntRange(int(b.min()), int(b.max()))
+    layer = {
+        "class_name": "HwpruneDense",
+        "name": name,
+        "inputs": inputs,
+        "ir_name": op.name,
+        "n_in": op.n_in,
+        "n_out": op.n_out,
+        "weight_data": w,
+        "bias_data": b,
+    }
+    precision = {
+        "result": ap_type(g.values[op.name].range),
+        "accum": ap_type(acc),
+        "weight": ap_type(w_range),
+        "bias": ap_type(b_range),
+    }
+    return layer, precision
+
+
+def requant_params(op: Requant, x: IntRange) -> tuple[dict, IntRange]:
+    """The constants of hwprune_requant.h's CONFIG_T for ``op`` on inputs in ``x``, and the
+    range its work_t must hold so that no intermediate value wraps."""
+    shift_left, shift_right = max(0, -op.shift), max(0, op.shift)
+    half_even = op.rounding is Rounding.HALF_EVEN and shift_right > 0
+    v = IntRange(x.lo << shift_left, x.hi << shift_left)
+    floor = IntRange(v.lo >> shift_right, v.hi >> shift_right)
+    # Rounding never goes below the floor quotient nor more than one above it.
+    q = IntRange(floor.lo, floor.hi + int(half_even))
+    out = IntRange(min(max(q.lo, op.lo), op.hi), min(max(q.hi, op.lo), op.hi))
+    work = v.union(q).union(out)
+    if half_even:
+        # The kernel also forms q * 2^s and the remainder in [0, 2^s) and compares it with
+        # 2^(s-1); with a narrow input (2^s above its magnitude) these need the extra bits.
+        work = work.union(IntRange(floor.lo << shift_right, floor.hi << shift_right))
+        work = work.union(IntRange(0, (1 << shift_right) - 1))
+    params = {
+        "shift_left": shift_left,
+        "shift_right": shift_right,
+        "half_even": half_even,
+        "half": 1 << (shift_right - 1) if half_even else 0,
+        "lo": op.lo,
+        "hi": op.hi,
+        # A clip is emitted only where the range says it can fire; where it can, lo (or hi)
+        # lies in the work range, so the kernel compares in work_t.
+        "clip_lo": q.lo < op.lo,
+        "clip_hi": q.hi > op.hi,
+    }
+    return params, work
+
+
+def requant_struct(index: int, ir_name: str, n_in: int, params: dict, work_t: str) -> str:
+    """The C++ config struct ``config<index>`` that hwprune_requant.h reads."""
+    shift = params["shift_right"] - params["shift_left"]
+    rounding = "round_half_even" if params["half_even"] else "floor"
+    flag = {True: "true", False: "false"}
+    lines = [
+        banner("//").rstrip("\n"),
+        f"// hwprune-requant {json.dumps(ir_name)}",
+        f"// y = clip({rounding}(x * 2^{-shift}), {params['lo']}, {params['hi']})",
+        f"struct config{index} {{",
+        f"    static const unsigned n_in = {n_in};",
+        f"    static const int shift_left = {params['shift_left']};",
+        f"    static const int shift_right = {params['shift_right']};",
+        f"    static const bool half_even = {flag[params['half_even']]};",
+        f"    static const long long half = {_cxx_int(params['half'])};",
+        f"    static const bool clip_lo = {flag[params['clip_lo']]};",
+        f"    static const bool clip_hi = {flag[params['clip_hi']]};",
+        f"    static const long long lo = {_cxx_int(params['lo'])};",
+        f"    static const long long hi = {_cxx_int(params['hi'])};",
+        f"    typedef {work_t} work_t;",
+        "};",
+    ]
+    return "\n".join(lines)
+
+
+def _requant_layer(op: Requant, g: Graph, name: str, inputs: list[str]) -> tuple[dict, dict]:
+    params, work = requant_params(op, g.values[op.inputs[0]].range)
+    layer = {
+        "class_name": "HwpruneRequant",
+        "name": name,
+        "inputs": inputs,
+        "ir_name": op.name,
+        "n_in": g.values[op.name].size,
+        **params,
+    }
+    return layer, {"result": ap_type(g.values[op.name].range), "work": ap_type(work)}
+
+
+# IR op kind -> hls4ml layer description and its exact precisions. A test checks that every
+# kind in hwprune.ir.graph.OP_KINDS has an entry.
+LAYER_BUILDERS: dict[type[Op], Callable[..., tuple[dict, dict]]] = {
+    Input: _input_layer,
+    Dense: _dense_layer,
+    Requant: _requant_layer,
+}
+
+
+def _layer_list(g: Graph) -> tuple[list[dict], dict[str, dict]]:
+    names = _hls_names(g)
+    layers, precisions = [], {}
+    for op in g.ops:
+        build = LAYER_BUILDERS.get(type(op))
+        if build is None:
+            known = sorted(cls.__name__ for cls in LAYER_BUILDERS)
+            raise HwpruneError(
+                f"op {op.name!r} is a {type(op).__name__}, which the HLS emitter cannot "
+                f"write; it handles {known}"
+            )
+        layer, precision = build(op, g, names[op.name], [names[i] for i in op.inputs])
+        layers.append(layer)
+        precisions[names[op.name]] = {"Precision": precision}
+    return layers, precisions
+
+
+# --- hls4ml extension: layers, templates, the zero-term pass ----------------------------------
+
+
+def _dense_config(node) -> str:
+    """The parameters.h config of one HwpruneDense node: constants, types and compute()."""
+    if node.get_attr("nonzero_terms") is None:
+        raise HwpruneError(
+            f"layer {node.name}: the {ZERO_TERM_PASS} pass did not run, so the weight matrix "
+            f"was not reduced to its nonzero terms; is it still in the {BACKEND} optimize flow?"
+        )
+    terms = node.get_attr("nonzero_terms")
+    bias = node.get_attr("bias_values")
+    n_in, n_out = node.get_attr("n_in"), node.get_attr("n_out")
+    reuse = int(node.get_attr("reuse_factor"))
+    by_row: list[list[tuple[int, int]]] = [[] for _ in range(n_out)]
+    for r, c, w in terms:
+        by_row[r].append((c, w))
+    out = [
+        banner("//").rstrip("\n"),
+        f"{_DENSE_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"// {len(terms)} nonzero weights of {n_out}x{n_in}, reuse factor {reuse}",
+        f"struct config{node.index} {{",
+        f"    static const unsigned n_in = {n_in};",
+        f"    static const unsigned n_out = {n_out};",
+        f"    static const unsigned n_nonzero = {len(terms)};",
+        f"    static const unsigned reuse_factor = {reuse};",
+        f"    static const unsigned multiplier_limit = {max(1, -(-len(terms) // reuse))};",
+        f"    typedef {node.get_attr('accum_t').name} accum_t;",
+        f"    typedef {node.get_attr('weight_t').name} weight_t;",
+        "",
+        "    template <class data_T, class res_T>",
+        "    static void compute(const data_T x[n_in], res_T y[n_out]) {",
+        "        #pragma HLS INLINE",
+    ]
+    for r in range(n_out):
+        out.append(f"        accum_t acc{r} = {_cxx_int(bias[r])};")
+        out += [f"        acc{r} += x[{c}] * weight_t({_cxx_int(w)});" for c, w in by_row[r]]
+        out.append(f"        y[{r}] = acc{r};")
+    out += ["    }", "};", _END_MARK]
+    return "\n".join(out)
+
+
+def _requant_config(node) -> str:
+    """The parameters.h config of one HwpruneRequant node."""
+    keys = ("shift_left", "shift_right", "half_even", "half", "lo", "hi", "clip_lo", "clip_hi")
+    params = {k: node.get_attr(k) for k in keys}
+    name, n_in, work_t = node.get_attr("ir_name"), node.get_attr("n_in"), node.get_attr("work_t")
+    return requant_struct(node.index, name, n_in, params, work_t.name)
+
+
+@functools.cache
+def _extension() -> SimpleNamespace:
+    """Define hwprune's hls4ml layers, templates and pass, and register them once per process.
+
+    Defined here rather than at module level so that importing this module does not import
+    hls4ml (DESIGN.md keeps heavy frameworks out of codegen/ imports).
+    """
+    import hls4ml
+    from hls4ml.backends.template import FunctionCallTemplate, LayerConfigTemplate
+    from hls4ml.model.attributes import Attribute, TypeAttribute, WeightAttribute
+    from hls4ml.model.layers import Layer, register_layer
+    from hls4ml.model.optimizer import OptimizerPass, get_available_passes
+
+    class HwpruneDense(Layer):
+        """y = bias + W x on integers; W arrives whole and leaves as its nonzero terms."""
+
+        _expected_attributes = [
+            Attribute("n_in"),
+            Attribute("n_out"),
+            Attribute("ir_name", value_type=str),
+            WeightAttribute("weight"),
+            WeightAttribute("bias"),
+            TypeAttribute("weight"),
+            TypeAttribute("bias"),
+            TypeAttribute("accum"),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_out")])
+            self.add_weights_variable(name="weight", var_name="w{index}")
+            self.add_weights_variable(name="bias", var_name="b{index}")
+
+    class HwpruneRequant(Layer):
+        """y = clip(round(x * 2**-shift), lo, hi) elementwise on integers."""
+
+        _expected_attributes = [
+            Attribute("n_in"),
+            Attribute("ir_name", value_type=str),
+            Attribute("shift_left"),
+            Attribute("shift_right"),
+            Attribute("half_even", value_type=bool),
+            Attribute("half"),
+            Attribute("lo"),
+            Attribute("hi"),
+            Attribute("clip_lo", value_type=bool),
+            Attribute("clip_hi", value_type=bool),
+            TypeAttribute("work"),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_in")])
+            self._set_type_t("work")
+
+    class RemoveZeroTerms(OptimizerPass):
+        """Invariant established: no HwpruneDense node holds a weight or bias array; its
+        ``nonzero_terms`` lists (row, column, weight) for exactly the nonzero matrix entries,
+        row-major, and ``bias_values`` the biases. Nothing downstream can emit a zero term.
+        """
+
+        name = ZERO_TERM_PASS
+
+        def match(self, node) -> bool:
+            return node.class_name == "HwpruneDense" and "weight" in node.weights
+
+        def transform(self, model, node) -> bool:
+            w = node.weights["weight"].data
+            b = node.weights["bias"].data
+            terms = tuple((int(r), int(c), int(w[r, c])) for r, c in zip(*w.nonzero(), strict=True))
+            node.set_attr("nonzero_terms", terms)
+            node.set_attr("bias_values", tuple(int(v) for v in b))
+            # weight_t stays: compute() casts the weight literals to it. The biases become
+            # accum_t literals, so bias_t would be an unused typedef.
+            del node.weights["weight"]
+            del node.weights["bias"]
+            del node.types["bias_t"]
+            return False  # the graph's structure is unchanged
+
+    class DenseConfig(LayerConfigTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwpruneDense)
+
+        def format(self, node) -> str:
+            return _dense_config(node)
+
+    class DenseCall(FunctionCallTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwpruneDense, include_header=[DENSE_HEADER])
+
+        def format(self, node) -> str:
+            call = "nnet::hwprune_dense<{input_t}, {output_t}, {config}>({input}, {output});"
+            return call.format(**self._default_function_params(node))
+
+    class RequantConfig(LayerConfigTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwpruneRequant)
+
+        def format(self, node) -> str:
+            return _requant_config(node)
+
+    class RequantCall(FunctionCallTemplate):
+        def __init__(self) -> None:
+            super().__init__(HwpruneRequant, include_header=[REQUANT_HEADER])
+
+        def format(self, node) -> str:
+            call = "nnet::hwprune_requant<{input_t}, {output_t}, {config}>({input}, {output});"
+            return call.format(**self._default_function_params(node))
+
+    register_layer("HwpruneDense", HwpruneDense)
+    register_layer("HwpruneRequant", HwpruneRequant)
+    backend = hls4ml.backends.get_backend(BACKEND)
+    prefix = backend.name.lower() + ":"
+    # hls4ml refuses a second registration of a name and would append a pass to a flow twice;
+    # skip what an earlier load of this module (importlib.reload) already registered.
+    # Templates and the pass match nodes by class name, so earlier registrations still apply.
+    registered = set(get_available_passes())
+    for template in (DenseConfig, DenseCall, RequantConfig, RequantCall):
+        if prefix + template().get_name() not in registered:
+            backend.register_template(template)
+    if prefix + ZERO_TERM_PASS not in registered:
+        ip_flow = hls4ml.model.flow.get_flow(backend.get_default_flow())
+        optimize_flow = [f for f in ip_flow.requires if ":optimize" in f][0]
+        backend.register_pass(ZERO_TERM_PASS, RemoveZeroTerms, flow=optimize_flow)
+    headers = data_dir("hls") / "nnet_utils"
+    for header in (DENSE_HEADER, REQUANT_HEADER):
+        backend.register_source((headers / Path(header).name).resolve())
+    return SimpleNamespace(hls4ml=hls4ml, backend=backend)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and (
+        not out_dir.is_dir()
+        or (any(out_dir.iterdir()) and not (out_dir / "hls4ml_config.yml").exists())
+    ):
+        raise HwpruneError(
+            f"{out_dir} exists and is not an hls4ml project; give an empty or new directory"
+        )
+
+
+def _finish(staging: Path, out_dir: Path, random_stamp: str) -> None:
+    """Make the written project deterministic, then move it into place.
+
+    hls4ml stamps each write with a random id (the name of the compiled library) and records
+    the output directory; the stamp becomes a hash of the generated sources instead and the
+    directory the final one. The old project is replaced only once the new one is complete.
+    """
+    import yaml  # an hls4ml dependency, like everything that writes projects
+
+    digest = hashlib.sha256()
+    stamped = {"build_lib.sh", "hls4ml_config.yml"}
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        rel = path.relative_to(staging).as_posix()
+        if rel not in stamped:
+            digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    stamp = digest.hexdigest()[:8]
+    build = staging / "build_lib.sh"
+    text = build.read_text()
+    if f"LIB_STAMP={random_stamp}\n" not in text:
+        raise HwpruneError(f"{build} has no LIB_STAMP line: this hls4ml version is not supported")
+    build.write_text(text.replace(f"LIB_STAMP={random_stamp}\n", f"LIB_STAMP={stamp}\n"))
+    # Re-dumped as hls4ml dumps it (yaml.dump of plain data), with the final values.
+    yml = staging / "hls4ml_config.yml"
+    doc = yaml.safe_load(yml.read_text())
+    doc.update(Stamp=stamp, OutputDir=str(out_dir))
+    yml.write_text(yaml.dump(doc))
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        out_dir.rename(old)
+    staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_hls_project(
+    g: Graph,
+    out_dir: Path,
+    part: str,
+    clock_period_ns: float = 10.0,
+    reuse_factor: int = 1,
+    project_name: str = "myproject",
+) -> None:
+    """Write an hls4ml Vitis (io_parallel) project for graph ``g`` into ``out_dir``.
+
+    Every Dense layer's C++ holds exactly one product per nonzero weight at any reuse factor;
+    ``reuse_factor`` R > 1 shares multipliers (pipeline II = R, at most ceil(nonzero / R)
+    multipliers per layer). All types are exact integer types from the IR's ranges. The
+    project is written with hls4ml's ``ModelGraph.write`` (no compilation: see
+    ``hwprune.sim.csim.run_csim``), deterministically, and replaces an earlier hls4ml project
+    in ``out_dir`` only once complete.
+    """
+    try:
+        verify(g)
+    except ValueError as e:
+        raise HwpruneError(f"the graph is not valid IR ({e}); run the IR passes first") from e
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise HwpruneError(
+            f"the HLS emitter handles one input and one output, the graph has "
+            f"{len(g.inputs)} and {len(g.outputs)}"
+        )
+    if len(g.ops) < 2:
+        raise HwpruneError("the graph has no Dense or Requant op: there is nothing to emit")
+    if not isinstance(reuse_factor, int) or reuse_factor < 1:
+        raise HwpruneError(f"reuse_factor must be an integer >= 1, got {reuse_factor!r}")
+    if not clock_period_ns > 0:
+        raise HwpruneError(f"clock_period_ns must be positive, got {clock_period_ns!r}")
+    if not re.fullmatch(r"[A-Za-z_]\w*", project_name, flags=re.ASCII):
+        raise HwpruneError(f"project_name {project_name!r} must be a C identifier")
+    if not part.strip():
+        raise HwpruneError("part is empty; give an FPGA part string such as xc7z020clg400-1")
+
+    out_dir = Path(out_dir).resolve()
+    _check_target(out_dir)
+    layers, precisions = _layer_list(g)
+    names = _hls_names(g)
+    ext = _extension()
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    config = ext.hls4ml.utils.config.create_config(
+        output_dir=str(staging),
+        project_name=project_name,
+        backend=BACKEND,
+        part=part,
+        clock_period=clock_period_ns,
+        io_type="io_parallel",
+    )
+    # The model-wide precision is never used (every layer has its own exact types) but
+    # hls4ml requires one; a 1-bit type would make any fallback visible in the C-simulation.
+    config["HLSConfig"] = {
+        "Model": {
+            "Precision": "ap_uint<1>",
+            "ReuseFactor": reuse_factor,
+            "Strategy": "Latency",
+            "PipelineStyle": "pipeline",
+            "PipelineInterval": reuse_factor,
+        },
+        "LayerName": precisions,
+    }
+    try:
+        model = ext.hls4ml.model.graph.ModelGraph.from_layer_list(
+            config,
+            layers,
+            inputs=[names[g.inputs[0].name]],
+            outputs=[names[g.outputs[0]]],
+        )
+        model.write()
+        _finish(staging, out_dir, model.config.get_config_value("Stamp"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # only left if something failed
+
+
+# --- reading the emitted C++ back -------------------------------------------------------------
+
+
+def emitted_dense_terms(hls_dir: Path) -> dict[str, tuple[tuple[int, int, int], ...]]:
+    """The (row, column, weight) product terms per Dense op, parsed from the emitted C++.
+
+    Reads ``firmware/parameters.h`` of a project written by ``write_hls_project``. Raises
+    ``HwpruneError`` if a Dense config holds a multiplication that is not a recognised term,
+    so that a count can never silently miss products.
+    """
+    params = Path(hls_dir) / "firmware" / "parameters.h"
+    if not params.is_file():
+        raise HwpruneError(f"{params} is missing; write the project with write_hls_project")
+    result: dict[str, tuple[tuple[int, int, int], ...]] = {}
+    name, body = None, []
+    for line in params.read_text().splitlines():
+        if line.startswith(_DENSE_MARK):
+            name, body = json.loads(line[len(_DENSE_MARK) :]), []
+        elif line.startswith(_END_MARK) and name is not None:
+            code = "\n".join(ln.split("//", 1)[0] for ln in body)
+            terms = tuple((int(r), int(c), int(w)) for r, c, w in _PRODUCT.findall(code))
+            if code.count("*") != len(terms):
+                raise HwpruneError(
+                    f"{params}: Dense {name!r} has {code.count('*')} multiplications but only "
+                    f"{len(terms)} are recognised product terms; was the file edited by hand?"
+                )
+            result[name] = terms
+            name = None
+        elif name is not None:
+            body.append(line)
+    if name is not None:
+        raise HwpruneError(f"{params}: the config of Dense {name!r} is not terminated")
+    return result
+
+
+def count_product_terms(hls_dir: Path) -> dict[str, int]:
+    """Per Dense op name, the number of product terms in the emitted C++ (not the IR)."""
+    return {name: len(terms) for name, terms in emitted_dense_terms(hls_dir).items()}

@@ -1,0 +1,443 @@
+"""The Verilog emitter: a fully pipelined, II = 1 datapath that follows ``ir.schedule`` exactly.
+
+One module per layer (a Dense with its fused Requant, or a lone Requant) and a top that chains
+them, carries ``valid`` through a shift register and exposes every layer's output register as
+``<layer>_q`` so a testbench can say which layer went wrong first.
+
+Arithmetic is done in signed wires whose widths come from the exact ranges the schedule uses,
+so nothing can overflow; registers hold exactly ``range.bits`` bits (unsigned when the range
+has no negative value) so that the flip-flop count is the schedule's ``sum(Stage.reg_bits)``.
+Every product is one line of the form
+
+    wire signed [13:0] p_<row>_<k> = x_<col> * -6'sd17;
+
+with the integer weight as a literal, one per nonzero weight and none for zero weights: this
+is what ``count_product_terms`` parses and what a test corrupts to prove the testbench fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from hwprune.errors import HwpruneError
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, shift_round
+from hwprune.ir.schedule import LayerSchedule, row_operands, schedule, stage_levels
+from hwprune.resources import banner
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Verilog-2005 keywords (IEEE 1364-2005, Annex B), plus the SystemVerilog ones a top name
+# might hit: simulators such as cocotb's Icarus build parse the sources as SystemVerilog.
+_KEYWORDS = frozenset(
+    """always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config
+    deassign default defparam design disable edge else end endcase endconfig endfunction
+    endgenerate endmodule endprimitive endspecify endtable endtask event for force forever fork
+    function generate genvar highz0 highz1 if ifnone incdir include initial inout input instance
+    integer join large liblist library localparam macromodule medium module nand negedge nmos
+    nor noshowcancelled not notif0 notif1 or output parameter pmos posedge primitive pull0 pull1
+    pulldown pullup pulsestyle_ondetect pulsestyle_onevent rcmos real realtime reg release
+    repeat rnmos rpmos rtran rtranif0 rtranif1 scalared showcancelled signed small specify
+    specparam strong0 strong1 supply0 supply1 table task time tran tranif0 tranif1 tri tri0 tri1
+    triand trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+    bit byte class do enum export final import int interface logic longint package program
+    return shortint static string struct type typedef union var virtual void""".split()
+)
+_PRODUCT = re.compile(r"^\s*wire signed \[\d+:0\] p_\d+_\d+ = x_\d+ \* -?\d+'sd\d+;", re.MULTILINE)
+_MARKER = re.compile(r"^\s*// hwprune layer (.*)$", re.MULTILINE)
+_MODULE = re.compile(r"^module\b.*?^endmodule\b", re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One pipelined layer of the emitted design.
+
+    ``value`` is the op whose output the layer's final register holds (the fused Requant when
+    there is one); ``signal`` is the top-level wire exposing that register; ``end_cycle`` is
+    the number of clock edges from a vector's capture at the top input to its value appearing
+    in that register.
+    """
+
+    label: str
+    dense: str | None
+    requant: str | None
+    input: str
+    value: str
+    module: str
+    signal: str
+    cycles: int
+    end_cycle: int
+
+
+def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
+    """The layers of a chain graph in pipeline order, with module and probe names.
+
+    Raises HwpruneError when the graph is not a single-input, single-output chain (the only
+    shape whose latency ``schedule.latency_cycles`` describes).
+    """
+    _check_top(top)
+    (inp,) = _chain_input(g)
+    by_name = {op.name: op for op in g.ops}
+    out: list[Layer] = []
+    used_modules: set[str] = {top}
+    used_signals: set[str] = set()
+    prev, cycle = inp.name, 0
+    for ls in schedule(g):
+        op = by_name[ls.op]
+        if op.inputs != (prev,):
+            raise HwpruneError(
+                f"op {op.name!r} reads {list(op.inputs)}, not the previous layer {prev!r}: "
+                "the Verilog emitter handles chains only; linearise the graph first"
+            )
+        dense = op.name if isinstance(op, Dense) else None
+        requant = ls.fused if dense is not None else op.name
+        value = requant if requant is not None else op.name
+        label = f"{dense}+{requant}" if dense is not None and requant is not None else op.name
+        stem = _sanitise(dense if dense is not None else op.name)
+        module = _unique(f"{top}_{stem}", used_modules)
+        signal = _unique(f"{stem}_q" if not stem[0].isdigit() else f"l{stem}_q", used_signals)
+        cycle += ls.cycles
+        out.append(Layer(label, dense, requant, prev, value, module, signal, ls.cycles, cycle))
+        prev = value
+    if not out:
+        raise HwpruneError("the graph has no Dense or Requant op: there is no hardware to emit")
+    if g.outputs != (prev,):
+        raise HwpruneError(
+            f"graph outputs {list(g.outputs)} are not the end of the chain {prev!r}; "
+            "remove dead ops (or give the graph one output) before emitting Verilog"
+        )
+    return tuple(out)
+
+
+def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
+    """Verilog-2005 for graph ``g``: ``{filename: text}``, one file per module, deterministic.
+
+    The top ``{top}`` has ports clk, rst (synchronous, active high), in_valid, in_data,
+    out_valid, out_data; element i of a bus sits at bits [i*W +: W] with W the value's
+    ``range.bits`` (two's complement when the range is signed). Latency is exactly
+    ``schedule.latency_cycles(g)`` and a new vector is accepted every cycle.
+    """
+    lays = layers(g, top)
+    scheds = {ls.op: ls for ls in schedule(g)}
+    files: dict[str, str] = {}
+    for lay in lays:
+        if lay.dense is not None:
+            body = _dense_module(g, lay, scheds[lay.dense])
+        else:
+            body = _requant_module(g, lay)
+        files[f"{lay.module}.v"] = _file(body)
+    files[f"{top}.v"] = _file(_top_module(g, lays, top))
+    return files
+
+
+def count_product_terms(text: str) -> dict[str, int]:
+    """Per Dense op name, the number of product-term lines in emitted Verilog ``text``.
+
+    ``text`` may hold any number of modules (e.g. all emitted files joined). Layers are found
+    through their ``// hwprune layer`` marker, so a Dense with no nonzero weight counts 0.
+    """
+    counts: dict[str, int] = {}
+    for module in _MODULE.findall(text):
+        marker = _MARKER.search(module)
+        if marker is None:
+            continue
+        dense = json.loads(marker.group(1)).get("dense")
+        if dense is not None:
+            counts[dense] = counts.get(dense, 0) + len(_PRODUCT.findall(module))
+    return counts
+
+
+# --- names --------------------------------------------------------------------------------
+
+
+def _check_top(top: str) -> None:
+    if not _IDENT.fullmatch(top) or top in _KEYWORDS:
+        raise HwpruneError(
+            f"top module name {top!r} is not a Verilog identifier; use letters, digits and _ "
+            "starting with a letter (e.g. hwprune_top)"
+        )
+
+
+def _chain_input(g: Graph) -> tuple[Input]:
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise HwpruneError(
+            f"the Verilog emitter needs one input and one output; the graph has "
+            f"{len(g.inputs)} inputs and {len(g.outputs)} outputs"
+        )
+    return (g.inputs[0],)
+
+
+def _sanitise(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s or "_"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    out, n = name, 2
+    while out in used:
+        out, n = f"{name}_{n}", n + 1
+    used.add(out)
+    return out
+
+
+# --- arithmetic helpers -------------------------------------------------------------------
+
+
+def _sbits(r: IntRange) -> int:
+    """Width of a two's-complement wire holding r (one more than ``bits`` if r is unsigned)."""
+    return r.bits if r.signed else r.bits + 1
+
+
+def _lit(v: int) -> str:
+    # Sized so that the magnitude is positive as a signed literal before the unary minus:
+    # -8'sd128 would sign-extend 8'sd128 (= -128) in a wider context and negate it to +128.
+    mag = abs(v)
+    text = f"{mag.bit_length() + 1}'sd{mag}"
+    return f"-{text}" if v < 0 else text
+
+
+def _sel(bus: str, i: int, width: int) -> str:
+    return f"{bus}[{(i + 1) * width - 1}:{i * width}]"
+
+
+def _as_signed(expr: str, signed: bool) -> str:
+    """``expr`` read as a signed operand; unsigned values get a zero bit on top first."""
+    return f"$signed({expr})" if signed else f"$signed({{1'b0, {expr}}})"
+
+
+def _reg_decl(name: str, r: IntRange) -> str:
+    sign = "signed " if r.signed else ""
+    return f"    reg {sign}[{r.bits - 1}:0] {name};"
+
+
+def _reg_read(name: str, r: IntRange) -> str:
+    return name if r.signed else f"$signed({{1'b0, {name}}})"
+
+
+def _extend(name: str, r: IntRange, width: int) -> str:
+    """A register of r.bits bits widened to a bus element of ``width`` bits."""
+    pad = width - r.bits
+    if pad == 0:
+        return name
+    fill = f"{name}[{r.bits - 1}]" if r.signed else "1'b0"
+    return f"{{{{{pad}{{{fill}}}}}, {name}}}"
+
+
+def _requant(rq: Requant, src: str, r: IntRange, tag: str) -> tuple[list[str], str, IntRange]:
+    """Lines computing clip(round(src * 2**-shift)) for a signed wire ``src`` in range r.
+
+    Returns the lines, the name of the signed result wire and its exact range.
+    """
+    lines: list[str] = []
+    w = _sbits(r)
+    if rq.shift <= 0:
+        k = -rq.shift
+        r1 = IntRange(r.lo << k, r.hi << k)
+        # The wider left-hand side sign-extends src before the shift, so no bit is lost.
+        expr = src if k == 0 else f"{src} <<< {k}"
+    else:
+        s = rq.shift
+        r1 = IntRange(shift_round(r.lo, s, rq.rounding), shift_round(r.hi, s, rq.rounding))
+        if rq.rounding is Rounding.FLOOR:
+            expr = f"{src} >>> {s}"
+        else:
+            # Round half to even: add 1 to the floor when the dropped bits exceed one half,
+            # or equal it and the floor is odd (graph.shift_round).
+            e = max(w, s + 1)
+            fl = IntRange(r.lo >> s, r.hi >> s)
+            half = 1 << (s - 1)
+            lines += [
+                f"    wire signed [{e - 1}:0] {tag}_e = {src};",
+                f"    wire signed [{_sbits(fl) - 1}:0] {tag}_f = {tag}_e >>> {s};",
+                f"    wire {tag}_up = ({tag}_e[{s - 1}:0] > {s}'d{half})"
+                f" || ({tag}_e[{s - 1}:0] == {s}'d{half} && {tag}_f[0]);",
+            ]
+            expr = f"{tag}_f + $signed({{1'b0, {tag}_up}})"
+    lines.append(f"    wire signed [{_sbits(r1) - 1}:0] {tag}_r = {expr};")
+    v = f"{tag}_r"
+    if r1.hi > rq.hi:
+        v = f"({tag}_r > {_lit(rq.hi)}) ? {_lit(rq.hi)} : {v}"
+    if r1.lo < rq.lo:
+        v = f"({tag}_r < {_lit(rq.lo)}) ? {_lit(rq.lo)} : ({v})"
+    out = IntRange(min(max(r1.lo, rq.lo), rq.hi), min(max(r1.hi, rq.lo), rq.hi))
+    lines.append(f"    wire signed [{_sbits(out) - 1}:0] {tag}_c = {v};")
+    return lines, f"{tag}_c", out
+
+
+# --- modules ------------------------------------------------------------------------------
+
+
+def _file(body: str) -> str:
+    # default_nettype none catches typos in generated names; it is reset at the end so that
+    # files compiled after ours (a simulator's own helpers) keep the standard default.
+    return (
+        banner("//")
+        + "`timescale 1ns / 1ps\n`default_nettype none\n\n"
+        + body
+        + "\n`default_nettype wire\n"
+    )
+
+
+def _comment(text: str) -> str:
+    # Op names come from user models: a line break in one must not end the comment.
+    return "// " + " ".join(text.splitlines())
+
+
+def _header(lay: Layer, in_width: int, out_width: int) -> list[str]:
+    marker = json.dumps({"dense": lay.dense, "requant": lay.requant}, sort_keys=True)
+    return [
+        _comment(f"Layer {lay.label}: {lay.input} -> {lay.value}, {lay.cycles} cycle(s)."),
+        f"module {lay.module} (",
+        "    input wire clk,",
+        f"    input wire [{in_width - 1}:0] x,",
+        f"    output wire [{out_width - 1}:0] y",
+        ");",
+        f"    // hwprune layer {marker}",
+    ]
+
+
+def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+    op = g.op(lay.dense)
+    assert isinstance(op, Dense)
+    xv = g.values[op.inputs[0]]
+    yv = g.values[lay.value]
+    wi, wo = xv.range.bits, yv.range.bits
+    rq = g.op(lay.requant) if lay.requant is not None else None
+    lines = _header(lay, xv.size * wi, yv.size * wo)
+
+    used_cols = sorted({c for row in op.rows for c in row.cols})
+    for c in used_cols:
+        src = _as_signed(_sel("x", c, wi), xv.range.signed)
+        lines.append(f"    wire signed [{_sbits(xv.range) - 1}:0] x_{c} = {src};")
+
+    # cur[i]: row i's operands at the current adder level, as (signed expression, range).
+    cur: list[list[tuple[str, IntRange]]] = []
+    for i, row in enumerate(op.rows):
+        ranges = row_operands(op, xv, i)
+        opnds: list[tuple[str, IntRange]] = []
+        k0 = 0
+        if row.bias != 0:
+            opnds.append((_lit(row.bias), ranges[0]))
+            k0 = 1
+        for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
+            r = ranges[k0 + k]
+            lines.append(f"    wire signed [{_sbits(r) - 1}:0] p_{i}_{k} = x_{c} * {_lit(w)};")
+            opnds.append((f"p_{i}_{k}", r))
+        if not opnds:
+            opnds.append((_lit(0), ranges[0]))
+        cur.append(opnds)
+
+    level = 0
+    regs: list[str] = []
+    assigns: list[str] = []
+    for st, stop in enumerate(stage_levels(ls.depth)):
+        while level < stop:
+            level += 1
+            for i, opnds in enumerate(cur):
+                if len(opnds) == 1:
+                    continue
+                nxt = []
+                for j in range(0, len(opnds) - 1, 2):
+                    (a, ra), (b, rb) = opnds[j], opnds[j + 1]
+                    r = ra + rb
+                    name = f"s_{i}_{level}_{j // 2}"
+                    lines.append(f"    wire signed [{_sbits(r) - 1}:0] {name} = {a} + {b};")
+                    nxt.append((name, r))
+                if len(opnds) % 2:
+                    nxt.append(opnds[-1])
+                cur[i] = nxt
+        if stop < ls.depth:
+            for i, opnds in enumerate(cur):
+                banked = []
+                for j, (expr, r) in enumerate(opnds):
+                    name = f"r{st}_{i}_{j}"
+                    regs.append(_reg_decl(name, r))
+                    assigns.append(f"        {name} <= {expr};")
+                    banked.append((_reg_read(name, r), r))
+                cur[i] = banked
+        else:
+            for i, opnds in enumerate(cur):
+                ((expr, r),) = opnds
+                if rq is not None:
+                    assert isinstance(rq, Requant)
+                    rl, expr, r = _requant(rq, expr, r, f"rq_{i}")
+                    lines += rl
+                if r != yv.ranges[i]:
+                    raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
+                regs.append(_reg_decl(f"q_{i}", r))
+                assigns.append(f"        q_{i} <= {expr};")
+    lines += _registers(regs, assigns)
+    for i, r in enumerate(yv.ranges):
+        lines.append(f"    assign {_sel('y', i, wo)} = {_extend(f'q_{i}', r, wo)};")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def _requant_module(g: Graph, lay: Layer) -> str:
+    rq = g.op(lay.value)
+    assert isinstance(rq, Requant)
+    xv, yv = g.values[lay.input], g.values[lay.value]
+    wi, wo = xv.range.bits, yv.range.bits
+    lines = _header(lay, xv.size * wi, yv.size * wo)
+    regs: list[str] = []
+    assigns: list[str] = []
+    for i, r in enumerate(xv.ranges):
+        src = _as_signed(_sel("x", i, wi), xv.range.signed)
+        lines.append(f"    wire signed [{_sbits(r) - 1}:0] a_{i} = {src};")
+        rl, expr, out = _requant(rq, f"a_{i}", r, f"rq_{i}")
+        if out != yv.ranges[i]:
+            raise AssertionError(f"{lay.label} element {i}: range {out} != {yv.ranges[i]}")
+        lines += rl
+        regs.append(_reg_decl(f"q_{i}", out))
+        assigns.append(f"        q_{i} <= {expr};")
+    lines += _registers(regs, assigns)
+    for i, r in enumerate(yv.ranges):
+        lines.append(f"    assign {_sel('y', i, wo)} = {_extend(f'q_{i}', r, wo)};")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def _registers(regs: list[str], assigns: list[str]) -> list[str]:
+    # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
+    # flip-flops plain (no reset mux) and the count equal to the schedule's.
+    return [*regs, "    always @(posedge clk) begin", *assigns, "    end"]
+
+
+def _top_module(g: Graph, lays: tuple[Layer, ...], top: str) -> str:
+    (inp,) = g.inputs
+    xv, yv = g.values[inp.name], g.values[g.outputs[0]]
+    n_in, n_out = xv.size * xv.range.bits, yv.size * yv.range.bits
+    latency = sum(lay.cycles for lay in lays)
+    lines = [
+        f"// {top}: {len(lays)} layer(s), latency {latency} cycle(s), one vector per cycle.",
+        f"module {top} (",
+        "    input wire clk,",
+        "    input wire rst,",
+        "    input wire in_valid,",
+        f"    input wire [{n_in - 1}:0] in_data,",
+        "    output wire out_valid,",
+        f"    output wire [{n_out - 1}:0] out_data",
+        ");",
+    ]
+    prev = "in_data"
+    for lay in lays:
+        v = g.values[lay.value]
+        lines += [
+            f"    wire [{v.size * v.range.bits - 1}:0] {lay.signal};",
+            f"    {lay.module} u_{lay.module} (.clk(clk), .x({prev}), .y({lay.signal}));",
+        ]
+        prev = lay.signal
+    lines.append(f"    assign out_data = {prev};")
+    shift = "in_valid" if latency == 1 else f"{{valid_pipe[{latency - 2}:0], in_valid}}"
+    lines += [
+        f"    reg [{latency - 1}:0] valid_pipe;",
+        "    always @(posedge clk) begin",
+        "        if (rst)",
+        f"            valid_pipe <= {latency}'d0;",
+        "        else",
+        f"            valid_pipe <= {shift};",
+        "    end",
+        f"    assign out_valid = valid_pipe[{latency - 1}];",
+    ]
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"

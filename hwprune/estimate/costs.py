@@ -1,0 +1,303 @@
+"""Per-op cost functions of the analytical, sparsity-aware model, and their table.
+
+The model targets LUT-mapped 7-series / UltraScale+ fabric, the structure ``ir.schedule``
+prescribes and the Verilog emitter builds: per Dense row a balanced adder tree over the bias
+and one constant product per NONZERO weight, register banks every ``LEVELS_PER_STAGE``
+levels, a Requant (shift, optional rounding, clip) fused before a layer's last register.
+
+Why DSP = 0 and BRAM18 = 0: every weight is a constant folded into fabric logic (a product
+by a constant is wiring plus shift-and-add adders), and the fully unrolled, II = 1 pipeline
+stores no arrays, so nothing is mapped to DSP slices or block RAM. (Synthesis tools left to
+their defaults do move constant products into DSPs: DESIGN.md measured about 0.53 DSP per
+nonzero 8x4-bit product with yosys; hwprune's figures are for ``-nodsp``-style mapping.)
+
+Primitive costs follow the fabric's structure (AMD UG474) and were checked with yosys 0.23
+``synth_xilinx -family xc7 -nodsp`` on small registered modules; benchmarks/
+estimate_vs_yosys.py measures whole networks against the emitted Verilog:
+
+* Adder: a 7-series / UltraScale+ carry chain spends one LUT6 per sum bit (the propagate
+  signal a_i XOR b_i feeds the CARRY4 / CARRY8, which does the rest: UG474 "CLB Slices:
+  Carry Logic", UG574 for CARRY8). The top bit is the carry out (or repeats the top
+  propagate of sign-extended operands), so an adder whose sum has n bits costs n - 1 LUT
+  (measured: 12 + 12 -> 13 bits is 12 LUT, signed or unsigned). Bits below the lowest one
+  where both operands can be nonzero are wires, not chain bits: x << 2 plus y starts its
+  chain at bit 2. A constant operand (the bias) still occupies its chain bits (each LUT
+  holds a_i XOR k_i); adding 0 is no adder.
+  Measured subtlety: on an isolated constant add, or a chain bit with one variable operand,
+  yosys places no LUT (it wires the net straight to the carry chain and counts no
+  route-through LUT), but inside the emitted networks it merges such adds with their
+  neighbours into compressors ($macc), which cost more. benchmarks/estimate_vs_yosys.py measures whole networks: this
+  rule gives 0.91-1.03 of yosys' LUTs on CSD netlists (results/estimate_vs_yosys.md).
+* Constant multiply: zero weights have no term at all (the IR stores nonzero terms only);
+  x * +/-2^k is wiring (DESIGN.md: "x1/x2/x4 cost nothing"; the sign is absorbed by the
+  adder tree, which subtracts instead of adding); any other weight is shift-and-add over the
+  canonical signed digit (CSD) form of |w|: (nonzero digits - 1) adders, each costed by the
+  adder rule at the width of its partial product. For 8-bit x and 4-bit weights that is
+  7-8 LUT per product (16-18 for the 3-digit 6-bit weights), below DESIGN.md's "14-21
+  LUTs plus 3 CARRY4" for yosys' own mapping of ``x * W`` (an array multiplier): the
+  estimate is for CSD shift-and-add.
+* Clip (Requant): measured on the emitted Requant modules, one LUT per output bit selects
+  the value or a bound when both clip sides can trigger (8 LUT for an 8-bit [0, 255] or
+  [-128, 127] clip of 10-17-bit values); a comparison against 0, 2^k - 1 or -2^k looks at
+  the sign and the bits above k only (a small OR tree, often folded into the select LUTs);
+  other constants need a carry-chain comparator, ceil(bits / 3) LUT (measured: 20-bit
+  x > K is 7 LUT). With one side only and a bound of all zeros or all ones, the select is
+  the output flip-flop's synchronous reset or set pin (UG474 "Storage Elements": SR), 0 LUT
+  (measured: clip of [0, 500] to 255 is 0 LUT).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from hwprune.ir.graph import KIND_OF, Dense, Graph, Input, IntRange, Op, Requant, Rounding
+from hwprune.ir.graph import shift_round as _shift_round
+from hwprune.ir.schedule import LayerSchedule, row_tree
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """The cost of one op: resources, pipeline cycles it adds, its II, its product terms."""
+
+    name: str
+    kind: str
+    lut: int
+    ff: int
+    dsp: int
+    bram18: int
+    latency_cycles: int
+    ii: int
+    product_terms: int
+
+    def as_dict(self) -> dict:
+        """Plain JSON-able dict with the keys of estimate.json's per-layer entries."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "lut": self.lut,
+            "ff": self.ff,
+            "dsp": self.dsp,
+            "bram18": self.bram18,
+            "latency_cycles": self.latency_cycles,
+            "ii": self.ii,
+            "product_terms": self.product_terms,
+        }
+
+
+# --- primitives ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Word:
+    """An adder operand as the carry chain sees it: its exact range and known-zero low bits."""
+
+    range: IntRange
+    tz: int = 0
+
+    @property
+    def const(self) -> bool:
+        return self.range.lo == self.range.hi
+
+
+def trailing_zeros(n: int) -> int:
+    """Number of trailing zero bits of a nonzero integer (its power-of-two factor); 0 for 0."""
+    return (n & -n).bit_length() - 1 if n else 0
+
+
+def adder_luts(a: Word, b: Word, out: IntRange) -> int:
+    """LUTs of a carry-chain adder or subtractor of a and b whose result lies in ``out``.
+
+    One LUT6 per result bit on the chain, less the top bit (the carry out): the chain runs
+    from the lowest bit where both operands can be nonzero (below it the result is a wire)
+    to the top of ``out``. UG474 carry logic; measurements in the module docstring.
+    """
+    tz_a = trailing_zeros(a.range.lo) if a.const else a.tz
+    tz_b = trailing_zeros(b.range.lo) if b.const else b.tz
+    if (a.const and a.range.lo == 0) or (b.const and b.range.lo == 0):
+        return 0
+    return max(0, out.bits - 1 - max(tz_a, tz_b))
+
+
+def csd_digits(n: int) -> tuple[tuple[int, int], ...]:
+    """Canonical signed digit (non-adjacent) form of n > 0: (position, +1 or -1), LSB first.
+
+    It has the fewest nonzero digits of any signed-binary form (Reitwiesner 1960), so
+    shift-and-add by it uses the fewest adders: 7 = 8 - 1 (2 digits, not 3).
+    """
+    if n <= 0:
+        raise ValueError(f"csd_digits needs a positive integer, got {n}")
+    digits = []
+    pos = 0
+    while n:
+        if n & 1:
+            d = 2 - (n & 3)  # +1 when n = 1 mod 4, -1 when n = 3 mod 4
+            digits.append((pos, d))
+            n -= d
+        n >>= 1
+        pos += 1
+    return tuple(digits)
+
+
+def const_mult_luts(x: IntRange, w: int) -> int:
+    """LUTs of x * w for a constant w != 0: shift-and-add over the CSD digits of |w|.
+
+    Adders run from the most significant digit (always +1) down, each adding or subtracting
+    x << position. The sign of w costs nothing: the adder tree subtracts the product instead
+    of adding it (DESIGN.md: "x1/x2/x4 cost nothing").
+    """
+    if x.lo == x.hi:
+        return 0
+    digits = sorted(csd_digits(abs(w)), reverse=True)
+    top = digits[0][0]
+    acc = Word(x.scaled(1 << top), top)
+    partial = 1 << top
+    luts = 0
+    for pos, d in digits[1:]:
+        term = Word(x.scaled(1 << pos), pos)
+        # Every partial sum is a multiple of x: its exact range is x scaled by it.
+        partial += d << pos
+        out = x.scaled(partial)
+        luts += adder_luts(acc, term, out)
+        acc = Word(out, pos)
+    return luts
+
+
+def comparator_luts(bits: int) -> int:
+    """LUTs of comparing a ``bits``-wide value with a constant (measured: 20 bits -> 7)."""
+    return math.ceil(bits / 3)
+
+
+def reduce_luts(n_inputs: int) -> int:
+    """LUT6s of a tree reducing n_inputs signals to one (each LUT6 takes 6, gives back 1)."""
+    return math.ceil((n_inputs - 1) / 5) if n_inputs > 1 else 0
+
+
+# --- Dense --------------------------------------------------------------------------------
+
+
+def row_luts(op: Dense, g: Graph, i: int) -> int:
+    """LUTs of row i: its constant products plus every adder of its balanced tree.
+
+    Operand ranges (hence adder widths) are exactly ``schedule.row_tree``'s; known-zero low
+    bits are tracked alongside: a product by w has trailing_zeros(w) of them, a sum the
+    fewer of its two operands'.
+    """
+    x = g.values[op.inputs[0]]
+    row = op.rows[i]
+    luts = sum(const_mult_luts(x.ranges[c], w) for c, w in zip(row.cols, row.weights))
+    tree = row_tree(op, x, i)
+    # Level 0 in schedule.row_operands order: the bias (if nonzero), then the products.
+    tz = [trailing_zeros(row.bias)] if row.bias != 0 else []
+    tz += [trailing_zeros(w) for w in row.weights]
+    if not tz:
+        tz = [0]
+    words = [Word(r, t) for r, t in zip(tree.levels[0], tz, strict=True)]
+    for level in tree.levels[1:]:
+        nxt = []
+        for k in range(0, len(words) - 1, 2):
+            a, b = words[k], words[k + 1]
+            out = a.range + b.range
+            luts += adder_luts(a, b, out)
+            nxt.append(Word(out, min(a.tz, b.tz)))
+        if len(words) % 2:
+            nxt.append(words[-1])
+        assert [w.range for w in nxt] == list(level), "row tree pairing drifted from schedule"
+        words = nxt
+    return luts
+
+
+def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
+    """A Dense layer: products and adder trees in LUTs; FF = the schedule's registers + valid.
+
+    FF: "flip-flop counts are exactly the sum of register widths" (DESIGN.md), which is
+    ``LayerSchedule.ff``; the valid shift register adds 1 FF per cycle of latency. Synthesis
+    removes register bits that are constant (a row with no terms, known-zero low bits) or
+    never read (low bits a fused FLOOR shift drops from a pass-through register of a
+    multi-stage layer), so yosys reports 0-25 % fewer (results/estimate_vs_yosys.md).
+    """
+    ls = scheds[op.name]
+    return LayerCost(
+        name=op.name,
+        kind=KIND_OF[Dense],
+        lut=sum(row_luts(op, g, i) for i in range(op.n_out)),
+        ff=ls.ff + ls.cycles,
+        dsp=0,
+        bram18=0,
+        latency_cycles=ls.cycles,
+        ii=1,
+        product_terms=op.n_terms,
+    )
+
+
+# --- Requant ------------------------------------------------------------------------------
+
+
+def clip_compare_luts(x: IntRange, bound: int, above: bool) -> int:
+    """LUTs deciding x > bound (``above``) or x < bound, for x held in x.bits bits.
+
+    x > 2^k - 1 is an OR of the n - k bits from k up (with the sign for signed x), x < -2^k
+    the sign and a NAND of the same bits, x < 0 the sign alone: a LUT6 tree over n - k
+    signals (none for one signal). Any other constant: a carry-chain comparator.
+    """
+    n = x.bits
+    if above and bound >= 0 and (bound + 1) & bound == 0:
+        return reduce_luts(n - (bound + 1).bit_length() + 1)
+    if not above and bound == 0:
+        return 0
+    if not above and bound < 0 and (-bound) & (-bound - 1) == 0:
+        return reduce_luts(n - (-bound).bit_length() + 1)
+    return comparator_luts(n)
+
+
+def requant_element_luts(op: Requant, r: IntRange) -> int:
+    """LUTs of clip(round(x * 2**-shift), lo, hi) for one element x in range r.
+
+    The shift is wiring and FLOOR rounding is free (truncation). HALF_EVEN adds a tie test
+    (a LUT tree over the dropped bits and the LSB) and an incrementer on the carry chain
+    (the adder rule; yosys maps a lone one with 1 LUT, no route-through counted). Only clip
+    sides the range shows can trigger cost anything (measurements in the module docstring).
+    """
+    if r.lo == r.hi:
+        return 0
+    luts = 0
+    shifted = IntRange(
+        _shift_round(r.lo, op.shift, op.rounding), _shift_round(r.hi, op.shift, op.rounding)
+    )
+    if op.shift > 0 and op.rounding is Rounding.HALF_EVEN:
+        floor = IntRange(r.lo >> op.shift, r.hi >> op.shift)
+        up = IntRange(0, 1)
+        luts += reduce_luts(op.shift + 1) + adder_luts(Word(floor), Word(up), floor + up)
+    over, under = shifted.hi > op.hi, shifted.lo < op.lo
+    if over:
+        luts += clip_compare_luts(shifted, op.hi, above=True)
+    if under:
+        luts += clip_compare_luts(shifted, op.lo, above=False)
+    out = IntRange(min(max(shifted.lo, op.lo), op.hi), min(max(shifted.hi, op.lo), op.hi))
+    bound = op.hi if over else op.lo
+    if over and under:
+        luts += out.bits
+    elif (over or under) and bound not in (0, -1, (1 << out.bits) - 1):
+        # A bound that is neither all zeros nor all ones needs a select LUT per bit.
+        luts += out.bits
+    return luts
+
+
+def cost_requant(op: Requant, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
+    """A Requant: clip logic in LUTs. Fused into the preceding Dense's last stage it adds no
+    register and no cycle; standing alone it has its own one-cycle stage (+1 valid FF).
+    """
+    x = g.values[op.inputs[0]]
+    lut = sum(requant_element_luts(op, r) for r in x.ranges)
+    ls = scheds.get(op.name)
+    ff = ls.ff + ls.cycles if ls is not None else 0
+    cycles = ls.cycles if ls is not None else 0
+    return LayerCost(op.name, KIND_OF[Requant], lut, ff, 0, 0, cycles, 1, 0)
+
+
+# The table of cost functions, one per op kind; Input ops cost nothing (they are the
+# graph's ports). A test fails if an op kind of OP_KINDS other than Input lacks an entry.
+CostFn = Callable[[Op, Graph, Mapping[str, LayerSchedule]], LayerCost]
+COST_FUNCTIONS: dict[type[Op], CostFn] = {Dense: cost_dense, Requant: cost_requant}
+NOT_COSTED: frozenset[type[Op]] = frozenset({Input})

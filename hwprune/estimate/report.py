@@ -1,0 +1,121 @@
+"""Resource and latency estimates of a graph against catalogue boards, and a text table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hwprune.boards import RESOURCES, Board
+from hwprune.errors import HwpruneError
+from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost
+from hwprune.ir.graph import Graph
+from hwprune.ir.schedule import latency_cycles, schedule
+
+
+def layer_costs(g: Graph) -> list[LayerCost]:
+    """The cost of every op of ``g`` except Input ops, in graph order (board independent)."""
+    ops = [op for op in g.ops if type(op) not in NOT_COSTED]
+    for op in ops:
+        if type(op) not in COST_FUNCTIONS:
+            raise HwpruneError(
+                f"op {op.name!r} has kind {type(op).__name__}, which has no cost function; "
+                "add one to hwprune.estimate.costs.COST_FUNCTIONS"
+            )
+    scheds = {ls.op: ls for ls in schedule(g)}
+    return [COST_FUNCTIONS[type(op)](op, g, scheds) for op in ops]
+
+
+def _pct(used: int, avail: int) -> float | None:
+    # A resource the board lacks (uram = 0 on 7-series): 0 % if unused, None (JSON null)
+    # if used, since no finite percentage says "cannot fit".
+    if avail == 0:
+        return 0.0 if used == 0 else None
+    return round(100.0 * used / avail, 2)
+
+
+def _summarise(g: Graph, costs: list[LayerCost], board: Board) -> dict:
+    totals = {
+        "lut": sum(c.lut for c in costs),
+        "ff": sum(c.ff for c in costs),
+        "dsp": sum(c.dsp for c in costs),
+        "bram18": sum(c.bram18 for c in costs),
+        # No cost function places anything in UltraRAM.
+        "uram": 0,
+        "latency_cycles": sum(c.latency_cycles for c in costs),
+        # Every stage accepts a vector per cycle, so the pipeline's II is the worst layer's.
+        "ii": max((c.ii for c in costs), default=1),
+    }
+    # The per-op cycles must add up to the schedule the RTL implements.
+    assert totals["latency_cycles"] == latency_cycles(g), "layer cycles disagree with schedule"
+    avail = board.available
+    return {
+        "board": board.name,
+        "part": board.part,
+        "clock_mhz": board.clock_mhz,
+        "usable_after_shell": board.usable_after_shell,
+        "totals": totals,
+        "available": avail,
+        "utilization_pct": {r: _pct(totals[r], avail[r]) for r in RESOURCES},
+        "fits": all(totals[r] <= avail[r] for r in RESOURCES),
+        "layers": [c.as_dict() for c in costs],
+    }
+
+
+def estimate(g: Graph, board: Board) -> dict:
+    """Estimated LUT, FF, DSP, BRAM18, URAM, latency and II of ``g`` on ``board``.
+
+    Returns plain JSON-able data: board, part, clock_mhz, usable_after_shell, totals,
+    available, utilization_pct (None where the board has none of a resource that is used),
+    fits (every resource used <= available) and per-layer figures (name, kind, lut, ff, dsp,
+    bram18, latency_cycles, ii, product_terms). The model is described in
+    ``hwprune.estimate.costs``; it does not depend on the board except for the fit verdict.
+    """
+    return _summarise(g, layer_costs(g), board)
+
+
+def estimate_boards(g: Graph, boards: Iterable[Board]) -> dict[str, dict]:
+    """``estimate(g, b)`` for every board, keyed by board name (the graph is costed once)."""
+    costs = layer_costs(g)
+    return {b.name: _summarise(g, costs, b) for b in boards}
+
+
+def _used_of(used: int, avail: int) -> str:
+    pct = _pct(used, avail)
+    share = "-" if pct is None else f"{pct:.1f}%"
+    return f"{used:,}/{avail:,} {share}"
+
+
+def format_table(estimates: dict[str, dict]) -> str:
+    """A fixed-width text table of ``estimate_boards`` output, one line per board.
+
+    Columns: board, LUT / FF / DSP / BRAM18 as used/available and percent, latency in cycles
+    and in ns at the board's clock, II, and the fit verdict (yes / NO). Boards whose
+    figures are what a platform shell leaves are marked with '*'.
+    """
+    header = ("board", "LUT", "FF", "DSP", "BRAM18", "cycles", "ns", "II", "fits")
+    rows = []
+    for name, e in estimates.items():
+        t, a = e["totals"], e["available"]
+        ns = t["latency_cycles"] * 1000.0 / e["clock_mhz"]
+        rows.append(
+            (
+                name + ("*" if e.get("usable_after_shell") else ""),
+                _used_of(t["lut"], a["lut"]),
+                _used_of(t["ff"], a["ff"]),
+                _used_of(t["dsp"], a["dsp"]),
+                _used_of(t["bram18"], a["bram18"]),
+                str(t["latency_cycles"]),
+                f"{ns:.1f}",
+                str(t["ii"]),
+                "yes" if e["fits"] else "NO",
+            )
+        )
+    widths = [max(len(r[k]) for r in (header, *rows)) for k in range(len(header))]
+    # Names left-aligned, numbers right-aligned so digits line up.
+    lines = []
+    for r in (header, *rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if any(e.get("usable_after_shell") for e in estimates.values()):
+        lines.append("* available = what the platform shell leaves, not the whole device")
+    return "\n".join(lines) + "\n"

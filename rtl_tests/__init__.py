@@ -1,0 +1,1 @@
+"""cocotb testbench launchers (pytest) for the generated RTL."""
