@@ -188,7 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         "LUT = LUT1-6 + INV cells; FF = FDRE/FDSE/FDCE/FDPE. 'emitted': the files as written "
         "(products `x * W`); 'csd': product lines rewritten as CSD shift-and-add.\n"
         "Regenerate: `.venv/bin/python benchmarks/estimate_vs_yosys.py "
-        "--out benchmarks/results/estimate_vs_yosys.md`\n\n" + table(results)
+        "--out benchmarks/results/estimate_vs_yosys.md`\n\n"
+        + table(results)
+        + "\nHow to read it: est/yosys below 1 means the estimate is optimistic. The "
+        "estimator costs CSD shift-and-add products on carry chains, so the 'csd' column "
+        "measures the model and the 'emitted' column what yosys makes of the emitter's "
+        "`x * W` (an array multiplier per product). Estimated FF is the schedule's register "
+        "bits plus the valid shift register; yosys drops bits that are constant or never "
+        "read.\n"
     )
     print(text)
     if args.out:

@@ -28,6 +28,7 @@ A board file holds (one resource vocabulary everywhere: lut, ff, dsp, bram18, ur
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -213,7 +214,7 @@ def load_board(path: str | Path) -> Board:
         )
     avail = _resources(path, doc, "")
     clock = doc["clock_mhz"]
-    if not clock > 0:
+    if not (clock > 0 and math.isfinite(clock)):
         raise HwpruneError(f"{path}: key 'clock_mhz' must be > 0, got {clock!r}; fix the value")
 
     device = None

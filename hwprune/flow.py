@@ -101,11 +101,11 @@ def compile(
     """
     from hwprune.boards import get_board, list_boards
     from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
-    from hwprune.codegen.hls import count_product_terms as hls_terms
-    from hwprune.codegen.hls import write_hls_project
     from hwprune.codegen.verilog import count_product_terms as verilog_terms
     from hwprune.codegen.verilog import emit_verilog
     from hwprune.estimate import estimate_boards
+    from hwprune.hls4ml_project import count_product_terms as hls_terms
+    from hwprune.hls4ml_project import write_hls_project
     from hwprune.ir.importer import import_qonnx
 
     if kernel not in KERNELS:

@@ -109,6 +109,7 @@ def test_good_file_loads(tmp_path):
         ("uram", "uram = true", "key 'uram' must be an integer"),
         ("bram18", "bram18 = 1.5", "key 'bram18' must be an integer"),
         ("clock_mhz", "clock_mhz = 0", "key 'clock_mhz' must be > 0"),
+        ("clock_mhz", "clock_mhz = inf", "key 'clock_mhz' must be > 0"),
         ("part", 'part = "xczu7ev-ffvc1156-2-e"', "key 'part' .* does not look like a xc7 part"),
         ("part", 'part = "xc7z020"', "key 'part'"),
         ("family", 'family = "spartan9"', "key 'family' is 'spartan9'; use one of"),

@@ -51,8 +51,8 @@ def _quantized_weight_nonzeros(model_onnx):
 
 def test_product_terms_equal_nonzero_weights(default_run):
     out, _, report = default_run
-    from hwprune.codegen.hls import count_product_terms as hls_terms
     from hwprune.codegen.verilog import count_product_terms as v_terms
+    from hwprune.hls4ml_project import count_product_terms as hls_terms
 
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     layers = man["layers"]

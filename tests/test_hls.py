@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune.codegen import hls
+from hwprune import hls4ml_project as hls
 from hwprune.errors import HwpruneError
 from hwprune.ir import golden
 from hwprune.ir.graph import (

@@ -26,8 +26,9 @@ estimate_vs_yosys.py measures whole networks against the emitted Verilog:
   Measured subtlety: on an isolated constant add, or a chain bit with one variable operand,
   yosys places no LUT (it wires the net straight to the carry chain and counts no
   route-through LUT), but inside the emitted networks it merges such adds with their
-  neighbours into compressors ($macc), which cost more. benchmarks/estimate_vs_yosys.py measures whole networks: this
-  rule gives 0.91-1.03 of yosys' LUTs on CSD netlists (results/estimate_vs_yosys.md).
+  neighbours into compressors ($macc), which cost more. On whole networks the estimate is
+  0.87-0.99 of yosys' LUTs when products are written as CSD shift-and-add, and 0.70-0.85
+  on the emitter's ``x * W`` lines (benchmarks/results/estimate_vs_yosys.md).
 * Constant multiply: zero weights have no term at all (the IR stores nonzero terms only);
   x * +/-2^k is wiring (DESIGN.md: "x1/x2/x4 cost nothing"; the sign is absorbed by the
   adder tree, which subtracts instead of adding); any other weight is shift-and-add over the

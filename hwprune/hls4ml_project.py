@@ -1,5 +1,8 @@
 """The HLS project emitter: hwprune's integer IR to an hls4ml project (Vitis, io_parallel).
 
+It lives at the package's edge, not in codegen/: DESIGN.md keeps ir/, codegen/, estimate/ and
+boards free of torch and hls4ml imports.
+
 hwprune does not hand hls4ml a QONNX model (DESIGN.md: hls4ml's own Dense kernels keep zero
 weights in the emitted C++ and its QONNX path is not bit-exact). It builds hls4ml's
 ``ModelGraph`` directly from the IR, with two layer kinds of its own registered through

@@ -1,0 +1,21 @@
+"""DESIGN.md: ir/, codegen/, estimate/ and boards import neither torch nor hls4ml."""
+
+import subprocess
+import sys
+
+CORE = [
+    "hwprune.ir.graph", "hwprune.ir.golden", "hwprune.ir.passes", "hwprune.ir.schedule",
+    "hwprune.ir.importer", "hwprune.codegen.verilog", "hwprune.codegen.cocotb_tb",
+    "hwprune.estimate", "hwprune.boards",
+]
+
+
+def test_core_imports_no_heavy_framework():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in CORE)
+        + "print(sorted(m for m in ('torch', 'hls4ml', 'brevitas') if m in sys.modules))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
