@@ -90,9 +90,24 @@ def cmd_sim(a) -> int:
 def cmd_estimate(a) -> int:
     from hwprune import flow
     from hwprune.estimate import format_table
+    from hwprune.estimate.synth import format_synth_table
 
-    ests = flow.estimate(Path(a.target), a.board)
-    print(json.dumps(ests, indent=1, sort_keys=True) if a.json else format_table(ests))
+    progress = None
+    if a.synth and not a.json and sys.stderr.isatty():
+
+        def progress(step: str) -> None:
+            print(f"\r  yosys: {step:<24}", end="", file=sys.stderr, flush=True)
+
+    ests = flow.estimate(Path(a.target), a.board, synth=a.synth, progress=progress)
+    if progress is not None:
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    if a.json:
+        print(json.dumps(ests, indent=1, sort_keys=True))
+    else:
+        print(format_table(ests))
+        if a.synth:
+            print()
+            print(format_synth_table({n: e["synth"] for n, e in ests.items()}))
     return 0
 
 
@@ -144,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("target", metavar="DIR|MODEL.onnx")
     s.add_argument("--board", default="all")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--synth",
+        choices=["yosys"],
+        help="also synthesize DIR/rtl with yosys and compare (about 1-3 min per device family)",
+    )
     s.set_defaults(func=cmd_estimate)
 
     s = sub.add_parser("boards", help="list the board catalogue")

@@ -329,13 +329,22 @@ def boards() -> list:
     return list_boards()
 
 
-def estimate(target: Path, board: str = "all") -> dict:
-    """Estimates for a build directory or a QONNX model, on one board or all of them."""
+def estimate(target: Path, board: str = "all", synth: str | None = None, progress=None) -> dict:
+    """Estimates for a build directory or a QONNX model, on one board or all of them.
+
+    With ``synth="yosys"`` the build directory's rtl/ is also synthesized (once per yosys
+    device family) and each board's entry gains a "synth" report: measured figures next to
+    the estimate, with est/measured ratios. Logs go to DIR/synth/<family>/yosys.log.
+    """
     from hwprune.boards import get_board, list_boards
     from hwprune.estimate import estimate_boards
     from hwprune.ir.importer import import_qonnx
 
     target = Path(target)
+    if synth is not None and synth not in SYNTH_TOOLS:
+        raise HwpruneError(
+            f"unknown synthesis tool {synth!r}; choose one of: {', '.join(SYNTH_TOOLS)}"
+        )
     chosen = list_boards() if board == "all" else [get_board(board)]
     if target.is_dir():
         g = load_graph(target)
@@ -343,7 +352,26 @@ def estimate(target: Path, board: str = "all") -> dict:
         g = optimize(import_qonnx(target))
     else:
         raise HwpruneError(f"{target}: no such build directory or model file")
-    return estimate_boards(g, chosen)
+    ests = estimate_boards(g, chosen)
+    if synth is None:
+        return ests
+    if not (target / "rtl").is_dir():
+        raise HwpruneError(
+            f"{target}: --synth needs a build directory with rtl/; run 'hwprune compile' first"
+        )
+    from hwprune.estimate.synth import synth_report, synth_yosys, yosys_family
+
+    runs: dict[str, dict] = {}  # the RTL does not depend on the board: one run per family
+    with staged(target) as stage:
+        for b in chosen:
+            fam = yosys_family(b)
+            if fam not in runs:
+                runs[fam] = synth_yosys(target / "rtl", b, stage / "synth" / fam, progress=progress)
+            ests[b.name]["synth"] = synth_report(ests[b.name], runs[fam])
+    return ests
+
+
+SYNTH_TOOLS = ("yosys",)
 
 
 # --- run --------------------------------------------------------------------------------------

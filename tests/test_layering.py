@@ -4,9 +4,16 @@ import subprocess
 import sys
 
 CORE = [
-    "hwprune.ir.graph", "hwprune.ir.golden", "hwprune.ir.passes", "hwprune.ir.schedule",
-    "hwprune.ir.importer", "hwprune.codegen.verilog", "hwprune.codegen.cocotb_tb",
-    "hwprune.estimate", "hwprune.boards",
+    "hwprune.ir.graph",
+    "hwprune.ir.golden",
+    "hwprune.ir.passes",
+    "hwprune.ir.schedule",
+    "hwprune.ir.importer",
+    "hwprune.codegen.verilog",
+    "hwprune.codegen.cocotb_tb",
+    "hwprune.estimate",
+    "hwprune.estimate.synth",
+    "hwprune.boards",
 ]
 
 
