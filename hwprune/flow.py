@@ -244,7 +244,7 @@ def sim(
     from tqdm import tqdm
 
     from hwprune.codegen.cocotb_tb import write_vectors
-    from hwprune.sim.csim import run_csim
+    from hwprune.sim.csim import first_failing_layer, run_csim
     from hwprune.sim.rtl import SIMULATORS, run_rtl
 
     build_dir = Path(build_dir)
@@ -283,6 +283,11 @@ def sim(
             elif step == "csim":
                 got = run_csim(build_dir / "hls", x)
                 mm = _first_mismatch(g, x, want, got)
+                if mm is not None:
+                    # Name the first layer that differs (hls4ml's trace), not just the output.
+                    first = first_failing_layer(build_dir / "hls", g, x[mm["vector"]])
+                    if first is not None:
+                        mm.update(first)
                 report.levels.append(
                     Level("csim", mm is None, len(x), time.perf_counter() - t0, mm)
                 )
@@ -406,13 +411,11 @@ def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
         raise MismatchError(
             f"brevitas differs from golden: {describe_mismatch(brevitas.first_mismatch)}"
         )
-    ests = estimate(out_dir, "all")
-    from hwprune.ir.importer import import_qonnx
-
-    imported = import_qonnx(out_dir / "model.onnx")
+    # compile wrote the estimate for every board and the per-layer weight counts already.
+    ests = json.loads((out_dir / "estimate.json").read_text())
+    layers = json.loads((out_dir / "rtl" / "manifest.json").read_text())["layers"]
     zeros = {
-        op.name: (op.n_in * op.n_out - op.n_terms, op.n_in * op.n_out)
-        for op in imported.dense_ops()
+        ly["name"]: (ly["weights"] - ly["nonzero_weights_imported"], ly["weights"]) for ly in layers
     }
     report = RunReport(tr, g, zeros, rep, ests, time.perf_counter() - t0)
     with staged(out_dir) as stage:

@@ -36,13 +36,27 @@ from types import SimpleNamespace
 
 from hwprune.errors import HwpruneError
 from hwprune.ir import golden
-from hwprune.ir.graph import Dense, Graph, Input, IntRange, Op, Requant, Rounding, verify
+from hwprune.ir.graph import (
+    Dense,
+    Graph,
+    Input,
+    IntRange,
+    Op,
+    Requant,
+    Rounding,
+    to_json,
+    verify,
+)
 from hwprune.resources import banner, data_dir
 
 BACKEND = "Vitis"
 DENSE_HEADER = "nnet_utils/hwprune_dense.h"
 REQUANT_HEADER = "nnet_utils/hwprune_requant.h"
 ZERO_TERM_PASS = "hwprune_remove_zero_terms"
+# IR op name <-> hls4ml layer name, per op in graph order, written into every project so that
+# hwprune.sim.csim.trace_csim can key the bridge's layer traces by IR name without the IR.
+NAMES_FILE = "hwprune_names.json"
+NAMES_FORMAT = 1
 
 # Markers around each generated Dense config in parameters.h; the op name is JSON-quoted so
 # any IR name survives the round trip through the C++ comment.
@@ -232,6 +246,8 @@ def _layer_list(g: Graph) -> tuple[list[dict], dict[str, dict]]:
         layer, precision = build(op, g, names[op.name], [names[i] for i in op.inputs])
         layers.append(layer)
         precisions[names[op.name]] = {"Precision": precision}
+        if not isinstance(op, Input):  # an Input layer has no C++ function whose output to save
+            precisions[names[op.name]]["Trace"] = True
     return layers, precisions
 
 
@@ -426,6 +442,54 @@ def _check_target(out_dir: Path) -> None:
         )
 
 
+def graph_digest(g: Graph) -> str:
+    """A hash of the graph's ops and outputs (not its meta data), recorded in NAMES_FILE so
+    that a trace is never compared with the golden values of another graph."""
+    return hashlib.sha256(to_json(Graph(g.ops, g.outputs)).encode()).hexdigest()[:16]
+
+
+def _write_trace_names(g: Graph, model, path: Path) -> None:
+    """Write NAMES_FILE: the graph's digest and, per op in graph order, its IR name, hls4ml
+    layer name, output size and whether hls4ml saves its output when tracing (every op but
+    the Input)."""
+    names = _hls_names(g)
+    layers = {layer.name: layer for layer in model.get_layers()}
+    if set(layers) != set(names.values()):
+        raise HwpruneError(
+            f"hls4ml's layers {sorted(layers)} are not the graph's ops {sorted(names.values())}; "
+            f"did an hls4ml optimizer pass add or remove a layer?"
+        )
+    ops = []
+    for op in g.ops:
+        layer = layers[names[op.name]]
+        traced = bool(layer.get_attr("function_cpp", None) and layer.get_attr("trace", False))
+        if traced == isinstance(op, Input):
+            raise HwpruneError(
+                f"layer {layer.name} (op {op.name!r}) is {'' if traced else 'not '}traced; "
+                f"every op but the Input must be"
+            )
+        ops.append(
+            {"ir": op.name, "hls": layer.name, "size": g.values[op.name].size, "traced": traced}
+        )
+    doc = {"format": NAMES_FORMAT, "graph": graph_digest(g), "ops": ops}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def _untrace_test_bench(path: Path) -> None:
+    """Switch tracing off in hls4ml's C++ test bench (the Vitis csim/cosim one).
+
+    hls4ml's test bench starts with ``trace_enabled = true`` and would then append every
+    layer's output to a tb_data/<layer>_output.log text file per vector. hwprune traces only
+    on request, through the bridge (``hwprune.sim.csim.trace_csim``); set it back to true here
+    to get the logs from a Vitis C-simulation.
+    """
+    on = "bool trace_enabled = true;"
+    text = path.read_text()
+    if text.count(on) != 1:
+        raise HwpruneError(f"{path} has no '{on}' line: this hls4ml version is not supported")
+    path.write_text(text.replace(on, "bool trace_enabled = false;"))
+
+
 def _finish(staging: Path, out_dir: Path, random_stamp: str) -> None:
     """Make the written project deterministic, then move it into place.
 
@@ -476,6 +540,12 @@ def write_hls_project(
     project is written with hls4ml's ``ModelGraph.write`` (no compilation: see
     ``hwprune.sim.csim.run_csim``), deterministically, and replaces an earlier hls4ml project
     in ``out_dir`` only once complete.
+
+    hls4ml tracing is enabled for every layer but the input: the generated C++ saves each
+    layer's output under ``#ifndef __SYNTHESIS__`` (synthesis and the product terms are
+    unchanged), only while the bridge's ``allocate_trace_storage`` has switched tracing on
+    (the test bench leaves it off). ``NAMES_FILE`` maps the IR op names to the layer names
+    for ``hwprune.sim.csim.trace_csim`` and ``first_failing_layer``.
     """
     try:
         verify(g)
@@ -525,6 +595,9 @@ def write_hls_project(
         },
         "LayerName": precisions,
     }
+    # Every layer's output is saved for trace_csim; the calls are under #ifndef __SYNTHESIS__
+    # and return at once unless the bridge's allocate_trace_storage switched tracing on.
+    config["TraceOutput"] = True
     try:
         model = ext.hls4ml.model.graph.ModelGraph.from_layer_list(
             config,
@@ -533,6 +606,8 @@ def write_hls_project(
             outputs=[names[g.outputs[0]]],
         )
         model.write()
+        _write_trace_names(g, model, staging / NAMES_FILE)
+        _untrace_test_bench(staging / f"{project_name}_test.cpp")
         _finish(staging, out_dir, model.config.get_config_value("Stamp"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # only left if something failed

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from hwprune.ir.graph import (
     verify,
 )
 from hwprune.resources import data_dir
-from hwprune.sim.csim import BUILD_LOG, run_csim
+from hwprune.sim.csim import BUILD_LOG, first_failing_layer, run_csim, trace_csim
 from tests.graphs import random_mlp
 
 PART = "xc7z020clg400-1"
@@ -73,6 +75,17 @@ CASES = {
 }
 
 
+# A plain 3-Dense-layer random graph for the per-layer trace tests.
+MLP = random_mlp(21, (16, 12, 8, 5), 0.7, in_signed=True)
+
+
+@pytest.fixture(scope="module")
+def mlp_project(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mlp") / "hls"
+    hls.write_hls_project(MLP, out, PART)
+    return out
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """Write each case's project once per module; returns case name -> (graph, hls dir)."""
@@ -97,6 +110,20 @@ def assert_bit_exact(g: Graph, hls_dir: Path, x: np.ndarray) -> None:
         f"{bad.size} of {len(x)} vectors differ; first: x={x[bad[0]].tolist()} "
         f"csim={got[bad[0]].tolist()} golden={want[bad[0]].tolist()}"
     )
+
+
+def corrupt_term(hls_dir: Path, layer: str, term: int, change) -> tuple[int, int, int, int]:
+    """Replace the weight of product term ``term`` of Dense ``layer`` in parameters.h by
+    ``change(weight)``; returns (row, column, old weight, new weight)."""
+    params = hls_dir / "firmware" / "parameters.h"
+    text = params.read_text()
+    start = text.index(f"// hwprune-dense {json.dumps(layer)}")
+    r, c, w = hls.emitted_dense_terms(hls_dir)[layer][term]
+    line = f"acc{r} += x[{c}] * weight_t({w});"
+    at = text.index(line, start)
+    bad = change(w)
+    params.write_text(text[:at] + line.replace(f"({w})", f"({bad})") + text[at + len(line) :])
+    return r, c, w, bad
 
 
 def test_every_op_kind_has_a_layer_builder():
@@ -148,16 +175,19 @@ def test_corrupted_weight_makes_csim_disagree(project, tmp_path):
     g, src = project("unsigned_floor_shl")
     hls_dir = tmp_path / "hls"
     shutil.copytree(src, hls_dir)
-    params = hls_dir / "firmware" / "parameters.h"
-    text = params.read_text()
-    start = text.index('// hwprune-dense "dense2"')
-    r, c, w = hls.emitted_dense_terms(hls_dir)["dense2"][0]
-    line = f"acc{r} += x[{c}] * weight_t({w});"
-    at = text.index(line, start)
-    bad = w + 1 if w != -1 else -2
-    params.write_text(text[:at] + line.replace(f"({w})", f"({bad})") + text[at + len(line) :])
+    r, _, _, _ = corrupt_term(hls_dir, "dense2", 0, lambda w: w + 1 if w != -1 else -2)
+    x = golden.stimulus_vectors(g, N_RANDOM, seed=5)
     with pytest.raises(AssertionError, match="vectors differ"):
-        assert_bit_exact(g, hls_dir, golden.stimulus_vectors(g, N_RANDOM, seed=5))
+        assert_bit_exact(g, hls_dir, x)
+    # What the flow does on a mismatch: trace the first failing vector layer by layer.
+    got, want = run_csim(hls_dir, x), golden.outputs(g, x)
+    v = int(np.flatnonzero((got != want).any(axis=1))[0])
+    assert first_failing_layer(hls_dir, g, x[v]) == {
+        "layer": "dense2",
+        "index": r,
+        "expected": int(want[v, r]),
+        "got": int(got[v, r]),
+    }
 
 
 @needs_gxx
@@ -291,3 +321,96 @@ def test_csim_equals_golden_64_64_32_10(tmp_path, reuse):
     hls.write_hls_project(g, tmp_path / "hls", PART, reuse_factor=reuse)
     assert hls.count_product_terms(tmp_path / "hls") == {d.name: d.n_terms for d in g.dense_ops()}
     assert_bit_exact(g, tmp_path / "hls", golden.stimulus_vectors(g, N_RANDOM, seed=7))
+
+
+# --- per-layer traces -------------------------------------------------------------------------
+
+
+@needs_gxx
+@pytest.mark.parametrize("case", ["mlp", *sorted(CASES)])
+def test_traced_layers_equal_golden(project, mlp_project, case):
+    g, hls_dir = (MLP, mlp_project) if case == "mlp" else project(case)
+    x = golden.stimulus_vectors(g, 50, seed=9)
+    traced = trace_csim(hls_dir, x)
+    want = golden.run(g, x)
+    assert list(traced) == [op.name for op in g.ops if not isinstance(op, Input)]
+    for name, got in traced.items():
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want[name], err_msg=name)
+    # Tracing is switched off again: a later run_csim is unaffected.
+    assert_bit_exact(g, hls_dir, x)
+
+
+@needs_gxx
+def test_first_failing_layer_none_when_correct(mlp_project):
+    for x in golden.stimulus_vectors(MLP, 2, seed=4):
+        assert first_failing_layer(mlp_project, MLP, x) is None
+
+
+@needs_gxx
+def test_first_failing_layer_names_corrupted_first_dense(mlp_project, tmp_path):
+    hls_dir = tmp_path / "hls"
+    shutil.copytree(mlp_project, hls_dir)
+    # Towards zero by one: the changed product stays inside the layer's exact types, so the
+    # C-simulation value is predictable (expected - sign(w) * x[c]).
+    r, c, w, bad = corrupt_term(hls_dir, "dense0", 0, lambda w: w - (1 if w > 0 else -1))
+    assert hls.count_product_terms(hls_dir) == {d.name: d.n_terms for d in MLP.dense_ops()}
+    xs = golden.stimulus_vectors(MLP, 20, seed=4)
+    x = next(v for v in xs if v[c] != 0)
+    expected = int(golden.run(MLP, x[None, :])["dense0"][0, r])
+    assert first_failing_layer(hls_dir, MLP, x) == {
+        "layer": "dense0",
+        "index": r,
+        "expected": expected,
+        "got": expected + (bad - w) * int(x[c]),
+    }
+    # A vector the corrupted term cannot see (x[c] == 0) passes every layer.
+    x0 = x.copy()
+    x0[c] = 0
+    assert first_failing_layer(hls_dir, MLP, x0) is None
+
+
+def test_trace_code_only_in_simulation_and_off_by_default(project):
+    g, hls_dir = project("signed_half_even")
+    top = (hls_dir / "firmware" / "myproject.cpp").read_text()
+    guarded = re.findall(
+        r"#ifndef __SYNTHESIS__\n\s*nnet::save_layer_output<\w+>\(\w+, \"(\w+)\", \d+\);\n#endif",
+        top,
+    )
+    names = hls._hls_names(g)
+    assert guarded == [names[op.name] for op in g.ops if not isinstance(op, Input)]
+    assert top.count("save_layer_output") == len(guarded)
+    # Only the bridge's allocate_trace_storage switches tracing on; the C++ test bench of a
+    # Vitis C-simulation leaves it off too.
+    for cpp in ("myproject_bridge.cpp", "myproject_test.cpp"):
+        text = (hls_dir / cpp).read_text()
+        assert re.findall(r"^bool trace_enabled = (\w+);$", text, re.MULTILINE) == ["false"], cpp
+    doc = json.loads((hls_dir / hls.NAMES_FILE).read_text())
+    assert doc["graph"] == hls.graph_digest(g)
+    assert doc["ops"] == [
+        {
+            "ir": op.name,
+            "hls": names[op.name],
+            "size": g.values[op.name].size,
+            "traced": not isinstance(op, Input),
+        }
+        for op in g.ops
+    ]
+
+
+def test_trace_refuses_untraced_project_and_other_graph(project, tmp_path):
+    g, src = project("unsigned_floor_shl")
+    hls_dir = tmp_path / "hls"
+    shutil.copytree(src, hls_dir)
+    x = np.zeros(g.inputs[0].size, dtype=np.int64)
+    with pytest.raises(HwpruneError, match="not written from this graph"):
+        first_failing_layer(hls_dir, MLP, x)
+    (hls_dir / hls.NAMES_FILE).unlink()
+    with pytest.raises(HwpruneError, match="not written with tracing"):
+        trace_csim(hls_dir, x[None, :])
+
+
+def test_csim_module_imports_no_hls4ml():
+    code = "import sys, hwprune.sim.csim; print('hls4ml' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"

@@ -9,22 +9,35 @@ checked on both sides.
 The library is rebuilt only when a source file changed (content hash, not time stamps), and
 every run loads a private copy of it: the dynamic loader returns an already loaded library
 for a known path, so a rebuilt library under the same name would otherwise be ignored.
+
+``trace_csim`` also returns every layer's output, through the bridge's trace functions (as
+``hls4ml.model.graph.ModelGraph.trace`` uses them, without importing hls4ml), keyed by IR op
+name via the project's ``hwprune_names.json``; ``first_failing_layer`` compares one vector's
+trace with the golden interpreter op by op.
 """
 
 from __future__ import annotations
 
 import _ctypes
+import contextlib
 import ctypes
 import hashlib
+import json
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from hwprune.errors import HwpruneError
+
+# Constants and a hash of the IR; importing hls4ml_project does not import hls4ml.
+from hwprune.hls4ml_project import NAMES_FILE, NAMES_FORMAT, graph_digest
+from hwprune.ir import golden
+from hwprune.ir.graph import Graph
 
 BUILD_LOG = "csim_build.log"
 _EXACT = 2**53  # doubles hold every integer of smaller magnitude exactly
@@ -118,14 +131,8 @@ def build_csim(hls_dir: Path) -> Path:
     return lib
 
 
-def run_csim(hls_dir: Path, inputs: np.ndarray) -> np.ndarray:
-    """Run hls4ml's g++ C-simulation of a written project on a batch of integer inputs.
-
-    ``inputs`` has shape (batch, n_in) and holds integers; returns int64 outputs of shape
-    (batch, n_out). Builds the library first if needed (see ``build_csim``).
-    """
-    hls_dir = Path(hls_dir).resolve()
-    project, _ = _build_script_values(hls_dir)
+def _checked_inputs(hls_dir: Path, project: str, inputs: np.ndarray) -> tuple[np.ndarray, int]:
+    """The inputs as a contiguous float64 (batch, n_in) array for the bridge, and n_out."""
     (in_type, _, n_in), (_, _, n_out) = _top_ports(hls_dir, project)
     x = np.asarray(inputs)
     if x.ndim != 2 or x.shape[1] != n_in:
@@ -139,32 +146,188 @@ def run_csim(hls_dir: Path, inputs: np.ndarray) -> np.ndarray:
     if x.size and bounds and (x.min() < bounds[0] or x.max() > bounds[1]):
         # The bridge would wrap them silently into the input type.
         raise HwpruneError(f"inputs outside the project's input type {in_type} {list(bounds)}")
-    xd = np.ascontiguousarray(x, dtype=np.float64)
-    out = np.zeros((x.shape[0], n_out), dtype=np.float64)
+    return np.ascontiguousarray(x, dtype=np.float64), n_out
 
-    lib = build_csim(hls_dir)
+
+@contextlib.contextmanager
+def _loaded(lib: Path) -> Iterator[ctypes.CDLL]:
+    """A private copy of the library, loaded, and unloaded on exit."""
     with tempfile.TemporaryDirectory(prefix="hwprune-csim-") as tmp:
         private = Path(tmp) / lib.name
         shutil.copyfile(lib, private)
         dll = ctypes.CDLL(str(private), mode=ctypes.RTLD_LOCAL)
         try:
-            top = getattr(dll, f"{project}_double")
-            top.restype = None
-            # Raw addresses rather than ndpointer argtypes: the per-call checks would cost
-            # more than the simulated network.
-            top.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            x_addr, x_step = xd.ctypes.data, xd.strides[0]
-            y_addr, y_step = out.ctypes.data, out.strides[0]
-            for i in range(x.shape[0]):
-                top(x_addr + i * x_step, y_addr + i * y_step)
+            yield dll
         finally:
             _ctypes.dlclose(dll._handle)
 
-    if out.size and np.abs(out).max() >= _EXACT:
+
+def _top_function(dll: ctypes.CDLL, project: str):
+    top = getattr(dll, f"{project}_double")
+    top.restype = None
+    # Raw addresses rather than ndpointer argtypes: the per-call checks would cost more than
+    # the simulated network.
+    top.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    return top
+
+
+def _exact_ints(values: np.ndarray, what: str) -> np.ndarray:
+    """Doubles from the bridge as int64, refusing any that may not be exact integers."""
+    if values.size and np.abs(values).max() >= _EXACT:
         # A value that large may have been rounded on its way into the double.
         raise HwpruneError(
-            "an output reached 2**53 in magnitude and may not be exact through the double bridge"
+            f"a value of {what} reached 2**53 in magnitude and may not be exact through the "
+            f"double bridge"
         )
-    if np.any(out != np.round(out)):
-        raise HwpruneError("the C-simulation returned non-integer outputs: a type is not integer")
-    return out.astype(np.int64)
+    if np.any(values != np.round(values)):
+        raise HwpruneError(
+            f"the C-simulation returned non-integers for {what}: a type is not integer"
+        )
+    return values.astype(np.int64)
+
+
+def run_csim(hls_dir: Path, inputs: np.ndarray) -> np.ndarray:
+    """Run hls4ml's g++ C-simulation of a written project on a batch of integer inputs.
+
+    ``inputs`` has shape (batch, n_in) and holds integers; returns int64 outputs of shape
+    (batch, n_out). Builds the library first if needed (see ``build_csim``).
+    """
+    hls_dir = Path(hls_dir).resolve()
+    project, _ = _build_script_values(hls_dir)
+    xd, n_out = _checked_inputs(hls_dir, project, inputs)
+    out = np.zeros((xd.shape[0], n_out), dtype=np.float64)
+    lib = build_csim(hls_dir)
+    with _loaded(lib) as dll:
+        top = _top_function(dll, project)
+        x_addr, x_step = xd.ctypes.data, xd.strides[0]
+        y_addr, y_step = out.ctypes.data, out.strides[0]
+        for i in range(xd.shape[0]):
+            top(x_addr + i * x_step, y_addr + i * y_step)
+    return _exact_ints(out, "the output")
+
+
+# --- per-layer traces -------------------------------------------------------------------------
+
+
+class _TraceData(ctypes.Structure):
+    """The bridge's ``struct trace_data``: a layer name and its output buffer."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("data", ctypes.c_void_p)]
+
+
+# The bridge's allocate_trace_storage holds one such line per traced layer (hls4ml's writer).
+_TRACE_INSERT = re.compile(
+    r"trace_outputs\s*->\s*insert\s*\(\s*std::pair\s*<\s*std::string\s*,\s*void\s*\*\s*>\s*\(\s*"
+    r'"(\w+)"\s*,\s*\(\s*void\s*\*\s*\)\s*malloc\s*\(\s*(\d+)\s*\*\s*element_size\s*\)'
+)
+
+
+_REWRITE = "rewrite it with hwprune.hls4ml_project.write_hls_project"
+
+
+def _names_doc(hls_dir: Path) -> dict:
+    names_file = hls_dir / NAMES_FILE
+    if not names_file.is_file():
+        raise HwpruneError(
+            f"{names_file} is missing: the project was not written with tracing; {_REWRITE}"
+        )
+    doc = json.loads(names_file.read_text())
+    if doc.get("format") != NAMES_FORMAT:
+        raise HwpruneError(
+            f"{names_file} has format {doc.get('format')}, not {NAMES_FORMAT}; {_REWRITE}"
+        )
+    return doc
+
+
+def _traced_layers(hls_dir: Path, project: str) -> list[tuple[str, str, int]]:
+    """(IR name, hls4ml name, size) per traced layer, in graph order, from NAMES_FILE, checked
+    against the layers the bridge allocates trace storage for."""
+    traced = [
+        (d["ir"], d["hls"], int(d["size"])) for d in _names_doc(hls_dir)["ops"] if d["traced"]
+    ]
+    bridge = hls_dir / f"{project}_bridge.cpp"
+    allocated = [(n, int(k)) for n, k in _TRACE_INSERT.findall(bridge.read_text())]
+    listed = sorted((h, k) for _, h, k in traced)
+    if sorted(allocated) != listed or len(set(allocated)) != len(allocated):
+        raise HwpruneError(
+            f"{bridge} allocates trace storage for {sorted(allocated)} but {NAMES_FILE} lists "
+            f"{listed}; {_REWRITE}"
+        )
+    return traced
+
+
+def trace_csim(hls_dir: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Every traced layer's output in the C-simulation of a batch of integer inputs.
+
+    Returns IR op name -> int64 array of shape (batch, size), in graph order: every op but the
+    graph input (projects written by ``write_hls_project`` trace all others). Uses the
+    bridge's trace functions as ``hls4ml.model.graph.ModelGraph.trace`` does: tracing is
+    switched on only inside this call, so ``run_csim`` is not slowed. Meant for small
+    batches (diagnosis); inputs are checked as by ``run_csim``.
+    """
+    hls_dir = Path(hls_dir).resolve()
+    project, _ = _build_script_values(hls_dir)
+    traced = _traced_layers(hls_dir, project)
+    xd, n_out = _checked_inputs(hls_dir, project, inputs)
+    batch = xd.shape[0]
+    traces = {hls: np.zeros((batch, size), dtype=np.float64) for _, hls, size in traced}
+    out = np.zeros((batch, n_out), dtype=np.float64)
+    lib = build_csim(hls_dir)
+    with _loaded(lib) as dll:
+        top = _top_function(dll, project)
+        allocate, collect, free = (
+            dll.allocate_trace_storage,
+            dll.collect_trace_output,
+            dll.free_trace_storage,
+        )
+        allocate.argtypes, allocate.restype = [ctypes.c_size_t], None
+        collect.argtypes, collect.restype = [ctypes.POINTER(_TraceData)], None
+        free.argtypes, free.restype = [], None
+        entries = (_TraceData * len(traced))()
+        allocate(ctypes.sizeof(ctypes.c_double))
+        try:
+            # The buffers stay in place until free_trace_storage: collect their addresses once.
+            collect(entries)
+            buffers = {}
+            for e in entries:
+                name = (e.name or b"").decode()
+                if name not in traces or not e.data:
+                    raise HwpruneError(f"the bridge returned an unknown trace buffer {name!r}")
+                size = traces[name].shape[1]
+                buffers[name] = np.ctypeslib.as_array((ctypes.c_double * size).from_address(e.data))
+            for i in range(batch):
+                top(xd.ctypes.data + i * xd.strides[0], out.ctypes.data + i * out.strides[0])
+                for name, buf in buffers.items():
+                    traces[name][i] = buf
+        finally:
+            free()
+    return {ir: _exact_ints(traces[hls], f"layer {ir!r}") for ir, hls, _ in traced}
+
+
+def first_failing_layer(hls_dir: Path, g: Graph, x_vector: np.ndarray) -> dict | None:
+    """The first op, in graph order, whose C-simulation output differs from golden on one
+    input vector: ``{"layer": IR op name, "index": element, "expected": golden value, "got":
+    C-simulation value}``, or None if every traced layer agrees.
+
+    ``g`` must be the graph the project was written from (checked by its digest).
+    """
+    hls_dir = Path(hls_dir).resolve()
+    x = np.asarray(x_vector)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] != 1:
+        raise HwpruneError(f"give one input vector, got an array of shape {np.shape(x_vector)}")
+    if _names_doc(hls_dir).get("graph") != graph_digest(g):
+        raise HwpruneError(
+            f"{hls_dir} was not written from this graph (its {NAMES_FILE} records another "
+            f"graph digest); give the graph the project was written from, or rewrite it"
+        )
+    got = trace_csim(hls_dir, x)
+    want = golden.run(g, x)
+    for name in got:
+        w, t = want[name][0], got[name][0]
+        bad = np.flatnonzero(w != t)
+        if bad.size:
+            i = int(bad[0])
+            return {"layer": name, "index": i, "expected": int(w[i]), "got": int(t[i])}
+    return None
