@@ -285,7 +285,10 @@ def sim(
                 mm = _first_mismatch(g, x, want, got)
                 if mm is not None:
                     # Name the first layer that differs (hls4ml's trace), not just the output.
-                    first = first_failing_layer(build_dir / "hls", g, x[mm["vector"]])
+                    try:
+                        first = first_failing_layer(build_dir / "hls", g, x[mm["vector"]])
+                    except HwpruneError:  # a project written without tracing: keep the output
+                        first = None
                     if first is not None:
                         mm.update(first)
                 report.levels.append(
