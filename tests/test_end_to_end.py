@@ -80,13 +80,15 @@ def test_corrupted_weight_makes_testbench_fail(default_run, tmp_path):
     out, _, report = default_run
     rtl = tmp_path / "rtl"
     shutil.copytree(out / "rtl", rtl)
-    product = re.compile(r"(wire signed \[\d+:0\] p_\d+_\d+ = x_\d+ \* -?\d+'sd)(\d+);")
+    product = re.compile(r"wire signed \[\d+:0\] p_\d+_\d+ = (-?)(.*); // w=-?\d+$", re.M)
     for f in sorted(rtl.glob("*.v")):
         text = f.read_text()
         m = product.search(text)
         if m:
-            flipped = int(m.group(2)) ^ 1  # change the weight's magnitude by one
-            f.write_text(text[: m.start(2)] + str(flipped) + text[m.end(2) :])
+            # Flip the sign of the leading shift-and-add term: the hardware changes, the
+            # weight comment does not.
+            flipped = "" if m.group(1) else "-"
+            f.write_text(text[: m.start(1)] + flipped + text[m.start(2) :])
             break
     else:
         raise AssertionError("no product term found in the emitted Verilog")

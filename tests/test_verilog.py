@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from hwprune.codegen.cocotb_tb import emit_testbench, write_rtl, write_vectors
-from hwprune.codegen.verilog import count_product_terms, emit_verilog, layers
+from hwprune.codegen.verilog import _csd_digits, count_product_terms, emit_verilog, layers
 from hwprune.errors import HwpruneError
+from hwprune.estimate.costs import csd_digits
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Row, verify
 from hwprune.ir.schedule import latency_cycles, schedule
@@ -86,6 +87,17 @@ def uneven_graph() -> Graph:
     return g
 
 
+def every_weight_graph() -> Graph:
+    """One single-term row per nonzero weight in [-40, 40], so each output is exactly w * x in
+    a wire no wider than that product's range needs. On x in [0, 21] the leading shifted term
+    of 14 of them (w = 3: 4 * 21 = 84 in a 7-bit wire) wraps around before the subtraction
+    brings the value back into range."""
+    rows = tuple(Row(0, (0,), (w,)) for w in range(-40, 41) if w != 0)
+    g = Graph((Input("x", (), 1, IntRange(0, 21), 0), Dense("d", ("x",), 1, rows, 0)), ("d",))
+    verify(g)
+    return g
+
+
 # name -> graph builder; the simulations below run each of them.
 GRAPHS = {
     "default": lambda: random_mlp(0),
@@ -96,6 +108,7 @@ GRAPHS = {
     "narrow_weights": lambda: random_mlp(3, sizes=(10, 8, 8, 3), in_bits=4, w_bits=3, act_bits=4),
     "corners": corner_graph,
     "uneven_rows": uneven_graph,
+    "every_weight": every_weight_graph,
 }
 
 
@@ -107,8 +120,54 @@ def _design(tmp_path: Path, g: Graph, n_random: int = 300, seed: int = 0) -> tup
     return rtl_dir, vectors
 
 
+_LINE = re.compile(r"^\s*wire signed \[\d+:0\] p_(\d+)_(\d+) = (.*); // w=(-?\d+)$", re.MULTILINE)
+
+
 def _product_lines(text: str) -> list[str]:
-    return re.findall(r"^\s*wire signed \[\d+:0\] p_\d+_\d+ = .*$", text, re.MULTILINE)
+    return [m.group(0) for m in _LINE.finditer(text)]
+
+
+def _shift_add_terms(expr: str) -> list[tuple[int, int, int]]:
+    """(sign, column, shift) of every term of a product expression, read from the text."""
+    outer, body = 1, expr
+    m = re.fullmatch(r"-\((.*)\)", expr)
+    if m is not None and _balanced(m[1]):
+        outer, body = -1, m[1]
+    head, *rest = re.split(r" ([+-]) ", body)
+    signs = ["-" if head.startswith("-") else "+", *rest[0::2]]
+    terms = [head.removeprefix("-"), *rest[1::2]]
+    out = []
+    for sign, term in zip(signs, terms, strict=True):
+        m = re.fullmatch(r"(\()?x_(\d+)(?: <<< (\d+))?(?(1)\))", term)
+        assert m is not None, f"not a shifted input: {term!r} in {expr!r}"
+        out.append((outer * (-1 if sign == "-" else 1), int(m.group(2)), int(m.group(3) or 0)))
+    return out
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _corrupt(text: str, how: str) -> str:
+    """``text`` with one product line changed: its leading sign, one shift, or its comment."""
+    lines = _product_lines(text)
+    if how == "shift":
+        line = next(ln for ln in lines if "<<<" in ln)
+        new = re.sub(r"<<< (\d+)", lambda m: f"<<< {int(m.group(1)) + 1}", line, count=1)
+    elif how == "sign":
+        line = lines[0]
+        lhs, rhs = line.split(" = ", 1)
+        new = f"{lhs} = {rhs[1:] if rhs.startswith('-') else '-' + rhs}"
+    else:
+        line = lines[0]
+        new = re.sub(r"w=(-?\d+)$", lambda m: f"w={int(m.group(1)) + 1}", line)
+    assert new != line
+    return text.replace(line, new, 1)
 
 
 # --- emitted text ---------------------------------------------------------------------------
@@ -119,6 +178,54 @@ def test_product_terms_equal_nonzero_weights(name: str) -> None:
     g = GRAPHS[name]()
     text = "".join(emit_verilog(g).values())
     assert count_product_terms(text) == {d.name: d.n_terms for d in g.dense_ops()}
+
+
+def test_csd_digits_agree_with_estimator() -> None:
+    for w in range(-300, 301):
+        digits = _csd_digits(w)
+        assert sum(d << p for p, d in digits) == w
+        if w == 0:
+            assert digits == ()
+        else:
+            assert digits == tuple((p, d if w > 0 else -d) for p, d in csd_digits(abs(w)))
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_products_are_csd_shift_and_add(name: str) -> None:
+    # Each product line, read from its expression alone, multiplies the IR's column by the
+    # IR's weight with one term per CSD digit (what the estimator costs), and nothing else.
+    g = GRAPHS[name]()
+    files = emit_verilog(g)
+    for lay in layers(g):
+        if lay.dense is None:
+            continue
+        text = files[f"{lay.module}.v"]
+        assert " * " not in text
+        found = {(int(m[1]), int(m[2])): (m[3], int(m[4])) for m in _LINE.finditer(text)}
+        want = {}
+        for i, row in enumerate(g.op(lay.dense).rows):
+            for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
+                want[(i, k)] = (c, w)
+        assert found.keys() == want.keys()
+        for key, (expr, comment) in found.items():
+            c, w = want[key]
+            terms = _shift_add_terms(expr)
+            assert {col for _, col, _ in terms} == {c}
+            assert sum(sign << shift for sign, _, shift in terms) == w == comment
+            assert len(terms) == len(csd_digits(abs(w)))
+
+
+def test_product_expression_shapes() -> None:
+    g = Graph(
+        (
+            Input("x", (), 4, IntRange(-8, 7), 0),
+            Dense("d", ("x",), 4, (Row(0, (0, 1, 2, 3), (-17, 1, -1, 8)),), 0),
+        ),
+        ("d",),
+    )
+    (text,) = [t for n, t in emit_verilog(g).items() if n != "hwprune_top.v"]
+    exprs = [(m[3], int(m[4])) for m in _LINE.finditer(text)]
+    assert exprs == [("-((x_0 <<< 4) + x_0)", -17), ("x_1", 1), ("-x_2", -1), ("x_3 <<< 3", 8)]
 
 
 def test_emit_is_deterministic_with_banner() -> None:
@@ -172,21 +279,15 @@ def test_icarus_bit_exact(tmp_path: Path, name: str) -> None:
 
 
 @needs_icarus
-@pytest.mark.parametrize(("layer", "flip"), [("dense0", "sign"), ("dense1", "plus_one")])
-def test_corrupted_weight_fails(tmp_path: Path, layer: str, flip: str) -> None:
+@pytest.mark.parametrize(("layer", "how"), [("dense0", "sign"), ("dense1", "shift")])
+def test_corrupted_weight_fails(tmp_path: Path, layer: str, how: str) -> None:
     g = random_mlp(5, sizes=(12, 8, 6), sparsity=0.5)
     rtl_dir, vectors = _design(tmp_path, g)
     path = rtl_dir / f"hwprune_top_{layer}.v"
-    text = path.read_text()
-    line = _product_lines(text)[0]
-    m = re.search(r"\* (-?)(\d+)'sd(\d+);$", line)
-    assert m is not None
-    sign, width, mag = m.group(1), int(m.group(2)), int(m.group(3))
-    if flip == "sign":
-        new = f"* {'' if sign else '-'}{width}'sd{mag};"
-    else:
-        new = f"* {sign}{width + 1}'sd{mag + 1};"
-    path.write_text(text.replace(line, line[: m.start()] + new))
+    corrupted = _corrupt(path.read_text(), how)
+    path.write_text(corrupted)
+    # The weight comments are untouched: only the hardware changed.
+    assert count_product_terms(corrupted) == {layer: g.op(layer).n_terms}
 
     res = run_rtl(rtl_dir, tmp_path / "work", vectors)
     assert not res.passed
@@ -199,6 +300,16 @@ def test_corrupted_weight_fails(tmp_path: Path, layer: str, flip: str) -> None:
     assert bad["input"] == inputs[bad["vector"]].tolist()
     assert bad["expected"] == golden.run(g, inputs)[lay.value][bad["vector"], bad["index"]]
     assert bad["got"] != bad["expected"]
+
+
+@needs_icarus
+def test_weight_comment_is_not_hardware(tmp_path: Path) -> None:
+    g = random_mlp(5, sizes=(12, 8, 6), sparsity=0.5)
+    rtl_dir, vectors = _design(tmp_path, g)
+    path = rtl_dir / "hwprune_top_dense0.v"
+    path.write_text(_corrupt(path.read_text(), "comment"))
+    res = run_rtl(rtl_dir, tmp_path / "work", vectors)
+    assert res.passed, res.first_mismatch
 
 
 def test_unknown_simulator_lists_valid_ones(tmp_path: Path) -> None:
@@ -229,9 +340,8 @@ def test_verilator_bit_exact(tmp_path: Path) -> None:
 # --- yosys ----------------------------------------------------------------------------------
 
 
-def _yosys_cells(tmp_path: Path, g: Graph, script: str) -> dict[str, dict[str, int]]:
+def _yosys_cells(tmp_path: Path, files: dict[str, str], script: str) -> dict[str, dict[str, int]]:
     """Per module, yosys' cell counts by type (``stat -width``: ``$dff_14`` etc.)."""
-    files = emit_verilog(g)
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     srcs = " ".join(str(tmp_path / n) for n in sorted(files))
@@ -261,16 +371,14 @@ def _expected_ff(g: Graph) -> dict[str, int]:
 
 @needs_yosys
 @pytest.mark.parametrize("name", ["corners", "signed_half_even"])
-def test_yosys_registers_and_multipliers_match_schedule(tmp_path: Path, name: str) -> None:
-    # Before optimisation: every register the schedule counts, and one multiplier per
-    # nonzero weight, exactly.
+def test_yosys_registers_match_schedule_without_multipliers(tmp_path: Path, name: str) -> None:
+    # Before optimisation: every register the schedule counts, and no multiplier at all
+    # (products are shift-and-add).
     g = GRAPHS[name]()
-    cells = _yosys_cells(tmp_path, g, "hierarchy -top hwprune_top; proc")
+    cells = _yosys_cells(tmp_path, emit_verilog(g), "hierarchy -top hwprune_top; proc")
     assert {m: _ff_bits(c) for m, c in cells.items()} == _expected_ff(g)
-    for lay in layers(g):
-        if lay.dense is not None:
-            muls = sum(n for c, n in cells[lay.module].items() if c.startswith("$mul"))
-            assert muls == g.op(lay.dense).n_terms
+    for mod in cells.values():
+        assert not [c for c in mod if c.startswith("$mul")]
 
 
 @needs_yosys
@@ -281,10 +389,39 @@ def test_yosys_synth_flip_flops_exact(tmp_path: Path) -> None:
     # without such bits; this seed has none (measured: seed 2 loses 2 bits, the 64-40-10
     # graph 13 of 2,848 to such constants).
     g = random_mlp(3, sizes=(8, 6, 4), sparsity=0.3, in_signed=True)
-    cells = _yosys_cells(tmp_path, g, "synth -top hwprune_top")
+    cells = _yosys_cells(tmp_path, emit_verilog(g), "synth -top hwprune_top")
     ff = {m: _ff_bits(c) for m, c in cells.items()}
     assert ff == _expected_ff(g)
     assert sum(ff.values()) == sum(ls.ff for ls in schedule(g)) + latency_cycles(g)
+
+
+def _as_multiplies(text: str) -> str:
+    """``text`` with every product line written back as ``x_c * W`` (W from its comment)."""
+
+    def sub(m: re.Match) -> str:
+        (col,) = {c for _, c, _ in _shift_add_terms(m[3])}
+        w = int(m[4])
+        lit = f"{'-' if w < 0 else ''}{abs(w).bit_length() + 1}'sd{abs(w)}"
+        return m[0].replace(f"= {m[3]};", f"= x_{col} * {lit};")
+
+    return _LINE.sub(sub, text)
+
+
+@needs_yosys
+def test_yosys_xilinx_infers_no_dsp(tmp_path: Path) -> None:
+    # synth_xilinx without -nodsp maps every constant multiply other than x0/x1/x2/x4 to a
+    # DSP48E1 (DESIGN.md); the estimator reports dsp 0, which shift-and-add makes true. The
+    # same design with its products written as ``x * W`` is the control: it does get DSPs.
+    g = random_mlp(3, sizes=(6, 4), sparsity=0.3, in_signed=True)
+    script = "synth_xilinx -family xc7 -top hwprune_top"
+    files = emit_verilog(g)
+    dsp = {}
+    for variant, fs in [("csd", files), ("mul", {n: _as_multiplies(t) for n, t in files.items()})]:
+        (tmp_path / variant).mkdir()
+        cells = [c for mod in _yosys_cells(tmp_path / variant, fs, script).values() for c in mod]
+        dsp[variant] = [c for c in cells if c.startswith("DSP") or "mul" in c.lower()]
+    assert dsp["csd"] == []
+    assert "DSP48E1" in dsp["mul"]
 
 
 def test_vectors_file_holds_every_layer(tmp_path: Path) -> None:

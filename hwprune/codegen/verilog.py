@@ -7,12 +7,17 @@ them, carries ``valid`` through a shift register and exposes every layer's outpu
 Arithmetic is done in signed wires whose widths come from the exact ranges the schedule uses,
 so nothing can overflow; registers hold exactly ``range.bits`` bits (unsigned when the range
 has no negative value) so that the flip-flop count is the schedule's ``sum(Stage.reg_bits)``.
-Every product is one line of the form
+Every product is one line: the input shifted and added by the canonical signed digits (CSD)
+of its weight, with the weight repeated in a trailing comment,
 
-    wire signed [13:0] p_<row>_<k> = x_<col> * -6'sd17;
+    wire signed [13:0] p_<row>_<k> = -((x_<col> <<< 4) + x_<col>); // w=-17
 
-with the integer weight as a literal, one per nonzero weight and none for zero weights: this
-is what ``count_product_terms`` parses and what a test corrupts to prove the testbench fails.
+one per nonzero weight and none for zero weights. The expression is the hardware; the comment
+only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
+expression to prove that the testbench fails. Shift-and-add is what the estimator costs
+(``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry chains, where it made
+``x * W`` an array multiplier, or by default a DSP for every weight but x1/x2/x4 (DESIGN.md,
+"How yosys treats constant multiplies"), while the estimator counts no DSP.
 """
 
 from __future__ import annotations
@@ -43,7 +48,15 @@ _KEYWORDS = frozenset(
     bit byte class do enum export final import int interface logic longint package program
     return shortint static string struct type typedef union var virtual void""".split()
 )
-_PRODUCT = re.compile(r"^\s*wire signed \[\d+:0\] p_\d+_\d+ = x_\d+ \* -?\d+'sd\d+;", re.MULTILINE)
+# A product line: the wire, a shift-and-add of one input (negated or not), the weight in a
+# trailing comment.
+_TERM = r"(?:x_\d+|\(x_\d+ <<< \d+\))"
+_SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
+_PRODUCT = re.compile(
+    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:x_\d+ <<< \d+|{_SUM}|-?\({_SUM}\));"
+    r" // w=-?\d+$",
+    re.MULTILINE,
+)
 _MARKER = re.compile(r"^\s*// hwprune layer (.*)$", re.MULTILINE)
 _MODULE = re.compile(r"^module\b.*?^endmodule\b", re.MULTILINE | re.DOTALL)
 
@@ -196,6 +209,57 @@ def _lit(v: int) -> str:
     return f"-{text}" if v < 0 else text
 
 
+def _csd_digits(n: int) -> tuple[tuple[int, int], ...]:
+    """Canonical signed digits of n: (position, +1 or -1), LSB first, sum(d << p) == n.
+
+    The non-adjacent form has the fewest nonzero digits of any signed-binary form
+    (Reitwiesner 1960): 7 = 8 - 1. A negative n gets the digits of -n negated; 0 has none.
+    Kept here rather than imported from the estimator so that codegen does not depend on it;
+    a test checks that both agree.
+    """
+    m = abs(n)
+    sign = -1 if n < 0 else 1
+    digits = []
+    pos = 0
+    while m:
+        if m & 1:
+            d = 2 - (m & 3)  # +1 when m = 1 mod 4, -1 when m = 3 mod 4
+            digits.append((pos, sign * d))
+            m -= d
+        m >>= 1
+        pos += 1
+    return tuple(digits)
+
+
+def _product_expr(x: str, w: int) -> str:
+    """``x * w`` (w != 0) as shift-and-add over the CSD digits of |w|, most significant first,
+    negated as a whole when w < 0: ``-((x <<< 4) + x)`` for -17.
+
+    The expression is evaluated in the width of the wire it is assigned to (at least that of
+    the product's exact range), so an intermediate sum may wrap around, yet the result is
+    exact: two's-complement adds, subtracts and shifts are exact modulo 2**width, and the
+    final product fits. The negation goes last because that measured cheapest: yosys can
+    then merge it into the adder tree that reads the product (as the estimator assumes);
+    leading with a positive digit (``x - (x <<< 3)`` for -7) or negating the first digit
+    cost 4-8 % more LUTs (yosys 0.23 ``synth_xilinx -nodsp -flatten``, the flow of
+    benchmarks/estimate_vs_yosys.py, on its 16-12-8-5 and 64-64-32-10 s0.95 graphs).
+    """
+    digits = sorted(_csd_digits(abs(w)), reverse=True)
+
+    def shifted(p: int) -> str:
+        return x if p == 0 else f"({x} <<< {p})"
+
+    if len(digits) == 1:
+        ((p0, _),) = digits
+        if w > 0:
+            return x if p0 == 0 else f"{x} <<< {p0}"
+        return f"-{shifted(p0)}"
+    expr = shifted(digits[0][0])  # the most significant CSD digit of |w| is always +1
+    for p, d in digits[1:]:
+        expr += f" {'+' if d > 0 else '-'} {shifted(p)}"
+    return expr if w > 0 else f"-({expr})"
+
+
 def _sel(bus: str, i: int, width: int) -> str:
     return f"{bus}[{(i + 1) * width - 1}:{i * width}]"
 
@@ -321,7 +385,8 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
             k0 = 1
         for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
             r = ranges[k0 + k]
-            lines.append(f"    wire signed [{_sbits(r) - 1}:0] p_{i}_{k} = x_{c} * {_lit(w)};")
+            expr = _product_expr(f"x_{c}", w)
+            lines.append(f"    wire signed [{_sbits(r) - 1}:0] p_{i}_{k} = {expr}; // w={w}")
             opnds.append((f"p_{i}_{k}", r))
         if not opnds:
             opnds.append((_lit(0), ranges[0]))
