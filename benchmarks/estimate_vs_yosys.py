@@ -1,14 +1,15 @@
 """Calibrate the analytical estimator against yosys on the emitted Verilog.
 
-For a few seeded random graphs (tests/graphs.py) this emits the design with
-``hwprune.codegen.verilog.emit_verilog``, synthesises it with yosys
-``synth_xilinx -family xc7 -nodsp -flatten`` and compares LUT and FF counts with
-``hwprune.estimate``. Each design is synthesised twice:
+For a few seeded random graphs (tests/graphs.py, optimized as the real flow does) this emits
+the design with ``hwprune.codegen.verilog.emit_verilog``, synthesises it with yosys
+``synth_xilinx -family xc7 -nodsp -flatten`` (``hwprune.estimate.synth.synth_yosys``) and
+compares LUT and FF counts with ``hwprune.estimate``. Each design is synthesised twice, side
+by side:
 
-* ``emitted``: the Verilog exactly as the emitter writes it (products as ``x * W``, which
-  yosys maps to an array multiplier, not to the CSD shift-and-add the estimator assumes);
-* ``csd``: the same files with every product line rewritten as CSD shift-and-add of
-  ``x_c`` (the structure the estimator costs), all other lines unchanged.
+* ``emitted``: the Verilog exactly as hwprune writes it (products as CSD shift-and-add);
+* ``mult``: the baseline, the same files with every product line written back as a plain
+  constant multiply ``x_c * W`` (rebuilt from the line's ``// w=`` comment), the form a
+  straightforward emitter would write and yosys maps to an array multiplier.
 
 Run from the repository root (needs yosys on PATH; about 1-3 minutes per design):
 
@@ -24,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hwprune.boards import get_board  # noqa: E402
+from hwprune.codegen.verilog import emit_verilog  # noqa: E402
 from hwprune.estimate import estimate  # noqa: E402
-from hwprune.estimate.costs import csd_digits  # noqa: E402
+from hwprune.estimate.synth import synth_yosys  # noqa: E402
+from hwprune.ir.passes import optimize  # noqa: E402
 from tests.graphs import random_mlp  # noqa: E402
 
 # (label, random_mlp keyword arguments). The 64-64-32-10 cases mirror the default job
@@ -46,75 +48,31 @@ CASES: list[tuple[str, dict]] = [
     ("16-64-32-32-5 s0.7 w4", dict(seed=4, sizes=(16, 64, 32, 32, 5), sparsity=0.7, w_bits=4)),
 ]
 
+# An emitted product line: its wire, the input it reads (first x_c) and its weight comment.
 _PRODUCT = re.compile(
-    r"^(\s*wire signed \[\d+:0\] p_\d+_\d+ = )(x_\d+) \* (-?)\d+'sd(\d+);$", re.MULTILINE
+    r"^(\s*wire signed \[\d+:0\] p_\d+_\d+ = )[^;]*?(x_\d+)[^;]*; // w=(-?\d+)$", re.MULTILINE
 )
 
 
-def csd_expr(x: str, w: int) -> str:
-    """``x * w`` as CSD shift-and-add (most significant digit first, sign applied last)."""
-    digits = sorted(csd_digits(abs(w)), reverse=True)
+def rewrite_mult(text: str) -> str:
+    """Write every product line back as ``x_c * W`` (the plain-multiplier baseline).
 
-    def term(p: int) -> str:
-        return x if p == 0 else f"({x} <<< {p})"
-
-    expr = term(digits[0][0])
-    for p, d in digits[1:]:
-        expr += (" + " if d > 0 else " - ") + term(p)
-    return f"-({expr})" if w < 0 else expr
-
-
-def rewrite_csd(text: str) -> str:
-    """Replace every ``p = x_c * W;`` product line by its CSD shift-and-add form.
-
-    The wire keeps its declared width, so the two's-complement result is unchanged (an
-    intermediate that wraps around still gives the exact product modulo 2**width).
+    The wire keeps its declared width, so the two's-complement result is unchanged.
     """
 
     def sub(m: re.Match) -> str:
-        w = int(m.group(4)) * (-1 if m.group(3) else 1)
-        return f"{m.group(1)}{csd_expr(m.group(2), w)};"
+        w = int(m.group(3))
+        lit = f"{abs(w).bit_length() + 1}'sd{abs(w)}"
+        return f"{m.group(1)}{m.group(2)} * {'-' if w < 0 else ''}{lit}; // w={w}"
 
     return _PRODUCT.sub(sub, text)
 
 
-def yosys_stat(files: dict[str, str], top: str, workdir: Path) -> dict[str, int]:
-    """Cell counts of ``synth_xilinx -family xc7 -nodsp`` on the given Verilog files."""
-    for name, text in files.items():
-        (workdir / name).write_text(text)
-    reads = "; ".join(f"read_verilog {workdir / n}" for n in sorted(files))
-    script = f"{reads}; synth_xilinx -family xc7 -nodsp -flatten -top {top}; stat"
-    log = subprocess.run(["yosys", "-p", script], capture_output=True, text=True, check=True).stdout
-    # The final `stat` is the last "Printing statistics" section of the log.
-    tail = log[log.rindex("Printing statistics") :]
-    cells: dict[str, int] = {}
-    for cell, n in re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+(\d+)$", tail, re.MULTILINE):
-        cells[cell] = cells.get(cell, 0) + int(n)
-    return cells
-
-
-def lut_ff(cells: dict[str, int]) -> tuple[int, int, int]:
-    """(LUT, FF, SRL): LUT1-6 plus INV (a LUT1 in the device); FD* flip-flops; SRL16/32."""
-    lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]|INV", c))
-    ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[RSCP]E(_1)?", c))
-    srl = sum(n for c, n in cells.items() if c.startswith("SRL"))
-    return lut, ff, srl
-
-
 def run_case(label: str, kwargs: dict) -> dict:
-    """Estimate and synthesise one graph both ways; return the figures for the table."""
-    from hwprune.codegen.verilog import emit_verilog  # another engineer's module
-
-    g = random_mlp(**kwargs)
-    try:
-        # The real flow optimises before emitting: without it yosys would also delete
-        # neurons nothing reads and constant rows, which the IR still holds.
-        from hwprune.ir.passes import optimize
-
-        g = optimize(g)
-    except ImportError:
-        pass
-    est = estimate(g, get_board("pynq-z2"))
+    """Estimate one graph and synthesise it both ways; return the figures for the table."""
+    board = get_board("pynq-z2")
+    g = optimize(random_mlp(**kwargs))
+    est = estimate(g, board)
     files = emit_verilog(g)
     out = {
         "label": label,
@@ -125,42 +83,43 @@ def run_case(label: str, kwargs: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="hwprune-calib-") as tmp:
         for variant, fs in (
             ("emitted", files),
-            ("csd", {n: rewrite_csd(t) for n, t in files.items()}),
+            ("mult", {n: rewrite_mult(t) for n, t in files.items()}),
         ):
-            d = Path(tmp) / variant
-            d.mkdir()
-            t0 = time.monotonic()
-            cells = yosys_stat(fs, "hwprune_top", d)
-            lut, ff, srl = lut_ff(cells)
+            rtl = Path(tmp) / variant / "rtl"
+            rtl.mkdir(parents=True)
+            for name, text in fs.items():
+                (rtl / name).write_text(text)
+            r = synth_yosys(rtl, board, Path(tmp) / variant / "work", nodsp=True)
             out[variant] = {
-                "lut": lut,
-                "ff": ff,
-                "srl": srl,
-                "carry4": cells.get("CARRY4", 0),
-                "s": round(time.monotonic() - t0, 1),
+                "lut": r["lut"],
+                "ff": r["ff"],
+                "srl": r["srl"],
+                "carry4": r["carry4"],
+                "s": round(r["seconds"], 1),
             }
     return out
 
 
 def table(results: list[dict]) -> str:
-    """The markdown table: estimate, yosys on both netlists, and est/yosys ratios."""
+    """The markdown table: estimate, yosys on both netlists, and the ratios."""
     lines = [
         "| graph | nonzero terms | est LUT | yosys LUT emitted (est/yosys) "
-        "| yosys LUT csd (est/yosys) | LUT per term est / emitted / csd "
-        "| est FF | yosys FF emitted (est/yosys) | yosys FF csd | CARRY4 emitted / csd |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| yosys LUT mult baseline | emitted/mult LUT | LUT per term est / emitted / mult "
+        "| est FF | yosys FF emitted (est/yosys) | CARRY4 emitted / mult "
+        "| yosys s emitted / mult |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        e, c, n = r["emitted"], r["csd"], max(r["terms"], 1)
+        e, m, n = r["emitted"], r["mult"], max(r["terms"], 1)
         lines.append(
             f"| {r['label']} | {r['terms']} | {r['est_lut']} "
             f"| {e['lut']} ({r['est_lut'] / e['lut']:.2f}) "
-            f"| {c['lut']} ({r['est_lut'] / c['lut']:.2f}) "
-            f"| {r['est_lut'] / n:.1f} / {e['lut'] / n:.1f} / {c['lut'] / n:.1f} "
+            f"| {m['lut']} | {e['lut'] / m['lut']:.2f} "
+            f"| {r['est_lut'] / n:.1f} / {e['lut'] / n:.1f} / {m['lut'] / n:.1f} "
             f"| {r['est_ff']} | {e['ff']} ({r['est_ff'] / max(e['ff'], 1):.2f}) "
-            f"| {c['ff']} | {e['carry4']} / {c['carry4']} |"
+            f"| {e['carry4']} / {m['carry4']} | {e['s']} / {m['s']} |"
         )
-    srl = sum(r[v]["srl"] for r in results for v in ("emitted", "csd"))
+    srl = sum(r[v]["srl"] for r in results for v in ("emitted", "mult"))
     if srl:
         lines.append(f"\n{srl} SRL cells (shift registers in LUTs) are not counted above.")
     return "\n".join(lines) + "\n"
@@ -174,11 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("yosys") is None:
         print("yosys is not on PATH; install it (apt-get install yosys)", file=sys.stderr)
         return 2
-    try:
-        from hwprune.codegen.verilog import emit_verilog  # noqa: F401
-    except ImportError as e:
-        print(f"the Verilog emitter is not usable yet ({e})", file=sys.stderr)
-        return 2
     ver = subprocess.run(["yosys", "-V"], capture_output=True, text=True).stdout.strip()
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda c: run_case(*c), CASES))
@@ -186,16 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         f"Estimator (`hwprune.estimate`) vs `{ver}` `synth_xilinx -family xc7 -nodsp -flatten`"
         " on `hwprune.codegen.verilog.emit_verilog` output of `optimize(random_mlp(...))`.\n"
         "LUT = LUT1-6 + INV cells; FF = FDRE/FDSE/FDCE/FDPE. 'emitted': the files as written "
-        "(products `x * W`); 'csd': product lines rewritten as CSD shift-and-add.\n"
+        "(products as CSD shift-and-add); 'mult': the baseline, product lines written back as "
+        "`x * W`.\n"
         "Regenerate: `.venv/bin/python benchmarks/estimate_vs_yosys.py "
         "--out benchmarks/results/estimate_vs_yosys.md`\n\n"
         + table(results)
-        + "\nHow to read it: est/yosys below 1 means the estimate is optimistic. The "
-        "estimator costs CSD shift-and-add products on carry chains, so the 'csd' column "
-        "measures the model and the 'emitted' column what yosys makes of the emitter's "
-        "`x * W` (an array multiplier per product). Estimated FF is the schedule's register "
-        "bits plus the valid shift register; yosys drops bits that are constant or never "
-        "read.\n"
+        + "\nHow to read it: est/yosys below 1 means the estimate is optimistic. "
+        "emitted/mult below 1 is what writing products as CSD shift-and-add saves over plain "
+        "constant multiplies (which yosys maps to array multipliers, or to DSPs without "
+        "-nodsp). Estimated FF is the schedule's register bits plus the valid shift register; "
+        "yosys drops bits that are constant or never read, so the estimate is an upper bound.\n"
     )
     print(text)
     if args.out:

@@ -5,11 +5,10 @@ import json
 import re
 import shutil
 
-import numpy as np
-
 from hwprune.flow import TOP
 from hwprune.ir import golden
-from hwprune.ir.importer import import_qonnx, load_model
+from hwprune.ir.importer import import_qonnx
+from tests.qonnx_ref import quantized_weight_nonzeros
 
 LEVELS = ["brevitas", "qonnx", "csim", "rtl (icarus)"]
 
@@ -33,22 +32,6 @@ def test_pruned_to_at_least_80_percent_and_accurate(default_run):
     assert report.train.pruned_accuracy >= 0.90  # digits: a linear model reaches ~96 %
 
 
-def _quantized_weight_nonzeros(model_onnx):
-    """Nonzero integer weights per layer, counted with qonnx's own Quant execution."""
-    from qonnx.core.onnx_exec import execute_node
-
-    m = load_model(model_onnx)
-    inits = {i.name for i in m.graph.initializer}
-    counts = []
-    for node in m.graph.node:
-        if node.op_type == "Quant" and node.input[0] in inits:
-            ctx = {n: m.get_initializer(n) for n in node.input}
-            execute_node(node, ctx, m.graph, opset_version=m.model.opset_import[0].version)
-            if ctx[node.output[0]].ndim == 2:
-                counts.append(int(np.count_nonzero(ctx[node.output[0]])))
-    return counts
-
-
 def test_product_terms_equal_nonzero_weights(default_run):
     out, _, report = default_run
     from hwprune.codegen.verilog import count_product_terms as v_terms
@@ -56,7 +39,7 @@ def test_product_terms_equal_nonzero_weights(default_run):
 
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     layers = man["layers"]
-    assert [ly["nonzero_weights_imported"] for ly in layers] == _quantized_weight_nonzeros(
+    assert [ly["nonzero_weights_imported"] for ly in layers] == quantized_weight_nonzeros(
         out / "model.onnx"
     )
     verilog = {}

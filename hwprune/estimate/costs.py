@@ -7,9 +7,10 @@ levels, a Requant (shift, optional rounding, clip) fused before a layer's last r
 
 Why DSP = 0 and BRAM18 = 0: every weight is a constant folded into fabric logic (a product
 by a constant is wiring plus shift-and-add adders), and the fully unrolled, II = 1 pipeline
-stores no arrays, so nothing is mapped to DSP slices or block RAM. (Synthesis tools left to
-their defaults do move constant products into DSPs: DESIGN.md measured about 0.53 DSP per
-nonzero 8x4-bit product with yosys; hwprune's figures are for ``-nodsp``-style mapping.)
+stores no arrays, so nothing is mapped to DSP slices or block RAM. The emitter writes each
+product as CSD shift-and-add, so yosys' default ``synth_xilinx`` infers no DSP either
+(tests/test_verilog.py checks it); written as ``x * W``, DESIGN.md measured about 0.53 DSP
+per nonzero 8x4-bit product.
 
 Primitive costs follow the fabric's structure (AMD UG474) and were checked with yosys 0.23
 ``synth_xilinx -family xc7 -nodsp`` on small registered modules; benchmarks/
@@ -26,9 +27,8 @@ estimate_vs_yosys.py measures whole networks against the emitted Verilog:
   Measured subtlety: on an isolated constant add, or a chain bit with one variable operand,
   yosys places no LUT (it wires the net straight to the carry chain and counts no
   route-through LUT), but inside the emitted networks it merges such adds with their
-  neighbours into compressors ($macc), which cost more. On whole networks the estimate is
-  0.87-0.99 of yosys' LUTs when products are written as CSD shift-and-add, and 0.70-0.85
-  on the emitter's ``x * W`` lines (benchmarks/results/estimate_vs_yosys.md).
+  neighbours into compressors ($macc), which cost more. On whole emitted networks the
+  estimate is 0.87-0.99 of yosys' LUTs (benchmarks/results/estimate_vs_yosys.md).
 * Constant multiply: zero weights have no term at all (the IR stores nonzero terms only);
   x * +/-2^k is wiring (DESIGN.md: "x1/x2/x4 cost nothing"; the sign is absorbed by the
   adder tree, which subtracts instead of adding); any other weight is shift-and-add over the
