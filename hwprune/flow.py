@@ -229,6 +229,57 @@ def _to_grid(y: np.ndarray, g: Graph) -> np.ndarray:
     return ints.astype(np.int64)
 
 
+@dataclass(frozen=True)
+class _SimContext:
+    """What every ladder level needs: the build, the graph, the vectors and golden's answer."""
+
+    build_dir: Path
+    simdir: Path
+    g: Graph
+    x: np.ndarray
+    want: np.ndarray
+    model: Path
+    simulator: str
+
+
+def _level_qonnx(c: _SimContext) -> Level:
+    if not c.model.is_file():
+        return Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
+    t0 = time.perf_counter()
+    mm = _first_mismatch(c.g, c.x, c.want, qonnx_outputs(c.model, c.g, c.x))
+    return Level("qonnx", mm is None, len(c.x), time.perf_counter() - t0, mm)
+
+
+def _level_csim(c: _SimContext) -> Level:
+    from hwprune.sim.csim import first_failing_layer, run_csim
+
+    t0 = time.perf_counter()
+    hls = c.build_dir / "hls"
+    mm = _first_mismatch(c.g, c.x, c.want, run_csim(hls, c.x))
+    if mm is not None:
+        # Name the first layer that differs (hls4ml's trace), not just the output.
+        try:
+            first = first_failing_layer(hls, c.g, c.x[mm["vector"]])
+        except HwpruneError:  # a project written without tracing: keep the output's
+            first = None
+        mm.update(first or {})
+    return Level("csim", mm is None, len(c.x), time.perf_counter() - t0, mm)
+
+
+def _level_rtl(c: _SimContext) -> Level:
+    from hwprune.codegen.cocotb_tb import write_vectors
+    from hwprune.sim.rtl import run_rtl
+
+    vec = c.simdir / "vectors.json"
+    write_vectors(vec, c.g, c.x)
+    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP)
+    return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
+
+
+# The rungs `hwprune sim` checks, in order (Brevitas is added by `run`, which has the model).
+SIM_LEVELS = (("qonnx", _level_qonnx), ("csim", _level_csim), ("rtl", _level_rtl))
+
+
 def sim(
     build_dir: Path,
     simulator: str = "icarus",
@@ -243,9 +294,7 @@ def sim(
     """
     from tqdm import tqdm
 
-    from hwprune.codegen.cocotb_tb import write_vectors
-    from hwprune.sim.csim import first_failing_layer, run_csim
-    from hwprune.sim.rtl import SIMULATORS, run_rtl
+    from hwprune.sim.rtl import SIMULATORS
 
     build_dir = Path(build_dir)
     if simulator not in SIMULATORS:
@@ -256,57 +305,20 @@ def sim(
         raise HwpruneError(f"--vectors {vectors}: use 1 or more")
     g = load_graph(build_dir)
     x = golden.stimulus_vectors(g, vectors, seed)
-    want = golden.outputs(g, x)
-    report = SimReport()
     model = build_dir / "model.onnx"
     if not model.is_file():
         model = Path(g.meta.get("source", ""))
-    steps = ["qonnx", "csim", "rtl"]
-    bar = tqdm(steps, desc="simulate", unit="level", disable=not progress, leave=False)
+    report = SimReport()
     with staged(build_dir) as stage:
         simdir = stage / "sim"
         simdir.mkdir()
-        for step in bar:
-            bar.set_description(f"simulate: {step}")
-            t0 = time.perf_counter()
-            if step == "qonnx":
-                if not model.is_file():
-                    report.levels.append(
-                        Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
-                    )
-                    continue
-                got = qonnx_outputs(model, g, x)
-                mm = _first_mismatch(g, x, want, got)
-                report.levels.append(
-                    Level("qonnx", mm is None, len(x), time.perf_counter() - t0, mm)
-                )
-            elif step == "csim":
-                got = run_csim(build_dir / "hls", x)
-                mm = _first_mismatch(g, x, want, got)
-                if mm is not None:
-                    # Name the first layer that differs (hls4ml's trace), not just the output.
-                    try:
-                        first = first_failing_layer(build_dir / "hls", g, x[mm["vector"]])
-                    except HwpruneError:  # a project written without tracing: keep the output
-                        first = None
-                    if first is not None:
-                        mm.update(first)
-                report.levels.append(
-                    Level("csim", mm is None, len(x), time.perf_counter() - t0, mm)
-                )
-            else:
-                vec = simdir / "vectors.json"
-                write_vectors(vec, g, x)
-                r = run_rtl(build_dir / "rtl", simdir / "rtl", vec, simulator, TOP)
-                report.levels.append(
-                    Level(f"rtl ({simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
-                )
-        (simdir / "report.json").write_text(
-            json.dumps(
-                {"passed": report.passed, "levels": [asdict(lv) for lv in report.levels]}, indent=1
-            )
-            + "\n"
-        )
+        ctx = _SimContext(build_dir, simdir, g, x, golden.outputs(g, x), model, simulator)
+        bar = tqdm(SIM_LEVELS, desc="simulate", unit="level", disable=not progress, leave=False)
+        for name, level in bar:
+            bar.set_description(f"simulate: {name}")
+            report.levels.append(level(ctx))
+        doc = {"passed": report.passed, "levels": [asdict(lv) for lv in report.levels]}
+        (simdir / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
     if not report.passed:
         bad = next(lv for lv in report.levels if not lv.passed)
         raise MismatchError(
