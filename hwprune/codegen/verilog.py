@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 
 from hwprune.errors import HwpruneError
-from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, shift_round
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Value, shift_round
 from hwprune.ir.schedule import LayerSchedule, row_operands, schedule, stage_levels
 from hwprune.resources import banner
 
@@ -431,11 +431,7 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
                     raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
                 regs.append(_reg_decl(f"q_{i}", r))
                 assigns.append(f"        q_{i} <= {expr};")
-    lines += _registers(regs, assigns)
-    for i, r in enumerate(yv.ranges):
-        lines.append(f"    assign {_sel('y', i, wo)} = {_extend(f'q_{i}', r, wo)};")
-    lines.append("endmodule")
-    return "\n".join(lines) + "\n"
+    return _finish_module(lines, regs, assigns, yv, wo)
 
 
 def _requant_module(g: Graph, lay: Layer) -> str:
@@ -455,6 +451,13 @@ def _requant_module(g: Graph, lay: Layer) -> str:
         lines += rl
         regs.append(_reg_decl(f"q_{i}", out))
         assigns.append(f"        q_{i} <= {expr};")
+    return _finish_module(lines, regs, assigns, yv, wo)
+
+
+def _finish_module(
+    lines: list[str], regs: list[str], assigns: list[str], yv: Value, wo: int
+) -> str:
+    """Close a layer module: its output registers, the packed output bus, endmodule."""
     lines += _registers(regs, assigns)
     for i, r in enumerate(yv.ranges):
         lines.append(f"    assign {_sel('y', i, wo)} = {_extend(f'q_{i}', r, wo)};")

@@ -84,6 +84,18 @@ def _used_of(used: int, avail: int) -> str:
     return f"{used:,}/{avail:,} {share}"
 
 
+def align_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Fixed-width text lines: names left-aligned, numbers right-aligned so digits line up,
+    and a rule under the header."""
+    widths = [max(len(r[k]) for r in (header, *rows)) for k in range(len(header))]
+    lines = []
+    for r in (header, *rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def format_table(estimates: dict[str, dict]) -> str:
     """A fixed-width text table of ``estimate_boards`` output, one line per board.
 
@@ -109,13 +121,7 @@ def format_table(estimates: dict[str, dict]) -> str:
                 "yes" if e["fits"] else "NO",
             )
         )
-    widths = [max(len(r[k]) for r in (header, *rows)) for k in range(len(header))]
-    # Names left-aligned, numbers right-aligned so digits line up.
-    lines = []
-    for r in (header, *rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = align_table(header, rows)
     if any(e.get("usable_after_shell") for e in estimates.values()):
         lines.append("* available = what the platform shell leaves, not the whole device")
     return "\n".join(lines) + "\n"

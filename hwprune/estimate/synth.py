@@ -37,6 +37,7 @@ from pathlib import Path
 
 from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
+from hwprune.estimate.report import align_table
 
 # hwprune board family -> yosys ``synth_xilinx -family`` value (``yosys -p "help
 # synth_xilinx"``: xc7 = Series 7, xcup = UltraScale Plus).
@@ -295,12 +296,7 @@ def format_synth_table(reports: dict[str, dict]) -> str:
         cols += [f"{rep.get('carry4', 0):,}", f"{rep['seconds']:.1f}"]
         cols.append("yes" if rep["fits"] else "NO")
         rows.append(tuple(cols))
-    widths = [max(len(r[k]) for r in (header, *rows)) for k in range(len(header))]
-    lines = []
-    for r in (header, *rows):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = align_table(header, rows)
     tools = sorted({f"{rep['tool']}: {rep['command']}" for rep in reports.values()})
     lines += [f"measured with {t}" for t in tools]
     lines.append("ratio = estimate / yosys (below 1: the estimate is optimistic)")
