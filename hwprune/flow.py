@@ -30,6 +30,7 @@ from hwprune.resources import banner
 
 TOP = "hwprune_top"
 HLS_PROJECT = "myproject"
+KERNELS = ("mac",)
 
 
 # --- train ----------------------------------------------------------------------------------
@@ -149,9 +150,6 @@ def compile(
         est = estimate_boards(g, list_boards())
         (stage / "estimate.json").write_text(json.dumps(est, indent=1, sort_keys=True) + "\n")
     return g
-
-
-KERNELS = ("mac",)
 
 
 # --- sim ------------------------------------------------------------------------------------
@@ -294,13 +292,10 @@ def sim(
     """
     from tqdm import tqdm
 
-    from hwprune.sim.rtl import SIMULATORS
+    from hwprune.sim.rtl import check_simulator
 
     build_dir = Path(build_dir)
-    if simulator not in SIMULATORS:
-        raise HwpruneError(
-            f"unknown simulator {simulator!r}; choose one of: {', '.join(SIMULATORS)}"
-        )
+    check_simulator(simulator)  # before the C-sim spends its time
     if vectors < 1:
         raise HwpruneError(f"--vectors {vectors}: use 1 or more")
     g = load_graph(build_dir)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hwprune.config import Config, from_dict, load_config
+from hwprune.config import PRUNE_METHODS, Config, from_dict, load_config
 from hwprune.errors import HwpruneError
 from hwprune.resources import data_dir
 
@@ -46,3 +46,9 @@ def test_not_toml(tmp_path):
     p.write_text("[model\nhidden = ")
     with pytest.raises(HwpruneError, match="not valid TOML"):
         load_config(p)
+
+
+def test_allowed_names_match_the_registries():
+    from hwprune.prune.magnitude import CRITERIA
+
+    assert set(PRUNE_METHODS) == set(CRITERIA)
