@@ -3,29 +3,79 @@
 Every key is declared once here with its type and allowed values; an unknown section or key,
 a wrong type or a value outside its allowed set fails before any work starts, with a message
 naming the key and what is allowed.
+
+The model is either the MLP shorthand (``model.hidden``), a layer list (``[[model.layers]]``,
+one table per layer, see ``LAYER_KEYS``) or a Python function (``model.module``).
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from hwprune.errors import HwpruneError
 from hwprune.sim.rtl import SIMULATORS
 from hwprune.train.data import DATASETS
 
-# The names of hwprune.prune's CRITERIA table, kept here so validating a config does not
-# import torch; tests/test_config.py checks the two agree.
-PRUNE_METHODS = ("magnitude",)
+# The names of the training-side registries, kept here so validating a config does not
+# import torch; tests/test_config.py checks each against its table.
+PRUNE_CRITERIA = (  # hwprune.prune.criteria.CRITERIA
+    "magnitude",
+    "global-magnitude",
+    "random",
+    "l1-neuron",
+    "l2-neuron",
+    "l1-channel",
+    "l2-channel",
+    "mrmr",
+)
+PRUNE_SCHEDULES = ("one-shot", "iterative", "agp", "constant")  # hwprune.prune.schedules
+PRUNE_METHODS = ("standard", "lottery-ticket", "dns")  # hwprune.train.loop.METHODS
+TEACHERS = ("none", "dense", "larger")  # hwprune.train.loop.TEACHERS
 ROUNDINGS = ("floor", "half_even")
+
+# Layer kind -> the keys a [[model.layers]] table of that kind may set (besides kind, name).
+# "out" is features (linear) or channels (conv); 0 on the last layer = the number of classes.
+# weight_bits 1 is binary (bipolar, +-scale), 2 is ternary (-1, 0, +1 times scale).
+LAYER_KEYS = {
+    "linear": ("out", "weight_bits", "bias"),
+    "conv1d": ("out", "kernel", "stride", "padding", "weight_bits", "bias"),
+    "conv2d": ("out", "kernel", "stride", "padding", "weight_bits", "bias"),
+    "relu": ("bits", "rounding"),  # unsigned activation quantizer (QuantReLU)
+    "act": ("bits", "rounding"),  # signed activation quantizer (QuantIdentity); bits 2 = ternary
+    "bipolar": (),  # sign activation: +1 if x >= 0 else -1 (BipolarQuant)
+    "batchnorm": (),  # folded into the preceding linear/conv before export
+    "maxpool": ("kernel", "stride"),
+    "avgpool": ("kernel", "stride", "bits", "rounding"),  # window must hold 2**k elements
+    "flatten": (),
+}
+PRUNABLE_KINDS = ("linear", "conv1d", "conv2d")
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """One entry of the layer list; which keys apply depends on ``kind`` (LAYER_KEYS)."""
+
+    kind: str = "linear"
+    name: str = ""  # default: kind + running index per kind (linear0, relu0, conv2d0, ...)
+    out: int = 0
+    kernel: int = 2
+    stride: int = 0  # 0 = 1 for conv, = kernel for pooling
+    padding: int = 0
+    weight_bits: int = 6
+    bias: bool = True
+    bits: int = 8
+    rounding: str = "floor"
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "digits"
-    test_fraction: float = 0.25
+    test_fraction: float = 0.25  # digits only; fashion-mnist has its own test set
     seed: int = 0
+    train_samples: int = 0  # 0 = all; else a stratified subset of the training set
+    downsample: int = 1  # average-pool images by this factor (fashion-mnist 28x28 -> 14x14)
 
 
 @dataclass(frozen=True)
@@ -35,6 +85,30 @@ class ModelConfig:
     weight_bits: int = 6
     act_bits: int = 8
     act_rounding: str = "floor"
+    input_shape: tuple[int, ...] = ()  # () = flat for MLPs, the image shape (C, H, W) for conv
+    layers: tuple[LayerConfig, ...] = ()
+    module: str = ""  # "path/to/file.py:function" or "package.module:function"
+
+    def layer_list(self) -> tuple[LayerConfig, ...]:
+        """The layers with names filled in; the MLP shorthand expanded when no list is given."""
+        layers = self.layers
+        if not layers:
+            acts = [
+                LayerConfig("relu", bits=self.act_bits, rounding=self.act_rounding)
+                for _ in self.hidden
+            ]
+            layers = tuple(
+                x
+                for n, a in zip(self.hidden, acts)
+                for x in (LayerConfig("linear", out=n, weight_bits=self.weight_bits), a)
+            ) + (LayerConfig("linear", out=0, weight_bits=self.weight_bits),)
+        count: dict[str, int] = {}
+        named = []
+        for ly in layers:
+            k = count.get(ly.kind, 0)
+            count[ly.kind] = k + 1
+            named.append(ly if ly.name else replace(ly, name=f"{ly.kind}{k}"))
+        return tuple(named)
 
 
 @dataclass(frozen=True)
@@ -47,9 +121,27 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PruneConfig:
-    method: str = "magnitude"
-    sparsity: float = 0.85
+    criterion: str = "magnitude"  # how a mask is computed
+    schedule: str = "one-shot"  # how much is pruned, and when
+    method: str = "standard"  # what happens around it (lottery-ticket rewinding, dns splicing)
+    sparsity: float = 0.85  # target fraction of zero weights in the pruned layers
     finetune_epochs: int = 40
+    layers: tuple[str, ...] = ()  # names of the layers to prune; () = every linear/conv
+    iterations: int = 4  # iterative schedule and lottery-ticket rounds
+    tolerance: float = 0.02  # iterative guard: max accuracy drop below the dense model
+    begin_step: int = 0  # agp / constant / dns: first optimizer step of the fine-tuning
+    end_step: int = 600  # agp / constant / dns: last step at which masks change
+    frequency: int = 20  # agp / constant / dns: steps between mask updates
+    initial_sparsity: float = 0.0  # agp: sparsity at begin_step
+    rewind_epoch: int = 1  # lottery-ticket: dense-training epoch whose weights are rewound to
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str = "none"  # none | dense (the dense QAT model) | larger (a wider float model)
+    temperature: float = 4.0
+    alpha: float = 0.5  # weight of the distillation loss; 1 - alpha on the labels
+    width_factor: int = 2  # larger teacher: every hidden width times this
 
 
 @dataclass(frozen=True)
@@ -71,6 +163,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     compile: CompileConfig = field(default_factory=CompileConfig)
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -79,9 +172,18 @@ class Config:
         lines = []
         for sec, vals in asdict(self).items():
             lines.append(f"[{sec}]")
+            tables = []
             for k, v in vals.items():
+                if k == "layers" and sec == "model":
+                    tables = v
+                    continue
                 lines.append(f"{k} = {_toml_value(v)}")
             lines.append("")
+            for ly in tables:
+                lines.append("[[model.layers]]")
+                keys = ("kind", "name", *LAYER_KEYS[ly["kind"]])
+                lines += [f"{k} = {_toml_value(ly[k])}" for k in keys]
+                lines.append("")
         return "\n".join(lines)
 
 
@@ -97,32 +199,69 @@ def _toml_value(v) -> str:
 
 _SECTIONS = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
 
+
+def _bits(lo: int, hi: int):
+    return (lambda v: lo <= v <= hi, f"an integer in [{lo}, {hi}]")
+
+
+def _one_of(names):
+    return (lambda v: v in names, f"one of {', '.join(names)}")
+
+
 # key -> (check, allowed-values text); checks run after the type check.
 _CHECKS = {
-    "data.dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "data.dataset": _one_of(tuple(DATASETS)),
     "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "data.train_samples": (lambda v: v >= 0, "0 (all) or a positive integer"),
+    "data.downsample": (lambda v: v >= 1, "a positive integer"),
     "model.hidden": (lambda v: len(v) >= 1 and all(n >= 1 for n in v), "a list of positive sizes"),
-    "model.input_bits": (lambda v: 2 <= v <= 16, "an integer in [2, 16]"),
-    "model.weight_bits": (lambda v: 2 <= v <= 16, "an integer in [2, 16]"),
-    "model.act_bits": (lambda v: 2 <= v <= 16, "an integer in [2, 16]"),
-    "model.act_rounding": (lambda v: v in ROUNDINGS, f"one of {', '.join(ROUNDINGS)}"),
+    "model.input_bits": _bits(1, 8),
+    "model.weight_bits": _bits(1, 8),
+    "model.act_bits": _bits(1, 8),
+    "model.act_rounding": _one_of(ROUNDINGS),
+    "model.input_shape": (lambda v: all(n >= 1 for n in v), "a list of positive sizes"),
+    "layer.kind": _one_of(tuple(LAYER_KEYS)),
+    "layer.out": (lambda v: v >= 0, "0 (last layer: number of classes) or a positive integer"),
+    "layer.kernel": (lambda v: v >= 1, "a positive integer"),
+    "layer.stride": (lambda v: v >= 0, "0 (default) or a positive integer"),
+    "layer.padding": (lambda v: v >= 0, "a non-negative integer"),
+    "layer.weight_bits": _bits(1, 8),
+    "layer.bits": _bits(1, 8),
+    "layer.rounding": _one_of(ROUNDINGS),
     "train.epochs": (lambda v: v >= 1, "a positive integer"),
     "train.batch_size": (lambda v: v >= 1, "a positive integer"),
     "train.lr": (lambda v: v > 0, "a positive number"),
-    "prune.method": (lambda v: v in PRUNE_METHODS, f"one of {', '.join(PRUNE_METHODS)}"),
+    "prune.criterion": _one_of(PRUNE_CRITERIA),
+    "prune.schedule": _one_of(PRUNE_SCHEDULES),
+    "prune.method": _one_of(PRUNE_METHODS),
     "prune.sparsity": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "prune.finetune_epochs": (lambda v: v >= 0, "a non-negative integer"),
+    "prune.iterations": (lambda v: v >= 1, "a positive integer"),
+    "prune.tolerance": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "prune.begin_step": (lambda v: v >= 0, "a non-negative integer"),
+    "prune.end_step": (lambda v: v >= 0, "a non-negative integer"),
+    "prune.frequency": (lambda v: v >= 1, "a positive integer"),
+    "prune.initial_sparsity": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "prune.rewind_epoch": (lambda v: v >= 0, "a non-negative integer"),
+    "distill.teacher": _one_of(TEACHERS),
+    "distill.temperature": (lambda v: v > 0, "a positive number"),
+    "distill.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
     "sim.vectors": (lambda v: v >= 1, "a positive integer"),
-    "sim.simulator": (lambda v: v in SIMULATORS, f"one of {', '.join(SIMULATORS)}"),
+    "sim.simulator": _one_of(tuple(SIMULATORS)),
 }
 
 
 def _coerce(key: str, value, default, src: str):
     want = type(default)
     if want is tuple:
-        if not isinstance(value, list) or not all(isinstance(x, int) for x in value):
-            raise HwpruneError(f"{src}: {key} must be a list of integers, got {value!r}")
+        item = str if key == "prune.layers" else int
+        if not isinstance(value, list) or not all(
+            isinstance(x, item) and not isinstance(x, bool) for x in value
+        ):
+            kind = "strings" if item is str else "integers"
+            raise HwpruneError(f"{src}: {key} must be a list of {kind}, got {value!r}")
         value = tuple(value)
     elif want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -132,6 +271,99 @@ def _coerce(key: str, value, default, src: str):
     if check and not check[0](value):
         raise HwpruneError(f"{src}: {key} = {value!r} is not allowed; use {check[1]}")
     return value
+
+
+def _layer(body, k: int, src: str) -> LayerConfig:
+    where = f"model.layers[{k}]"
+    if not isinstance(body, dict):
+        raise HwpruneError(f"{src}: {where} must be a table ([[model.layers]])")
+    kind = _coerce("layer.kind", body.get("kind", ""), "", src) if "kind" in body else None
+    if kind is None:
+        raise HwpruneError(f"{src}: {where} has no kind; use one of {', '.join(LAYER_KEYS)}")
+    allowed = ("kind", "name", *LAYER_KEYS[kind])
+    default = LayerConfig()
+    vals = {}
+    for key, v in body.items():
+        if key not in allowed:
+            raise HwpruneError(
+                f"{src}: {where}.{key} is not a key of a {kind} layer; known: {', '.join(allowed)}"
+            )
+        vals[key] = _coerce(f"layer.{key}", v, getattr(default, key), src)
+    return LayerConfig(**vals)
+
+
+def _check_model(m: ModelConfig, src: str) -> None:
+    """Cross-key checks on the model that need no torch (the rest wait for the data set)."""
+    if m.module and m.layers:
+        raise HwpruneError(f"{src}: set model.module or [[model.layers]], not both")
+    if m.module and ":" not in m.module:
+        raise HwpruneError(
+            f"{src}: model.module = {m.module!r} must be 'file.py:function' or 'package:function'"
+        )
+    if m.module:
+        return
+    layers = m.layer_list()
+    names = [ly.name for ly in layers]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise HwpruneError(f"{src}: layer name {dup[0]!r} is used twice; names must be unique")
+    if layers[-1].kind not in ("linear", "conv1d", "conv2d"):
+        raise HwpruneError(
+            f"{src}: the last layer is {layers[-1].kind}; end the layer list with a linear layer "
+            "(its out = 0 means the number of classes)"
+        )
+    for ly in layers[:-1]:
+        if ly.kind in PRUNABLE_KINDS and ly.out == 0:
+            raise HwpruneError(
+                f"{src}: layer {ly.name!r} needs out > 0 (only the last layer may leave it 0)"
+            )
+
+
+def check_prune_layers(prune: PruneConfig, names: list[str], src: str = "config") -> None:
+    """Every name in prune.layers must be a prunable layer of the model."""
+    for n in prune.layers:
+        if n not in names:
+            raise HwpruneError(
+                f"{src}: prune.layers names {n!r}, which is not a prunable layer; "
+                f"the model's prunable layers are: {', '.join(names)}"
+            )
+
+
+def _check_prune(c: Config, src: str) -> None:
+    p = c.prune
+    if p.method == "lottery-ticket" and p.schedule not in ("one-shot", "iterative"):
+        raise HwpruneError(
+            f"{src}: prune.method = lottery-ticket prunes in rounds with rewinding; set "
+            "prune.schedule to one-shot (1 round) or iterative (prune.iterations rounds)"
+        )
+    if p.schedule in ("agp", "constant") or p.method == "dns":
+        if p.end_step <= p.begin_step:
+            raise HwpruneError(
+                f"{src}: prune.end_step ({p.end_step}) must be greater than prune.begin_step "
+                f"({p.begin_step})"
+            )
+    if p.schedule == "agp" and p.initial_sparsity > p.sparsity:
+        raise HwpruneError(
+            f"{src}: prune.initial_sparsity ({p.initial_sparsity}) must not exceed "
+            f"prune.sparsity ({p.sparsity})"
+        )
+    if p.method == "lottery-ticket" and p.rewind_epoch > c.train.epochs:
+        raise HwpruneError(
+            f"{src}: prune.rewind_epoch ({p.rewind_epoch}) is after the last training epoch "
+            f"({c.train.epochs}); use a value in [0, {c.train.epochs}]"
+        )
+    if not c.model.module:
+        layers = c.model.layer_list()
+        prunable = [ly for ly in layers if ly.kind in PRUNABLE_KINDS]
+        check_prune_layers(p, [ly.name for ly in prunable], src)
+        chosen = [ly for ly in prunable if not p.layers or ly.name in p.layers]
+        binary = [ly.name for ly in chosen if ly.weight_bits == 1]
+        if p.sparsity > 0 and binary:
+            raise HwpruneError(
+                f"{src}: layer {binary[0]!r} has 1-bit (bipolar) weights, which cannot be zero, "
+                "so it cannot be pruned; use weight_bits = 2 (ternary) or leave it out of "
+                "prune.layers"
+            )
 
 
 def from_dict(doc: dict, src: str = "config") -> Config:
@@ -148,9 +380,19 @@ def from_dict(doc: dict, src: str = "config") -> Config:
         for k, v in body.items():
             if k not in known:
                 raise HwpruneError(f"{src}: unknown key {sec}.{k}; known: {', '.join(known)}")
+            if sec == "model" and k == "layers":
+                if not isinstance(v, list) or not v:
+                    raise HwpruneError(
+                        f"{src}: model.layers must be a list of tables ([[model.layers]])"
+                    )
+                vals[k] = tuple(_layer(body, i, src) for i, body in enumerate(v))
+                continue
             vals[k] = _coerce(f"{sec}.{k}", v, known[k], src)
         sections[sec] = type(default)(**vals)
-    return Config(**sections)
+    cfg = Config(**sections)
+    _check_model(cfg.model, src)
+    _check_prune(cfg, src)
+    return cfg
 
 
 def load_config(path: str | Path) -> Config:

@@ -48,3 +48,60 @@ def random_mlp(
     g = Graph(tuple(ops), (prev,))
     verify(g)
     return g
+
+
+def _pool_groups(c: int, h: int, w: int, k: int) -> tuple[tuple[int, ...], ...]:
+    """k x k, stride-k windows over a flat (c, h, w) tensor in C order."""
+    groups = []
+    for ch in range(c):
+        for i in range(0, h - k + 1, k):
+            for j in range(0, w - k + 1, k):
+                groups.append(
+                    tuple(ch * h * w + (i + a) * w + (j + b) for a in range(k) for b in range(k))
+                )
+    return tuple(groups)
+
+
+def random_cnn(
+    seed: int = 0,
+    channels: int = 3,
+    side: int = 6,
+    n_out: int = 4,
+    sparsity: float = 0.5,
+    bipolar: bool = True,
+    rounding: Rounding = Rounding.FLOOR,
+) -> Graph:
+    """Input -> Dense (a conv lowered to rows) -> Requant -> Max (2x2 pooling) -> Threshold
+    (bipolar sign, or a 3-level multi-threshold) -> Dense output: every op kind, small."""
+    from hwprune.ir.graph import Max, Threshold
+
+    rng = np.random.default_rng(seed)
+    n_in = side * side
+    ops: list = [Input("x", (), n_in, IntRange(0, 15), -4)]
+    rows = []
+    for _ in range(channels * n_in):  # one row per output pixel, 3x3-ish random windows
+        w = rng.integers(-7, 7, size=n_in, endpoint=True)
+        w[rng.random(n_in) < max(sparsity, 1 - 9 / n_in)] = 0
+        cols = tuple(int(c) for c in np.flatnonzero(w))
+        rows.append(Row(int(rng.integers(-50, 50)), cols, tuple(int(w[c]) for c in cols)))
+    ops.append(Dense("conv0", ("x",), n_in, tuple(rows), -3))
+    ops.append(Requant("act0", ("conv0",), 2, -8, 7, rounding))
+    groups = _pool_groups(channels, side, side, 2)
+    ops.append(Max("pool0", ("act0",), groups))
+    n_pool = len(groups)
+    if bipolar:
+        th = Threshold("sign0", ("pool0",), ((0,),) * n_pool, -1, 2, 0)
+    else:
+        ts = tuple(tuple(sorted(int(t) for t in rng.integers(-6, 6, size=3))) for _ in groups)
+        th = Threshold("mt0", ("pool0",), ts, -1, 1, -1)
+    ops.append(th)
+    rows = []
+    for _ in range(n_out):
+        w = rng.integers(-3, 3, size=n_pool, endpoint=True)
+        w[rng.random(n_pool) < sparsity] = 0
+        cols = tuple(int(c) for c in np.flatnonzero(w))
+        rows.append(Row(int(rng.integers(-9, 9)), cols, tuple(int(w[c]) for c in cols)))
+    ops.append(Dense("dense1", (th.name,), n_pool, tuple(rows), -2))
+    g = Graph(tuple(ops), ("dense1",))
+    verify(g)
+    return g

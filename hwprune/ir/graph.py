@@ -186,9 +186,58 @@ class Requant(Op):
         return Value(tuple(ranges), x.exp + self.shift)
 
 
+@dataclass(frozen=True)
+class Max(Op):
+    """y[i] = max(x[j] for j in groups[i]): max pooling, with the window of each output listed
+    explicitly (the importer lowers any MaxPool geometry to this); output exp = input exp."""
+
+    groups: tuple[tuple[int, ...], ...]
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        (x,) = args
+        ranges = []
+        for grp in self.groups:
+            ranges.append(
+                IntRange(max(x.ranges[j].lo for j in grp), max(x.ranges[j].hi for j in grp))
+            )
+        return Value(tuple(ranges), x.exp)
+
+
+@dataclass(frozen=True)
+class Threshold(Op):
+    """y[i] = base + step * #{t in thresholds[i] : x[i] >= t}, elementwise; output exp is
+    ``exp`` (the thresholds absorb every scale, so it does not follow from the input).
+
+    A bipolar (sign) activation is thresholds ((0,), ...), base -1, step 2: y = +1 if x >= 0
+    else -1, as qonnx's BipolarQuant. FINN-style multi-thresholds (BatchNorm + float scale +
+    activation quantizer folded into integer thresholds) are the general case. Each element's
+    thresholds are sorted ascending, so the count is monotonic in x.
+    """
+
+    thresholds: tuple[tuple[int, ...], ...]
+    base: int
+    step: int
+    exp: int
+
+    def infer(self, args: tuple[Value, ...]) -> Value:
+        (x,) = args
+        ranges = []
+        for r, ts in zip(x.ranges, self.thresholds):
+            lo_n = sum(1 for t in ts if r.lo >= t)  # fewest thresholds any x in r passes
+            hi_n = sum(1 for t in ts if r.hi >= t)
+            ranges.append(IntRange(self.base + self.step * lo_n, self.base + self.step * hi_n))
+        return Value(tuple(ranges), self.exp)
+
+
 # The table of op kinds: JSON tag -> class. Every emitter, cost model and the golden
 # interpreter has a table keyed the same way; a test checks they are complete.
-OP_KINDS: dict[str, type[Op]] = {"input": Input, "dense": Dense, "requant": Requant}
+OP_KINDS: dict[str, type[Op]] = {
+    "input": Input,
+    "dense": Dense,
+    "requant": Requant,
+    "max": Max,
+    "threshold": Threshold,
+}
 KIND_OF: dict[type[Op], str] = {cls: tag for tag, cls in OP_KINDS.items()}
 
 
@@ -228,7 +277,7 @@ class Graph:
 def verify(g: Graph) -> None:
     """Check a graph's invariants; raise ValueError naming the first broken one.
 
-    Invariants: unique names; inputs defined before use; one input per Dense/Requant and
+    Invariants: unique names; inputs defined before use; one input per non-Input op and
     sizes that agree; every Dense term in range, columns strictly increasing, weight nonzero;
     every value fits the golden interpreter's int64 (MAX_BITS); outputs exist.
     """
@@ -240,7 +289,7 @@ def verify(g: Graph) -> None:
             if i not in seen:
                 raise ValueError(f"{op.name}: input {i!r} used before it is defined")
         seen.add(op.name)
-        if isinstance(op, (Dense, Requant)) and len(op.inputs) != 1:
+        if not isinstance(op, Input) and len(op.inputs) != 1:
             raise ValueError(f"{op.name}: expects one input, has {len(op.inputs)}")
         if isinstance(op, Dense):
             n_in = g.values[op.inputs[0]].size
@@ -255,6 +304,19 @@ def verify(g: Graph) -> None:
                     raise ValueError(f"{op.name}: row {k} column out of range")
         if isinstance(op, Requant) and op.lo > op.hi:
             raise ValueError(f"{op.name}: clip range [{op.lo}, {op.hi}] is empty")
+        if isinstance(op, Max):
+            n_in = g.values[op.inputs[0]].size
+            for k, grp in enumerate(op.groups):
+                if not grp or min(grp) < 0 or max(grp) >= n_in:
+                    raise ValueError(f"{op.name}: group {k} is empty or out of range")
+        if isinstance(op, Threshold):
+            if len(op.thresholds) != g.values[op.inputs[0]].size:
+                raise ValueError(f"{op.name}: one threshold list per input element is needed")
+            if op.step < 1:
+                raise ValueError(f"{op.name}: step {op.step} must be 1 or more")
+            for k, ts in enumerate(op.thresholds):
+                if list(ts) != sorted(ts):
+                    raise ValueError(f"{op.name}: thresholds of element {k} are not ascending")
     for name, v in g.values.items():
         if v.size == 0:
             raise ValueError(f"{name}: empty value")
@@ -284,6 +346,12 @@ def _op_to_dict(op: Op) -> dict:
         )
     elif isinstance(op, Requant):
         d.update(shift=op.shift, lo=op.lo, hi=op.hi, rounding=op.rounding.value)
+    elif isinstance(op, Max):
+        d.update(groups=[list(grp) for grp in op.groups])
+    elif isinstance(op, Threshold):
+        d.update(
+            thresholds=[list(ts) for ts in op.thresholds], base=op.base, step=op.step, exp=op.exp
+        )
     return d
 
 
@@ -297,6 +365,11 @@ def _op_from_dict(d: dict) -> Op:
     if kind == "dense":
         rows = tuple(Row(r["bias"], tuple(r["cols"]), tuple(r["weights"])) for r in d["rows"])
         return Dense(name, inputs, n_in=d["n_in"], rows=rows, w_exp=d["w_exp"])
+    if kind == "max":
+        return Max(name, inputs, tuple(tuple(grp) for grp in d["groups"]))
+    if kind == "threshold":
+        ts = tuple(tuple(t) for t in d["thresholds"])
+        return Threshold(name, inputs, ts, d["base"], d["step"], d["exp"])
     return Requant(name, inputs, d["shift"], d["lo"], d["hi"], Rounding(d["rounding"]))
 
 
