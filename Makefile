@@ -10,10 +10,14 @@ OUT    ?= build/demo
 
 deps: system $(STAMP)
 
+# dataset-fashion-mnist: the second offline data set (IDX files in /usr/share/datasets).
+APT_PKGS := iverilog yosys dataset-fashion-mnist
+
 system:
-	@command -v iverilog >/dev/null && command -v yosys >/dev/null || \
+	@command -v iverilog >/dev/null && command -v yosys >/dev/null && \
+	  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || \
 	  ( $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq iverilog yosys )
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) )
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

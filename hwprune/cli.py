@@ -49,8 +49,10 @@ def cmd_train(a) -> int:
     rep = flow.train(_config(a.config), Path(a.output))
     print(
         f"dense QAT accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
-        f"({rep.seconds:.0f} s); wrote {a.output}/model.pt and {a.output}/model.onnx"
+        f"({rep.seconds:.0f} s); wrote {a.output}/model.pt, model.onnx and train.json"
     )
+    for name, sp in rep.sparsity.items():
+        print(f"  {name:<10} mask sparsity {sp:.1%}")
     return 0
 
 
@@ -59,12 +61,14 @@ def cmd_compile(a) -> int:
 
     g = flow.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor)
     man = json.loads((Path(a.output) / "rtl" / "manifest.json").read_text())
-    print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} dense layers")
-    for layer in man["layers"]:
+    print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} weight layers")
+    for ly in man["layers"]:
+        at = f" x {ly['positions']} positions" if ly["positions"] > 1 else ""
         print(
-            f"  {layer['name']:<8} {layer['nonzero_weights']:>5} nonzero of {layer['weights']:<5} "
-            f"-> {layer['product_terms_verilog']} Verilog / {layer['product_terms_hls']} HLS "
-            f"product terms; {layer['removed_neurons']} neurons removed"
+            f"  {ly['name']:<9} {ly['kind']:<7} {ly['kernel_nonzeros']:>5} nonzero of "
+            f"{ly['weights']:<5}{at} -> {ly['product_terms_verilog']} Verilog / "
+            f"{ly['product_terms_hls']} HLS product terms; {ly['removed_neurons']} neurons "
+            f"removed"
         )
     print(f"wrote {a.output}/ir.json, hls/, rtl/, estimate.json")
     return 0

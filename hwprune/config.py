@@ -87,7 +87,8 @@ class ModelConfig:
     act_rounding: str = "floor"
     input_shape: tuple[int, ...] = ()  # () = flat for MLPs, the image shape (C, H, W) for conv
     layers: tuple[LayerConfig, ...] = ()
-    module: str = ""  # "path/to/file.py:function" or "package.module:function"
+    # "path/to/file.py:function" (relative to the config file) or "package.module:function"
+    module: str = ""
 
     def layer_list(self) -> tuple[LayerConfig, ...]:
         """The layers with names filled in; the MLP shorthand expanded when no list is given."""
@@ -404,4 +405,10 @@ def load_config(path: str | Path) -> Config:
         doc = tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HwpruneError(f"{p}: not valid TOML ({e}); fix the syntax") from None
-    return from_dict(doc, str(p))
+    cfg = from_dict(doc, str(p))
+    # A model file is found relative to the config that names it, wherever hwprune runs.
+    path, sep, fn = cfg.model.module.rpartition(":")
+    if path.endswith(".py") and not Path(path).is_absolute():
+        module = f"{(p.parent / path).resolve()}{sep}{fn}"
+        cfg = replace(cfg, model=replace(cfg.model, module=module))
+    return cfg

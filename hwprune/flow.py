@@ -41,10 +41,12 @@ class TrainReport:
     dense_accuracy: float
     pruned_accuracy: float
     seconds: float
+    sparsity: dict = field(default_factory=dict)  # pruned layer -> achieved mask sparsity
 
 
-def train(config: Config, out_dir: Path) -> TrainReport:
-    """QAT + pruning; writes config.toml (resolved), model.pt and model.onnx (cleaned QONNX)."""
+def train(config: Config, out_dir: Path, progress: bool = True) -> TrainReport:
+    """QAT + pruning; writes config.toml (resolved), model.pt (BatchNorm folded, masks
+    squashed), model.onnx (cleaned QONNX) and train.json (accuracies, sparsity, history)."""
     import torch
 
     from hwprune.export.qonnx import export_model
@@ -53,26 +55,50 @@ def train(config: Config, out_dir: Path) -> TrainReport:
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     with staged(out_dir) as stage:
-        res = train_loop(config)
+        res = train_loop(config, progress=progress)
         (stage / "config.toml").write_text(config.to_toml())
         torch.save(res.model.state_dict(), stage / "model.pt")
         export_model(res.model, res.split.x_train.shape[1], stage / "model.onnx")
-    return TrainReport(res.dense_accuracy, res.pruned_accuracy, time.perf_counter() - t0)
+        rep = TrainReport(
+            res.dense_accuracy,
+            res.pruned_accuracy,
+            time.perf_counter() - t0,
+            {k: float(v) for k, v in res.sparsity.items()},
+        )
+        doc = {
+            **asdict(rep),
+            "shape": list(res.split.shape),
+            "n_classes": res.split.n_classes,
+            "criterion": config.prune.criterion,
+            "schedule": config.prune.schedule,
+            "method": config.prune.method,
+            "teacher": config.distill.teacher,
+            "history": res.history,
+        }
+        (stage / "train.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return rep
 
 
 # --- compile --------------------------------------------------------------------------------
 
 
 def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -> dict:
-    """Per Dense layer: weights, nonzeros, removed neurons/inputs, emitted product terms."""
+    """Per Dense layer: the layer's own weights and nonzeros (a convolution's kernel, counted
+    once), the product terms it lowers to, what the passes removed, and the product terms of
+    the emitted Verilog and HLS C++ (which must equal ``nonzero_weights``, the compiled terms)."""
     layers = []
     compiled = {op.name: op for op in g.dense_ops()}
+    kernels = imported.meta.get("layers", {})
     for op in imported.dense_ops():
         new = compiled[op.name]
+        k = kernels.get(op.name, {})
         layers.append(
             {
                 "name": op.name,
-                "weights": op.n_in * op.n_out,
+                "kind": k.get("kind", "linear"),
+                "weights": k.get("kernel_weights", op.n_in * op.n_out),
+                "kernel_nonzeros": k.get("kernel_nonzeros", op.n_terms),
+                "positions": k.get("positions", 1),
                 "nonzero_weights_imported": op.n_terms,
                 "nonzero_weights": new.n_terms,
                 "removed_neurons": op.n_out - new.n_out,
@@ -210,9 +236,10 @@ def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
     m = load_model(model_onnx)
     (inp,) = g.inputs
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    shape = [1, *(int(d) for d in m.get_tensor_shape(iname)[1:])]  # flat or (1, C, H, W)
     out = np.empty((len(x), g.values[g.outputs[0]].size))
     for k, row in enumerate(x):
-        feed = (row[None, :] * 2.0**inp.exp).astype(np.float32)
+        feed = (row * 2.0**inp.exp).astype(np.float32).reshape(shape)
         out[k] = execute_onnx(m, {iname: feed})[oname].reshape(-1)
     return _to_grid(out, g)
 
@@ -407,7 +434,7 @@ def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
     and estimate on every board. Writes report.md into the build directory."""
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    tr = train(config, out_dir)
+    tr = train(config, out_dir, progress)
     g = compile(
         out_dir / "model.onnx",
         out_dir,
@@ -424,9 +451,7 @@ def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
     # compile wrote the estimate for every board and the per-layer weight counts already.
     ests = json.loads((out_dir / "estimate.json").read_text())
     layers = json.loads((out_dir / "rtl" / "manifest.json").read_text())["layers"]
-    zeros = {
-        ly["name"]: (ly["weights"] - ly["nonzero_weights_imported"], ly["weights"]) for ly in layers
-    }
+    zeros = {ly["name"]: (ly["weights"] - ly["kernel_nonzeros"], ly["weights"]) for ly in layers}
     report = RunReport(tr, g, zeros, rep, ests, time.perf_counter() - t0)
     with staged(out_dir) as stage:
         (stage / "report.md").write_text(summary(report))
@@ -437,11 +462,12 @@ def brevitas_level(config: Config, out_dir: Path, g: Graph, vectors: int, seed: 
     """Brevitas forward (rebuilt from config.toml + model.pt) vs golden on the same vectors."""
     import torch
 
-    from hwprune.train.model import build_mlp, forward_numpy
+    from hwprune.train.model import build_model, forward_numpy
 
     t0 = time.perf_counter()
     (inp,) = g.inputs
-    model = build_mlp(config.model, inp.size, g.values[g.outputs[0]].size)
+    info = json.loads((out_dir / "train.json").read_text())
+    model = build_model(config.model, tuple(info["shape"]), info["n_classes"], fold_bn=True)
     model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
     x = golden.stimulus_vectors(g, vectors, seed)
     got = _to_grid(forward_numpy(model, x * 2.0**inp.exp), g)
@@ -458,6 +484,9 @@ def summary(r: RunReport) -> str:
         f"Accuracy (test set): dense QAT {r.train.dense_accuracy:.2%}, "
         f"pruned {r.train.pruned_accuracy:.2%}"
     )
+    if r.train.sparsity:
+        shown = ", ".join(f"{k} {v:.1%}" for k, v in r.train.sparsity.items())
+        lines.append(f"Mask sparsity per pruned layer: {shown}")
     lines += ["", "Zero weights per layer (after quantization):", ""]
     for name, (z, n) in r.imported_zeros.items():
         lines.append(f"  {name:<8} {z:>5} / {n:<5} zero ({z / n:.1%})")

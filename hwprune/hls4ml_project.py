@@ -16,6 +16,10 @@ hls4ml's extension API:
   the multipliers at ceil(nonzero / reuse factor).
 - ``HwpruneRequant`` is y = clip(round(x * 2**-shift), lo, hi) with FLOOR or HALF_EVEN,
   implemented by ``hls/nnet_utils/hwprune_requant.h``.
+- ``HwpruneMax`` is max pooling over the IR's explicit index groups (a constant index array,
+  a balanced comparison tree per output), ``hls/nnet_utils/hwprune_max.h``.
+- ``HwpruneThreshold`` is y = base + step * #{t : x >= t} per element (a constant threshold
+  array), ``hls/nnet_utils/hwprune_threshold.h``.
 
 Every C++ type is an ``ap_int``/``ap_uint`` derived from the IR's exact ranges and given to
 hls4ml per layer name (granularity 'name'), so nothing can overflow and the input is not
@@ -41,9 +45,12 @@ from hwprune.ir.graph import (
     Graph,
     Input,
     IntRange,
+    Max,
     Op,
     Requant,
     Rounding,
+    Threshold,
+    Value,
     to_json,
     verify,
 )
@@ -52,15 +59,24 @@ from hwprune.resources import banner, data_dir
 BACKEND = "Vitis"
 DENSE_HEADER = "nnet_utils/hwprune_dense.h"
 REQUANT_HEADER = "nnet_utils/hwprune_requant.h"
+MAX_HEADER = "nnet_utils/hwprune_max.h"
+THRESHOLD_HEADER = "nnet_utils/hwprune_threshold.h"
+# Headers hls4ml copies into every project (register_source). The kernels of layer kinds added
+# later are copied only into projects that use them (_copy_used_headers): a project of a graph
+# without them then stays byte-identical, library stamp included, to what earlier versions
+# wrote.
+ALWAYS_COPIED = (DENSE_HEADER, REQUANT_HEADER)
 ZERO_TERM_PASS = "hwprune_remove_zero_terms"
 # IR op name <-> hls4ml layer name, per op in graph order, written into every project so that
 # hwprune.sim.csim.trace_csim can key the bridge's layer traces by IR name without the IR.
 NAMES_FILE = "hwprune_names.json"
 NAMES_FORMAT = 1
 
-# Markers around each generated Dense config in parameters.h; the op name is JSON-quoted so
-# any IR name survives the round trip through the C++ comment.
+# Markers around each generated Dense, Max and Threshold config in parameters.h; the op name is
+# JSON-quoted so any IR name survives the round trip through the C++ comment.
 _DENSE_MARK = "// hwprune-dense "
+_MAX_MARK = "// hwprune-max "
+_THRESHOLD_MARK = "// hwprune-threshold "
 _END_MARK = "// hwprune-end"
 _PRODUCT = re.compile(r"acc(\d+)\s*\+=\s*x\[(\d+)\]\s*\*\s*weight_t\((-?\d+)(?:LL)?\)\s*;")
 
@@ -223,12 +239,90 @@ def _requant_layer(op: Requant, g: Graph, name: str, inputs: list[str]) -> tuple
     return layer, {"result": ap_type(g.values[op.name].range), "work": ap_type(work)}
 
 
+def _max_layer(op: Max, g: Graph, name: str, inputs: list[str]) -> tuple[dict, dict]:
+    size = max(len(grp) for grp in op.groups)
+    # Short windows are padded with their own first index (max(a, a) = a): one window size
+    # gives every output the same comparison tree and the index array a rectangular shape.
+    groups = tuple(tuple(grp) + (grp[0],) * (size - len(grp)) for grp in op.groups)
+    layer = {
+        "class_name": "HwpruneMax",
+        "name": name,
+        "inputs": inputs,
+        "ir_name": op.name,
+        "n_in": g.values[op.inputs[0]].size,
+        "n_out": len(groups),
+        "group_size": size,
+        "groups": groups,
+    }
+    # The comparisons run in the input type; every maximum is one of the inputs of its window,
+    # inside the output's exact range.
+    return layer, {"result": ap_type(g.values[op.name].range)}
+
+
+def threshold_params(op: Threshold, x: Value) -> tuple[dict, IntRange, IntRange]:
+    """The constants of hwprune_threshold.h's CONFIG_T for ``op`` on the input value ``x``,
+    and the ranges its threshold_t and work_t must hold.
+
+    Only thresholds that some input in an element's range passes and another fails, lo < t
+    <= hi, need a comparator. Those every input passes (t <= lo) count a constant: the
+    number all elements share, c0, is folded into base (base + step * c0), the rest stay as
+    the threshold lo, still passed by every input. Those no input reaches (t > hi) are
+    dropped, and short lists padded with hi + 1. So the count is unchanged for every input
+    of the range, thresholds need at most one bit more than the input, and every constant
+    fits the output's range even when the IR's base or thresholds lie far outside it.
+    A layer left without comparisons keeps one column of hi + 1, as C++ has no empty arrays.
+    """
+    always = [
+        sum(1 for t in ts if t <= r.lo) for r, ts in zip(x.ranges, op.thresholds, strict=True)
+    ]
+    c0 = min(always)
+    lists = [
+        [r.lo] * (a - c0) + [t for t in ts if r.lo < t <= r.hi]
+        for r, ts, a in zip(x.ranges, op.thresholds, always, strict=True)
+    ]
+    used = max(len(ts) for ts in lists)
+    n = max(1, used)
+    rows = tuple(
+        tuple(ts + [r.hi + 1] * (n - len(ts))) for r, ts in zip(x.ranges, lists, strict=True)
+    )
+    t_range = IntRange(min(min(row) for row in rows), max(max(row) for row in rows))
+    base = op.base + op.step * c0  # the output of an element with c0 at its lowest input
+    # Without comparisons the step never matters (and may not fit a long long); otherwise
+    # some output moves by it, so it fits the output's range.
+    step = op.step if used else 1
+    # The kernel adds step once per threshold passed, multiplying nothing: work_t holds every
+    # partial sum base + step * j, j = 0..n (base + step * used is an output value), and step.
+    work = IntRange(base, base + step * n).union(IntRange(step, step))
+    params = {"n_thresholds": n, "thresholds": rows, "base": base, "step": step}
+    return params, t_range, work
+
+
+def _threshold_layer(op: Threshold, g: Graph, name: str, inputs: list[str]) -> tuple[dict, dict]:
+    params, t_range, work = threshold_params(op, g.values[op.inputs[0]])
+    layer = {
+        "class_name": "HwpruneThreshold",
+        "name": name,
+        "inputs": inputs,
+        "ir_name": op.name,
+        "n_in": g.values[op.name].size,
+        **params,
+    }
+    precision = {
+        "result": ap_type(g.values[op.name].range),
+        "threshold": ap_type(t_range),
+        "work": ap_type(work),
+    }
+    return layer, precision
+
+
 # IR op kind -> hls4ml layer description and its exact precisions. A test checks that every
 # kind in hwprune.ir.graph.OP_KINDS has an entry.
 LAYER_BUILDERS: dict[type[Op], Callable[..., tuple[dict, dict]]] = {
     Input: _input_layer,
     Dense: _dense_layer,
     Requant: _requant_layer,
+    Max: _max_layer,
+    Threshold: _threshold_layer,
 }
 
 
@@ -301,6 +395,92 @@ def _requant_config(node) -> str:
     return requant_struct(node.index, name, n_in, params, work_t.name)
 
 
+def _const_array(decl: str, rows: tuple[tuple[int, ...], ...]) -> list[str]:
+    """The out-of-class definition of a static const 2-D member array, one row per line.
+
+    Defined after the struct, as hls4ml defines its convolution ``pixels`` arrays: a C++11
+    in-class initializer would need constexpr, and parameters.h is included by the top
+    function's file only, so the definition is not duplicated.
+    """
+    lines = [f"{decl} = {{"]
+    lines += ["    {" + ", ".join(_cxx_int(v) for v in row) + "}," for row in rows]
+    return [*lines, "};"]
+
+
+def _max_config(node) -> str:
+    """The parameters.h config of one HwpruneMax node: sizes and the window index array."""
+    n_in, n_out, size = node.get_attr("n_in"), node.get_attr("n_out"), node.get_attr("group_size")
+    lines = [
+        banner("//").rstrip("\n"),
+        f"{_MAX_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"// y[i] = max(x[j] for j in groups[i]), windows of {size}",
+        f"struct config{node.index} {{",
+        f"    static const unsigned n_in = {n_in};",
+        f"    static const unsigned n_out = {n_out};",
+        f"    static const unsigned group_size = {size};",
+        "    static const unsigned groups[n_out][group_size];",
+        "};",
+        *_const_array(
+            f"const unsigned config{node.index}::groups[{n_out}][{size}]", node.get_attr("groups")
+        ),
+        _END_MARK,
+    ]
+    return "\n".join(lines)
+
+
+def _threshold_config(node) -> str:
+    """The parameters.h config of one HwpruneThreshold node: constants, types, thresholds."""
+    i, n_in, n = node.index, node.get_attr("n_in"), node.get_attr("n_thresholds")
+    base, step = node.get_attr("base"), node.get_attr("step")
+    lines = [
+        banner("//").rstrip("\n"),
+        f"{_THRESHOLD_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"// y = {base} + {step} * #{{k : x >= thresholds[k]}}, {n} per element "
+        "(out-of-range thresholds folded)",
+        f"struct config{i} {{",
+        f"    static const unsigned n_in = {n_in};",
+        f"    static const unsigned n_thresholds = {n};",
+        f"    static const long long base = {_cxx_int(base)};",
+        f"    static const long long step = {_cxx_int(step)};",
+        f"    typedef {node.get_attr('threshold_t').name} threshold_t;",
+        f"    typedef {node.get_attr('work_t').name} work_t;",
+        "    static const threshold_t thresholds[n_in][n_thresholds];",
+        "};",
+        *_const_array(
+            f"const config{i}::threshold_t config{i}::thresholds[{n_in}][{n}]",
+            node.get_attr("thresholds"),
+        ),
+        _END_MARK,
+    ]
+    return "\n".join(lines)
+
+
+# hls4ml layer class name -> (kernel function in namespace nnet, its header, the formatter of
+# the layer's parameters.h config). The extension registers one config template and one
+# function call template per entry.
+KERNELS: dict[str, tuple[str, str, Callable]] = {
+    "HwpruneDense": ("hwprune_dense", DENSE_HEADER, _dense_config),
+    "HwpruneRequant": ("hwprune_requant", REQUANT_HEADER, _requant_config),
+    "HwpruneMax": ("hwprune_max", MAX_HEADER, _max_config),
+    "HwpruneThreshold": ("hwprune_threshold", THRESHOLD_HEADER, _threshold_config),
+}
+
+
+def header_source(header: str) -> Path:
+    """The hand-written kernel header that a project's ``firmware/<header>`` is a copy of."""
+    return (data_dir("hls") / "nnet_utils" / Path(header).name).resolve()
+
+
+def _copy_used_headers(model, firmware: Path) -> None:
+    """Copy into ``firmware`` the kernel headers of the model's layers that hls4ml does not
+    copy into every project (see ALWAYS_COPIED)."""
+    used = {
+        KERNELS[layer.class_name][1] for layer in model.get_layers() if layer.class_name in KERNELS
+    }
+    for header in sorted(used - set(ALWAYS_COPIED)):
+        shutil.copyfile(header_source(header), firmware / header)
+
+
 @functools.cache
 def _extension() -> SimpleNamespace:
     """Define hwprune's hls4ml layers, templates and pass, and register them once per process.
@@ -354,6 +534,39 @@ def _extension() -> SimpleNamespace:
             self.add_output_variable([self.get_attr("n_in")])
             self._set_type_t("work")
 
+    class HwpruneMax(Layer):
+        """y[i] = max(x[j] for j in groups[i]) on integers; windows padded to one size."""
+
+        _expected_attributes = [
+            Attribute("n_in"),
+            Attribute("n_out"),
+            Attribute("group_size"),
+            Attribute("ir_name", value_type=str),
+            Attribute("groups", value_type=tuple),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_out")])
+
+    class HwpruneThreshold(Layer):
+        """y = base + step * #{k : x >= thresholds[k]} elementwise on integers."""
+
+        _expected_attributes = [
+            Attribute("n_in"),
+            Attribute("n_thresholds"),
+            Attribute("ir_name", value_type=str),
+            Attribute("thresholds", value_type=tuple),
+            Attribute("base"),
+            Attribute("step"),
+            TypeAttribute("threshold"),
+            TypeAttribute("work"),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_in")])
+            self._set_type_t("threshold")
+            self._set_type_t("work")
+
     class RemoveZeroTerms(OptimizerPass):
         """Invariant established: no HwpruneDense node holds a weight or bias array; its
         ``nonzero_terms`` lists (row, column, weight) for exactly the nonzero matrix entries,
@@ -378,54 +591,50 @@ def _extension() -> SimpleNamespace:
             del node.types["bias_t"]
             return False  # the graph's structure is unchanged
 
-    class DenseConfig(LayerConfigTemplate):
-        def __init__(self) -> None:
-            super().__init__(HwpruneDense)
+    def templates(layer: str) -> tuple[type, type]:
+        """The config and function call templates of one KERNELS entry."""
+        kernel, header, config = KERNELS[layer]
+        layer_class = layer_classes[layer]
 
-        def format(self, node) -> str:
-            return _dense_config(node)
+        class Config(LayerConfigTemplate):
+            def __init__(self) -> None:
+                super().__init__(layer_class)
 
-    class DenseCall(FunctionCallTemplate):
-        def __init__(self) -> None:
-            super().__init__(HwpruneDense, include_header=[DENSE_HEADER])
+            def format(self, node) -> str:
+                return config(node)
 
-        def format(self, node) -> str:
-            call = "nnet::hwprune_dense<{input_t}, {output_t}, {config}>({input}, {output});"
-            return call.format(**self._default_function_params(node))
+        class Call(FunctionCallTemplate):
+            def __init__(self) -> None:
+                super().__init__(layer_class, include_header=[header])
 
-    class RequantConfig(LayerConfigTemplate):
-        def __init__(self) -> None:
-            super().__init__(HwpruneRequant)
+            def format(self, node) -> str:
+                params = self._default_function_params(node)
+                types = "{input_t}, {output_t}, {config}".format(**params)
+                return f"nnet::{kernel}<{types}>({params['input']}, {params['output']});"
 
-        def format(self, node) -> str:
-            return _requant_config(node)
+        return Config, Call
 
-    class RequantCall(FunctionCallTemplate):
-        def __init__(self) -> None:
-            super().__init__(HwpruneRequant, include_header=[REQUANT_HEADER])
-
-        def format(self, node) -> str:
-            call = "nnet::hwprune_requant<{input_t}, {output_t}, {config}>({input}, {output});"
-            return call.format(**self._default_function_params(node))
-
-    register_layer("HwpruneDense", HwpruneDense)
-    register_layer("HwpruneRequant", HwpruneRequant)
+    layer_classes = {
+        cls.__name__: cls for cls in (HwpruneDense, HwpruneRequant, HwpruneMax, HwpruneThreshold)
+    }
+    for name, cls in layer_classes.items():
+        register_layer(name, cls)
     backend = hls4ml.backends.get_backend(BACKEND)
     prefix = backend.name.lower() + ":"
     # hls4ml refuses a second registration of a name and would append a pass to a flow twice;
     # skip what an earlier load of this module (importlib.reload) already registered.
     # Templates and the pass match nodes by class name, so earlier registrations still apply.
     registered = set(get_available_passes())
-    for template in (DenseConfig, DenseCall, RequantConfig, RequantCall):
-        if prefix + template().get_name() not in registered:
-            backend.register_template(template)
+    for layer in KERNELS:
+        for template in templates(layer):
+            if prefix + template().get_name() not in registered:
+                backend.register_template(template)
     if prefix + ZERO_TERM_PASS not in registered:
         ip_flow = hls4ml.model.flow.get_flow(backend.get_default_flow())
         optimize_flow = [f for f in ip_flow.requires if ":optimize" in f][0]
         backend.register_pass(ZERO_TERM_PASS, RemoveZeroTerms, flow=optimize_flow)
-    headers = data_dir("hls") / "nnet_utils"
-    for header in (DENSE_HEADER, REQUANT_HEADER):
-        backend.register_source((headers / Path(header).name).resolve())
+    for header in ALWAYS_COPIED:
+        backend.register_source(header_source(header))
     return SimpleNamespace(hls4ml=hls4ml, backend=backend)
 
 
@@ -557,7 +766,7 @@ def write_hls_project(
             f"{len(g.inputs)} and {len(g.outputs)}"
         )
     if len(g.ops) < 2:
-        raise HwpruneError("the graph has no Dense or Requant op: there is nothing to emit")
+        raise HwpruneError("the graph has only its input op: there is nothing to emit")
     if not isinstance(reuse_factor, int) or reuse_factor < 1:
         raise HwpruneError(f"reuse_factor must be an integer >= 1, got {reuse_factor!r}")
     if not clock_period_ns > 0:
@@ -606,6 +815,7 @@ def write_hls_project(
             outputs=[names[g.outputs[0]]],
         )
         model.write()
+        _copy_used_headers(model, staging / "firmware")
         _write_trace_names(g, model, staging / NAMES_FILE)
         _untrace_test_bench(staging / f"{project_name}_test.cpp")
         _finish(staging, out_dir, model.config.get_config_value("Stamp"))
@@ -649,5 +859,9 @@ def emitted_dense_terms(hls_dir: Path) -> dict[str, tuple[tuple[int, int, int], 
 
 
 def count_product_terms(hls_dir: Path) -> dict[str, int]:
-    """Per Dense op name, the number of product terms in the emitted C++ (not the IR)."""
+    """Per Dense op name, the number of product terms in the emitted C++ (not the IR).
+
+    Only Dense ops multiply: Max compares and Threshold compares and adds, so neither is
+    listed (they have no weights and no product terms).
+    """
     return {name: len(terms) for name, terms in emitted_dense_terms(hls_dir).items()}

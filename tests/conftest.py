@@ -31,13 +31,13 @@ def small_qonnx(tmp_path_factory) -> Path:
 
     from hwprune.config import ModelConfig
     from hwprune.export.qonnx import export_model
-    from hwprune.train.model import build_mlp
+    from hwprune.train.model import build_model
 
     warnings.filterwarnings("ignore")
     torch.manual_seed(1)
-    model = build_mlp(ModelConfig(hidden=(12,)), 16, 5)
+    model = build_model(ModelConfig(hidden=(12,)), (16,), 5)
     with torch.no_grad():
-        w = model[1].weight
+        w = model.linear0.weight
         w.mul_((torch.rand_like(w) > 0.6).float())  # exact zeros, as pruning leaves them
     model.train()
     for _ in range(3):  # let the activation quantizers calibrate their scales

@@ -84,7 +84,7 @@ def test_bad_config(tmp_path):
     cfg.write_text('[prune]\nmethod = "lottery"\n')
     out = tmp_path / "out"
     r = hwprune("train", cfg, "-o", out)
-    assert_clean_error(r, "prune.method", "magnitude")
+    assert_clean_error(r, "prune.method", "lottery-ticket")
     assert not out.exists()
 
 

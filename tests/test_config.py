@@ -2,7 +2,15 @@
 
 import pytest
 
-from hwprune.config import PRUNE_METHODS, Config, from_dict, load_config
+from hwprune.config import (
+    PRUNE_CRITERIA,
+    PRUNE_METHODS,
+    PRUNE_SCHEDULES,
+    TEACHERS,
+    Config,
+    from_dict,
+    load_config,
+)
 from hwprune.errors import HwpruneError
 from hwprune.resources import data_dir
 
@@ -14,12 +22,49 @@ def test_bundled_example_is_the_default_config():
 @pytest.mark.parametrize(
     "doc, words",
     [
-        ({"prune": {"method": "lottery"}}, ["prune.method", "magnitude"]),
+        ({"prune": {"method": "lottery"}}, ["prune.method", "lottery-ticket", "dns"]),
+        ({"prune": {"criterion": "taylor"}}, ["prune.criterion", "mrmr", "l1-neuron"]),
+        ({"prune": {"schedule": "cosine"}}, ["prune.schedule", "agp", "one-shot"]),
         ({"prune": {"sparsity": 1.0}}, ["prune.sparsity", "[0, 1)"]),
         ({"prune": {"sparsity": -0.1}}, ["prune.sparsity"]),
-        ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[2, 16]"]),
+        ({"prune": {"layers": ["linear9"]}}, ["prune.layers", "linear9", "linear0, linear1"]),
+        ({"prune": {"layers": "linear0"}}, ["prune.layers", "list of strings"]),
+        (
+            {"prune": {"method": "lottery-ticket", "schedule": "agp"}},
+            ["prune.method = lottery-ticket", "prune.schedule"],
+        ),
+        ({"prune": {"schedule": "agp", "end_step": 0}}, ["prune.end_step", "prune.begin_step"]),
+        ({"distill": {"teacher": "huge"}}, ["distill.teacher", "dense", "larger"]),
+        ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[1, 8]"]),
+        ({"model": {"act_bits": 9}}, ["model.act_bits", "[1, 8]"]),
+        ({"model": {"weight_bits": 1}}, ["linear0", "1-bit (bipolar)", "weight_bits = 2"]),
         ({"model": {"hidden": [64, "x"]}}, ["model.hidden", "list of integers"]),
-        ({"model": {"layers": 3}}, ["unknown key model.layers", "hidden"]),
+        ({"model": {"layers": 3}}, ["model.layers", "[[model.layers]]"]),
+        ({"model": {"layers": [{"out": 3}]}}, ["model.layers[0] has no kind", "conv2d"]),
+        ({"model": {"layers": [{"kind": "lstm"}]}}, ["layer.kind", "conv1d", "maxpool"]),
+        (
+            {"model": {"layers": [{"kind": "relu", "kernel": 3}, {"kind": "linear"}]}},
+            ["model.layers[0].kernel", "relu", "bits, rounding"],
+        ),
+        ({"model": {"layers": [{"kind": "linear", "bits": 0}]}}, ["bits", "kind, name, out"]),
+        ({"model": {"layers": [{"kind": "conv2d", "weight_bits": 0}]}}, ["weight_bits", "[1, 8]"]),
+        (
+            {"model": {"layers": [{"kind": "linear"}, {"kind": "linear"}]}},
+            ["'linear0'", "out > 0"],
+        ),
+        ({"model": {"layers": [{"kind": "linear", "out": 4}, {"kind": "relu"}]}}, ["last layer"]),
+        (
+            {
+                "model": {
+                    "layers": [
+                        {"kind": "linear", "name": "a", "out": 3},
+                        {"kind": "linear", "name": "a"},
+                    ]
+                }
+            },
+            ["'a'", "twice"],
+        ),
+        ({"model": {"module": "nocolon"}}, ["model.module", "file.py:function"]),
         ({"modle": {}}, ["unknown section [modle]", "model"]),
         ({"train": {"epochs": "ten"}}, ["train.epochs", "int"]),
         ({"sim": {"simulator": "xsim"}}, ["sim.simulator", "icarus"]),
@@ -49,6 +94,39 @@ def test_not_toml(tmp_path):
 
 
 def test_allowed_names_match_the_registries():
-    from hwprune.prune.magnitude import CRITERIA
+    from hwprune.prune.criteria import CRITERIA
+    from hwprune.prune.schedules import SCHEDULES
+    from hwprune.train.loop import METHODS
+    from hwprune.train.loop import TEACHERS as LOOP_TEACHERS
 
-    assert set(PRUNE_METHODS) == set(CRITERIA)
+    assert list(PRUNE_CRITERIA) == list(CRITERIA)
+    assert list(PRUNE_SCHEDULES) == list(SCHEDULES)
+    assert list(PRUNE_METHODS) == list(METHODS)
+    assert list(TEACHERS) == list(LOOP_TEACHERS)
+
+
+def test_layer_list_round_trips_and_names_fill_in(tmp_path):
+    doc = {
+        "model": {
+            "layers": [
+                {"kind": "conv2d", "out": 4, "kernel": 3, "padding": 1, "weight_bits": 2},
+                {"kind": "batchnorm"},
+                {"kind": "relu", "bits": 3, "rounding": "half_even"},
+                {"kind": "maxpool"},
+                {"kind": "flatten"},
+                {"kind": "linear", "name": "head"},
+            ]
+        },
+        "prune": {"layers": ["conv2d0"], "schedule": "agp"},
+    }
+    cfg = from_dict(doc)
+    names = [ly.name for ly in cfg.model.layer_list()]
+    assert names == ["conv2d0", "batchnorm0", "relu0", "maxpool0", "flatten0", "head"]
+    p = tmp_path / "c.toml"
+    p.write_text(cfg.to_toml())
+    assert load_config(p) == cfg
+
+
+def test_every_example_config_is_valid():
+    for p in sorted(data_dir("examples").glob("*.toml")):
+        load_config(p)

@@ -1,8 +1,8 @@
 """The Verilog emitter: a fully pipelined, II = 1 datapath that follows ``ir.schedule`` exactly.
 
-One module per layer (a Dense with its fused Requant, or a lone Requant) and a top that chains
-them, carries ``valid`` through a shift register and exposes every layer's output register as
-``<layer>_q`` so a testbench can say which layer went wrong first.
+One module per layer (a Dense with its fused Requant, a lone Requant, a Max or a Threshold) and
+a top that chains them, carries ``valid`` through a shift register and exposes every layer's
+output register as ``<layer>_q`` so a testbench can say which layer went wrong first.
 
 Arithmetic is done in signed wires whose widths come from the exact ranges the schedule uses,
 so nothing can overflow; registers hold exactly ``range.bits`` bits (unsigned when the range
@@ -18,17 +18,43 @@ expression to prove that the testbench fails. Shift-and-add is what the estimato
 (``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry chains, where it made
 ``x * W`` an array multiplier, or by default a DSP for every weight but x1/x2/x4 (DESIGN.md,
 "How yosys treats constant multiplies"), while the estimator counts no DSP.
+
+A Max layer is a tree of signed compares, one line per node, ``m_<out>_<level>_<k> = (a > b)
+? a : b``; a Threshold layer compares each element with every threshold its range does not
+decide, ``c_<elem>_<k> = x_<elem> >= <t>; // t=<t>``, counts the bits with an adder tree and
+registers ``base + step * count`` (both follow ``ir.schedule``). They have no product terms.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hwprune.errors import HwpruneError
-from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Value, shift_round
-from hwprune.ir.schedule import LayerSchedule, row_operands, schedule, stage_levels
+from hwprune.ir.graph import (
+    KIND_OF,
+    Dense,
+    Graph,
+    Input,
+    IntRange,
+    Max,
+    Op,
+    Requant,
+    Rounding,
+    Threshold,
+    Value,
+    shift_round,
+)
+from hwprune.ir.schedule import (
+    LayerSchedule,
+    max_range,
+    row_operands,
+    schedule,
+    stage_levels,
+    threshold_split,
+)
 from hwprune.resources import banner
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -103,7 +129,10 @@ def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
                 "the Verilog emitter handles chains only; linearise the graph first"
             )
         dense = op.name if isinstance(op, Dense) else None
-        requant = ls.fused if dense is not None else op.name
+        if dense is not None:
+            requant = ls.fused
+        else:
+            requant = op.name if isinstance(op, Requant) else None
         value = requant if requant is not None else op.name
         label = f"{dense}+{requant}" if dense is not None and requant is not None else op.name
         stem = _sanitise(dense if dense is not None else op.name)
@@ -113,7 +142,7 @@ def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
         out.append(Layer(label, dense, requant, prev, value, module, signal, ls.cycles, cycle))
         prev = value
     if not out:
-        raise HwpruneError("the graph has no Dense or Requant op: there is no hardware to emit")
+        raise HwpruneError("the graph has no op besides its input: there is no hardware to emit")
     if g.outputs != (prev,):
         raise HwpruneError(
             f"graph outputs {list(g.outputs)} are not the end of the chain {prev!r}; "
@@ -134,10 +163,8 @@ def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     scheds = {ls.op: ls for ls in schedule(g)}
     files: dict[str, str] = {}
     for lay in lays:
-        if lay.dense is not None:
-            body = _dense_module(g, lay, scheds[lay.dense])
-        else:
-            body = _requant_module(g, lay)
+        op = g.op(lay.dense if lay.dense is not None else lay.value)
+        body = MODULE_EMITTERS[type(op)](g, lay, scheds[op.name])
         files[f"{lay.module}.v"] = _file(body)
     files[f"{top}.v"] = _file(_top_module(g, lays, top))
     return files
@@ -283,6 +310,11 @@ def _extend(name: str, r: IntRange, width: int) -> str:
     pad = width - r.bits
     if pad == 0:
         return name
+    if pad < 0:
+        # IntRange.bits gives a one-point range [-2^k, -2^k] a bit more than it needs (5 for
+        # [-8, -8]), so its register can be wider than the bus element; the value fits the
+        # bus's width, and its low bits are its two's complement there.
+        return f"{name}[{width - 1}:0]"
     fill = f"{name}[{r.bits - 1}]" if r.signed else "1'b0"
     return f"{{{{{pad}{{{fill}}}}}, {name}}}"
 
@@ -347,8 +379,11 @@ def _comment(text: str) -> str:
     return "// " + " ".join(text.splitlines())
 
 
-def _header(lay: Layer, in_width: int, out_width: int) -> list[str]:
-    marker = json.dumps({"dense": lay.dense, "requant": lay.requant}, sort_keys=True)
+def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) -> list[str]:
+    fields: dict[str, str | None] = {"dense": lay.dense, "requant": lay.requant}
+    if kind is not None:
+        fields[kind] = lay.value
+    marker = json.dumps(fields, sort_keys=True)
     return [
         _comment(f"Layer {lay.label}: {lay.input} -> {lay.value}, {lay.cycles} cycle(s)."),
         f"module {lay.module} (",
@@ -392,10 +427,61 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
             opnds.append((_lit(0), ranges[0]))
         cur.append(opnds)
 
-    level = 0
     regs: list[str] = []
     assigns: list[str] = []
-    for st, stop in enumerate(stage_levels(ls.depth)):
+    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _adder("s"))
+    for i, (expr, r) in enumerate(top):
+        if rq is not None:
+            assert isinstance(rq, Requant)
+            rl, expr, r = _requant(rq, expr, r, f"rq_{i}")
+            lines += rl
+        if r != yv.ranges[i]:
+            raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
+        regs.append(_reg_decl(f"q_{i}", r))
+        assigns.append(f"        q_{i} <= {expr};")
+    return _finish_module(lines, regs, assigns, yv, wo)
+
+
+# A tree operand: (signed expression, exact range). A node maker takes (element, level,
+# index in level, operand a, operand b) and returns (wire line, wire name, range).
+Operand = tuple[str, IntRange]
+NodeMaker = Callable[[int, int, int, Operand, Operand], tuple[str, str, IntRange]]
+
+
+def _adder(prefix: str) -> NodeMaker:
+    def node(i: int, level: int, k: int, a: Operand, b: Operand) -> tuple[str, str, IntRange]:
+        r = a[1] + b[1]
+        name = f"{prefix}_{i}_{level}_{k}"
+        return f"    wire signed [{_sbits(r) - 1}:0] {name} = {a[0]} + {b[0]};", name, r
+
+    return node
+
+
+def _max_node(i: int, level: int, k: int, a: Operand, b: Operand) -> tuple[str, str, IntRange]:
+    # Both operands are signed, so the compare is signed and the mux sign-extends.
+    r = max_range(a[1], b[1])
+    name = f"m_{i}_{level}_{k}"
+    line = f"    wire signed [{_sbits(r) - 1}:0] {name} = ({a[0]} > {b[0]}) ? {a[0]} : {b[0]};"
+    return line, name, r
+
+
+def _pipelined_tree(
+    lines: list[str],
+    regs: list[str],
+    assigns: list[str],
+    cur: list[list[Operand]],
+    depth: int,
+    node: NodeMaker,
+) -> list[Operand]:
+    """Reduce each element's level-0 operands ``cur[i]`` by a balanced tree of ``node``s,
+    closing a register bank after every level of ``stage_levels(depth)`` but the last.
+
+    Appends wires to ``lines`` and the intermediate banks to ``regs`` / ``assigns``; returns
+    each element's top operand, which the caller registers (``ir.schedule`` pairs operands
+    and places banks the same way).
+    """
+    level = 0
+    for st, stop in enumerate(stage_levels(depth)):
         while level < stop:
             level += 1
             for i, opnds in enumerate(cur):
@@ -403,15 +489,13 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
                     continue
                 nxt = []
                 for j in range(0, len(opnds) - 1, 2):
-                    (a, ra), (b, rb) = opnds[j], opnds[j + 1]
-                    r = ra + rb
-                    name = f"s_{i}_{level}_{j // 2}"
-                    lines.append(f"    wire signed [{_sbits(r) - 1}:0] {name} = {a} + {b};")
+                    line, name, r = node(i, level, j // 2, opnds[j], opnds[j + 1])
+                    lines.append(line)
                     nxt.append((name, r))
                 if len(opnds) % 2:
                     nxt.append(opnds[-1])
                 cur[i] = nxt
-        if stop < ls.depth:
+        if stop < depth:
             for i, opnds in enumerate(cur):
                 banked = []
                 for j, (expr, r) in enumerate(opnds):
@@ -420,21 +504,10 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
                     assigns.append(f"        {name} <= {expr};")
                     banked.append((_reg_read(name, r), r))
                 cur[i] = banked
-        else:
-            for i, opnds in enumerate(cur):
-                ((expr, r),) = opnds
-                if rq is not None:
-                    assert isinstance(rq, Requant)
-                    rl, expr, r = _requant(rq, expr, r, f"rq_{i}")
-                    lines += rl
-                if r != yv.ranges[i]:
-                    raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
-                regs.append(_reg_decl(f"q_{i}", r))
-                assigns.append(f"        q_{i} <= {expr};")
-    return _finish_module(lines, regs, assigns, yv, wo)
+    return [opnds[0] for opnds in cur]
 
 
-def _requant_module(g: Graph, lay: Layer) -> str:
+def _requant_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     rq = g.op(lay.value)
     assert isinstance(rq, Requant)
     xv, yv = g.values[lay.input], g.values[lay.value]
@@ -454,6 +527,72 @@ def _requant_module(g: Graph, lay: Layer) -> str:
     return _finish_module(lines, regs, assigns, yv, wo)
 
 
+def _input_wires(lines: list[str], xv: Value, wi: int, used: list[int]) -> None:
+    """One signed wire ``x_<j>`` per used input element, as narrow as its own range."""
+    for j in used:
+        src = _as_signed(_sel("x", j, wi), xv.range.signed)
+        lines.append(f"    wire signed [{_sbits(xv.ranges[j]) - 1}:0] x_{j} = {src};")
+
+
+def _max_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+    op = g.op(lay.value)
+    assert isinstance(op, Max)
+    xv, yv = g.values[lay.input], g.values[lay.value]
+    wi, wo = xv.range.bits, yv.range.bits
+    lines = _header(lay, xv.size * wi, yv.size * wo, KIND_OF[Max])
+    _input_wires(lines, xv, wi, sorted({j for grp in op.groups for j in grp}))
+    cur: list[list[Operand]] = [[(f"x_{j}", xv.ranges[j]) for j in grp] for grp in op.groups]
+    regs: list[str] = []
+    assigns: list[str] = []
+    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _max_node)
+    for i, (expr, r) in enumerate(top):
+        if r != yv.ranges[i]:
+            raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
+        regs.append(_reg_decl(f"q_{i}", r))
+        assigns.append(f"        q_{i} <= {expr};")
+    return _finish_module(lines, regs, assigns, yv, wo)
+
+
+def _threshold_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+    op = g.op(lay.value)
+    assert isinstance(op, Threshold)
+    xv, yv = g.values[lay.input], g.values[lay.value]
+    wi, wo = xv.range.bits, yv.range.bits
+    lines = _header(lay, xv.size * wi, yv.size * wo, KIND_OF[Threshold])
+    splits = [threshold_split(ts, r) for ts, r in zip(op.thresholds, xv.ranges, strict=True)]
+    _input_wires(lines, xv, wi, [i for i, (_, ts) in enumerate(splits) if ts])
+    cur: list[list[Operand]] = []
+    for i, (_, compared) in enumerate(splits):
+        opnds: list[Operand] = []
+        for k, t in enumerate(compared):
+            # The threshold is repeated in a comment for readers (and for a test that
+            # corrupts the constant); the expression is the hardware.
+            lines.append(f"    wire c_{i}_{k} = x_{i} >= {_lit(t)}; // t={t}")
+            opnds.append((f"$signed({{1'b0, c_{i}_{k}}})", IntRange(0, 1)))
+        cur.append(opnds or [(_lit(0), IntRange(0, 0))])
+    regs: list[str] = []
+    assigns: list[str] = []
+    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _adder("n"))
+    for i, ((expr, r), (always, _)) in enumerate(zip(top, splits, strict=True)):
+        # y = base + step * (always + count) = offset + step * count
+        offset = op.base + op.step * always
+        y = IntRange(offset + op.step * r.lo, offset + op.step * r.hi)
+        if r.lo == r.hi:
+            value = _lit(y.lo)
+        else:
+            lines.append(f"    wire signed [{_sbits(r) - 1}:0] t_{i}_n = {expr};")
+            prod = _product_expr(f"t_{i}_n", op.step)
+            # Parenthesised: <<< binds looser than +.
+            total = f"{_lit(offset)} + ({prod})" if offset != 0 else prod
+            lines.append(f"    wire signed [{_sbits(y) - 1}:0] t_{i}_y = {total};")
+            value = f"t_{i}_y"
+        if y != yv.ranges[i]:
+            raise AssertionError(f"{lay.label} element {i}: range {y} != {yv.ranges[i]}")
+        regs.append(_reg_decl(f"q_{i}", y))
+        assigns.append(f"        q_{i} <= {value};")
+    return _finish_module(lines, regs, assigns, yv, wo)
+
+
 def _finish_module(
     lines: list[str], regs: list[str], assigns: list[str], yv: Value, wo: int
 ) -> str:
@@ -469,6 +608,17 @@ def _registers(regs: list[str], assigns: list[str]) -> list[str]:
     # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
     # flip-flops plain (no reset mux) and the count equal to the schedule's.
     return [*regs, "    always @(posedge clk) begin", *assigns, "    end"]
+
+
+# The table of layer-module emitters, keyed by the kind of the op a layer is named after (a
+# Dense with its fused Requant is the Dense's). A test fails if an op kind of OP_KINDS other
+# than Input lacks an entry.
+MODULE_EMITTERS: dict[type[Op], Callable[[Graph, Layer, LayerSchedule], str]] = {
+    Dense: _dense_module,
+    Requant: _requant_module,
+    Max: _max_module,
+    Threshold: _threshold_module,
+}
 
 
 def _top_module(g: Graph, lays: tuple[Layer, ...], top: str) -> str:

@@ -10,7 +10,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hwprune.ir.graph import Dense, Graph, Input, Op, Requant, Rounding
+from hwprune.ir.graph import (
+    MAX_BITS,
+    Dense,
+    Graph,
+    Input,
+    Max,
+    Op,
+    Requant,
+    Rounding,
+    Threshold,
+)
 
 
 def dense_matrix(op: Dense) -> tuple[np.ndarray, np.ndarray]:
@@ -45,8 +55,41 @@ def _requant(op: Requant, x: np.ndarray) -> np.ndarray:
     return requant_array(x, op.shift, op.lo, op.hi, op.rounding)
 
 
+def _max(op: Max, x: np.ndarray) -> np.ndarray:
+    # Groups may differ in size: pad each with its own first member, which leaves its max
+    # unchanged, so one fancy-indexed (batch, n_out, longest) gather does every window.
+    width = max(len(grp) for grp in op.groups)
+    idx = np.array([grp + (grp[0],) * (width - len(grp)) for grp in op.groups], dtype=np.int64)
+    return x[:, idx].max(axis=2)
+
+
+# Padding for threshold lists of unequal length: no int64 input reaches it (verify keeps
+# values within MAX_BITS < 63 bits), so a padded slot never counts.
+_NEVER = np.iinfo(np.int64).max
+
+
+def _threshold(op: Threshold, x: np.ndarray) -> np.ndarray:
+    width = max((len(ts) for ts in op.thresholds), default=0)
+    # Thresholds are Python ints and may lie far outside int64; clipping them to int64's
+    # bounds keeps every comparison's outcome, since inputs are well inside those bounds.
+    lo, hi = int(np.iinfo(np.int64).min), int(_NEVER)
+    t = np.full((len(op.thresholds), width), _NEVER, dtype=np.int64)
+    for i, ts in enumerate(op.thresholds):
+        t[i, : len(ts)] = [min(max(v, lo), hi) for v in ts]
+    count = (x[:, :, None] >= t[None, :, :]).sum(axis=2, dtype=np.int64)
+    if max(abs(op.base), op.step) >= 1 << MAX_BITS:
+        # A base or step beyond int64 (the result still fits: verify checks its range).
+        return (op.base + op.step * count.astype(object)).astype(np.int64)
+    return op.base + op.step * count
+
+
 # op kind -> evaluation; Input ops are fed, not evaluated.
-EVALUATORS: dict[type[Op], Callable] = {Dense: _dense, Requant: _requant}
+EVALUATORS: dict[type[Op], Callable] = {
+    Dense: _dense,
+    Requant: _requant,
+    Max: _max,
+    Threshold: _threshold,
+}
 
 
 def run(g: Graph, feeds: dict[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:

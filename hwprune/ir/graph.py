@@ -40,8 +40,8 @@ class IntRange:
     @property
     def bits(self) -> int:
         """Width of the smallest two's-complement (signed) or plain binary type holding it."""
-        if self.signed:
-            return 1 + max((-self.lo - 1).bit_length(), self.hi.bit_length())
+        if self.signed:  # hi may be negative too: only its magnitude above 0 needs bits
+            return 1 + max((-self.lo - 1).bit_length(), max(self.hi, 0).bit_length())
         return max(1, self.hi.bit_length())
 
     def union(self, other: IntRange) -> IntRange:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from hwprune.ir.graph import Dense, Graph, Input, Op, Requant, Row, shift_round
+from hwprune.ir.graph import Dense, Graph, Input, Max, Op, Requant, Row, Threshold, shift_round
 
 
 def drop_zero_terms(g: Graph) -> Graph:
@@ -32,21 +32,42 @@ def _unzip(terms: list[tuple[int, int]]) -> tuple[tuple[int, ...], tuple[int, ..
 def _constant_elements(g: Graph) -> dict[str, dict[int, int]]:
     """Per op, the elements whose value is the same for every input (index -> value).
 
-    Follows Dense rows without terms (value = bias) through elementwise Requants.
+    Follows Dense rows without terms (value = bias) through elementwise Requants and
+    Thresholds and through Max windows whose members are all constant. A Max or Threshold
+    element whose exact range is one point is constant too: a Threshold whose thresholds all
+    lie outside its input's range, or a Max window one constant member dominates.
     """
     consts: dict[str, dict[int, int]] = {}
     for op in g.ops:
+        src = consts.get(op.inputs[0], {}) if op.inputs else {}
         if isinstance(op, Dense):
             consts[op.name] = {i: r.bias for i, r in enumerate(op.rows) if not r.cols}
         elif isinstance(op, Requant):
-            src = consts.get(op.inputs[0], {})
             consts[op.name] = {
                 i: min(max(shift_round(v, op.shift, op.rounding), op.lo), op.hi)
                 for i, v in src.items()
             }
+        elif isinstance(op, Max):
+            known = {
+                i: max(src[j] for j in grp)
+                for i, grp in enumerate(op.groups)
+                if all(j in src for j in grp)
+            }
+            consts[op.name] = {**_point_elements(g, op.name), **known}
+        elif isinstance(op, Threshold):
+            known = {
+                i: op.base + op.step * sum(1 for t in op.thresholds[i] if v >= t)
+                for i, v in src.items()
+            }
+            consts[op.name] = {**_point_elements(g, op.name), **known}
         else:
             consts[op.name] = {}
     return consts
+
+
+def _point_elements(g: Graph, name: str) -> dict[int, int]:
+    """The elements of a value whose exact range holds a single integer."""
+    return {i: r.lo for i, r in enumerate(g.values[name].ranges) if r.lo == r.hi}
 
 
 def fold_constant_inputs(g: Graph) -> Graph:
@@ -70,25 +91,59 @@ def fold_constant_inputs(g: Graph) -> Graph:
     return replace(g, ops=tuple(ops))
 
 
-def remove_dead_neurons(g: Graph) -> Graph:
-    """Invariant: every element of every non-input, non-output value is read by some term.
+def _needed_elements(g: Graph) -> tuple[dict[str, set[int]], set[str]]:
+    """Per op, the elements some graph output depends on, found backwards; and the ops
+    nothing reads.
 
-    Works backwards: a Dense reads the columns its rows' terms name; a Requant reads the same
-    elements it must produce. Unread Dense rows (and the Requant elements fed by them) are
-    removed and consumers' column indices renumbered. Graph inputs keep their interface; the
-    inputs no term reads are reported by ``unread_inputs``.
+    A Dense reads the columns its needed rows' terms name, a Max the members of its needed
+    windows, a Requant or Threshold (elementwise) the elements it must produce. An op
+    nothing reads still keeps element 0 (the IR has no empty vectors), as a placeholder
+    that reads as little as it can: a Dense row without terms, a Max window of one member,
+    an elementwise op nothing beyond what its input keeps anyway.
     """
     needed: dict[str, set[int]] = {}
+    unread: set[str] = set()
     for name in g.outputs:
         needed[name] = set(range(g.values[name].size))
     for op in reversed(g.ops):
         mine = needed.setdefault(op.name, set())
+        if isinstance(op, Input):
+            continue
+        if not mine:
+            mine.add(0)
+            unread.add(op.name)
+        src = needed.setdefault(op.inputs[0], set())
         if isinstance(op, Dense):
-            src = needed.setdefault(op.inputs[0], set())
-            for i in mine:
-                src.update(op.rows[i].cols)
-        elif isinstance(op, Requant):
-            needed.setdefault(op.inputs[0], set()).update(mine)
+            if op.name not in unread:
+                for i in mine:
+                    src.update(op.rows[i].cols)
+        elif isinstance(op, Max):
+            if op.name in unread:
+                src.add(op.groups[0][0])
+            else:
+                for i in mine:
+                    src.update(op.groups[i])
+        elif isinstance(op, (Requant, Threshold)):
+            # An unread elementwise op keeps whatever its input keeps, which may then be a
+            # placeholder too.
+            if op.name not in unread:
+                src.update(mine)
+        else:
+            raise TypeError(f"remove_dead_neurons: no rule for op kind {type(op).__name__}")
+    return needed, unread
+
+
+def remove_dead_neurons(g: Graph) -> Graph:
+    """Invariant: every element of every non-input, non-output value is read by some term.
+
+    Works backwards (``_needed_elements``). Unread Dense rows and Max windows are removed
+    (an op nothing reads keeps a one-element placeholder that reads at most one element);
+    the Requant and Threshold elements fed by removed elements go with them (elementwise ops
+    keep exactly the elements their input keeps). Consumers' column, window-member and
+    threshold indices are renumbered. Graph inputs keep their interface; the inputs nothing
+    reads are reported by ``unread_inputs``.
+    """
+    needed, unread = _needed_elements(g)
 
     # Forward: shrink ops and renumber, keeping a map old index -> new index per value.
     remap: dict[str, dict[int, int]] = {}
@@ -98,32 +153,54 @@ def remove_dead_neurons(g: Graph) -> Graph:
             remap[op.name] = {i: i for i in range(op.size)}
             ops.append(op)
             continue
-        # A value no one reads keeps one element: the IR has no empty vectors.
-        keep = sorted(needed[op.name]) or [0]
+        keep = sorted(needed[op.name])
         src_map = remap[op.inputs[0]]
-        if isinstance(op, Dense):
+        if isinstance(op, Dense) and op.name in unread:
+            op = replace(op, n_in=len(src_map), rows=(Row(op.rows[0].bias, (), ()),))
+        elif isinstance(op, Max) and op.name in unread:
+            op = replace(op, groups=((src_map[op.groups[0][0]],),))
+        elif isinstance(op, Dense):
             rows = tuple(
                 Row(op.rows[i].bias, tuple(src_map[c] for c in op.rows[i].cols), op.rows[i].weights)
                 for i in keep
             )
             op = replace(op, n_in=len(src_map), rows=rows)
-        elif isinstance(op, Requant):
-            # Elementwise: it keeps exactly the elements its input kept.
+        elif isinstance(op, Max):
+            groups = tuple(tuple(src_map[j] for j in op.groups[i]) for i in keep)
+            op = replace(op, groups=groups)
+        elif isinstance(op, (Requant, Threshold)):
+            # Elementwise: it keeps exactly the elements its input kept (src_map's keys, in
+            # the order of their new indices, which is ascending).
             keep = sorted(src_map)
+            if isinstance(op, Threshold):
+                op = replace(op, thresholds=tuple(op.thresholds[i] for i in keep))
         remap[op.name] = {old: new for new, old in enumerate(keep)}
         ops.append(op)
     return replace(g, ops=tuple(ops))
 
 
+# Which input elements each op kind connects to, given the op: the emitted hardware reads
+# exactly these (a Dense module only the columns of its terms, a Max module its windows'
+# members, an elementwise Requant or Threshold module every element).
+_READS: dict[type[Op], Callable[[Op, int], set[int]]] = {
+    Dense: lambda op, n: {c for r in op.rows for c in r.cols},  # type: ignore[attr-defined]
+    Max: lambda op, n: {j for grp in op.groups for j in grp},  # type: ignore[attr-defined]
+    Requant: lambda op, n: set(range(n)),
+    Threshold: lambda op, n: set(range(n)),
+}
+
+
 def unread_inputs(g: Graph) -> dict[str, list[int]]:
-    """Per Input op, the elements no Dense term reads (the hardware leaves them unconnected)."""
+    """Per Input op, the elements no op reads (the hardware leaves them unconnected).
+
+    A Dense reads the columns its terms name, a Max its windows' members, and an elementwise
+    Requant or Threshold every element.
+    """
     out = {}
     for inp in g.inputs:
         read: set[int] = set()
         for op in g.consumers(inp.name):
-            if isinstance(op, Dense):
-                for r in op.rows:
-                    read.update(r.cols)
+            read |= _READS[type(op)](op, inp.size)
         out[inp.name] = [i for i in range(inp.size) if i not in read]
     return out
 

@@ -8,6 +8,14 @@ and the last level, so a layer's latency in cycles is ``ceil(depth / LEVELS_PER_
 applied after the last adder level, before that layer's final register (it is a shift and a
 clip: wiring plus a comparator). A Requant after anything else gets its own one-cycle stage.
 
+Max and Threshold ops are layers of their own, built from the same balanced trees and
+register banks. A Max output is a comparator tree over its window's members in window
+order (each node a signed compare and a 2:1 mux; depth ceil(log2(window size))). A
+Threshold element compares its input with each threshold the input's range does not decide
+(those below or at the range's minimum always pass, those above its maximum never do), and
+an adder tree counts the passing compare bits; ``base + step * count`` is applied after the
+last level, before the layer's final register, as a fused Requant is.
+
 Every layer's rows share the layer's stage count: shorter trees pass through the extra
 registers. Register widths come from exact ranges, so the flip-flop count of the emitted RTL
 is exactly ``sum(Stage.reg_bits)`` (DESIGN.md: "flip-flop counts are exactly the sum of
@@ -17,9 +25,10 @@ register widths" in yosys on pipelined designs).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from hwprune.ir.graph import Dense, Graph, Input, IntRange, Op, Requant, Value
+from hwprune.ir.graph import Dense, Graph, Input, IntRange, Max, Op, Requant, Threshold, Value
 
 # Four adder levels (up to 16 operands) per cycle: a 4-level tree of <=24-bit adders on
 # 7-series carry chains stays well under a 10 ns period. The figure is a design choice.
@@ -54,17 +63,54 @@ def row_operands(op: Dense, x: Value, row_index: int) -> tuple[IntRange, ...]:
     return tuple(ops)
 
 
-def row_tree(op: Dense, x: Value, row_index: int) -> RowTree:
-    """The balanced adder tree of one row, as operand ranges per level."""
-    level = row_operands(op, x, row_index)
+def balanced_tree(
+    operands: Sequence[IntRange], combine: Callable[[IntRange, IntRange], IntRange]
+) -> RowTree:
+    """The balanced binary tree over ``operands``: level k+1 combines operands 2i and 2i+1
+    of level k, an odd last operand passes through; ``combine`` gives a node's range."""
+    level = tuple(operands)
     levels = [level]
     while len(level) > 1:
-        nxt = [level[i] + level[i + 1] for i in range(0, len(level) - 1, 2)]
+        nxt = [combine(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         if len(level) % 2:
             nxt.append(level[-1])
         level = tuple(nxt)
         levels.append(level)
     return RowTree(tuple(levels))
+
+
+def row_tree(op: Dense, x: Value, row_index: int) -> RowTree:
+    """The balanced adder tree of one row, as operand ranges per level."""
+    return balanced_tree(row_operands(op, x, row_index), IntRange.__add__)
+
+
+def max_range(a: IntRange, b: IntRange) -> IntRange:
+    """The exact range of max(a, b) for a, b in independent ranges."""
+    return IntRange(max(a.lo, b.lo), max(a.hi, b.hi))
+
+
+def max_tree(op: Max, x: Value, index: int) -> RowTree:
+    """The comparator tree of output ``index`` of a Max: its window's member ranges at
+    level 0, in window order, and max(a, b) nodes above."""
+    return balanced_tree([x.ranges[j] for j in op.groups[index]], max_range)
+
+
+def threshold_split(thresholds: Sequence[int], r: IntRange) -> tuple[int, tuple[int, ...]]:
+    """(how many thresholds every x in r passes, the thresholds that need a comparator).
+
+    x >= t holds for all x in r when t <= r.lo and for none when t > r.hi; only the
+    thresholds in (r.lo, r.hi] are compared in hardware.
+    """
+    always = sum(1 for t in thresholds if t <= r.lo)
+    return always, tuple(t for t in thresholds if r.lo < t <= r.hi)
+
+
+def threshold_tree(op: Threshold, x: Value, index: int) -> RowTree:
+    """The adder tree counting element ``index``'s compare bits (one [0, 1] operand per
+    threshold ``threshold_split`` leaves undecided; the constant 0 when there is none)."""
+    _, compared = threshold_split(op.thresholds[index], x.ranges[index])
+    bits = [IntRange(0, 1)] * len(compared) or [IntRange(0, 0)]
+    return balanced_tree(bits, IntRange.__add__)
 
 
 @dataclass(frozen=True)
@@ -99,21 +145,28 @@ def stage_levels(depth: int) -> tuple[int, ...]:
     return tuple(min(depth, (k + 1) * LEVELS_PER_STAGE) for k in range(n))
 
 
-def _dense_schedule(op: Dense, x: Value, out: Value, fused: Requant | None, fv: Value | None):
-    trees = [row_tree(op, x, i) for i in range(op.n_out)]
+def _banked(name: str, trees: list[RowTree], final: Sequence[IntRange], fused: str | None):
+    """Register banks over per-element trees: every ``LEVELS_PER_STAGE`` levels each
+    element's operands of that level, and in the last bank one value per element of range
+    ``final[i]`` (what follows the tree, such as a fused Requant, is applied before it)."""
     depth = max(t.depth for t in trees)
     stages = []
     for lvl in stage_levels(depth):
         bits: list[int] = []
         for i, t in enumerate(trees):
             if lvl == depth:
-                # Last bank: one value per row, the requantized one when a Requant is fused.
-                r = fv.ranges[i] if fused is not None else out.ranges[i]
-                bits.append(r.bits)
+                bits.append(final[i].bits)
             else:
                 bits.extend(r.bits for r in t.levels[min(lvl, t.depth)])
         stages.append(Stage(lvl, tuple(bits)))
-    return LayerSchedule(op.name, depth, tuple(stages), fused.name if fused is not None else None)
+    return LayerSchedule(name, depth, tuple(stages), fused)
+
+
+def _dense_schedule(op: Dense, x: Value, out: Value, fused: Requant | None, fv: Value | None):
+    trees = [row_tree(op, x, i) for i in range(op.n_out)]
+    # Last bank: one value per row, the requantized one when a Requant is fused.
+    final = fv.ranges if fused is not None and fv is not None else out.ranges
+    return _banked(op.name, trees, final, fused.name if fused is not None else None)
 
 
 def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
@@ -132,6 +185,14 @@ def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
         elif isinstance(op, Requant):
             bits = tuple(r.bits for r in g.values[op.name].ranges)
             out.append(LayerSchedule(op.name, 0, (Stage(0, bits),)))
+        elif isinstance(op, Max):
+            x = g.values[op.inputs[0]]
+            trees = [max_tree(op, x, i) for i in range(len(op.groups))]
+            out.append(_banked(op.name, trees, g.values[op.name].ranges, None))
+        elif isinstance(op, Threshold):
+            x = g.values[op.inputs[0]]
+            trees = [threshold_tree(op, x, i) for i in range(x.size)]
+            out.append(_banked(op.name, trees, g.values[op.name].ranges, None))
         else:
             raise TypeError(f"no schedule for op kind {type(op).__name__}")
     return tuple(out)

@@ -1,0 +1,60 @@
+"""Every bundled example config runs the whole job: train (its quantizers, layers, pruning
+criterion, schedule, method, teacher), export, compile, and every ladder level bit-exact.
+
+Training is shortened (a few epochs, fewer steps, fewer vectors) so the set fits in CI; the
+shortening changes how accurate the network is, never what the hardware must compute, so
+exactness is tested in full. The accuracy of the real settings is measured in
+benchmarks/pruning.py.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+
+import pytest
+
+from hwprune.config import load_config
+from hwprune.resources import data_dir
+
+EXAMPLES = sorted(p.name for p in data_dir("examples").glob("*.toml"))
+
+
+def shortened(cfg):
+    """The same job with little training: at most 3 epochs each phase, masks changing within
+    the first 20 steps, 2,000 training images, 200 simulation vectors."""
+    p = cfg.prune
+    return replace(
+        cfg,
+        data=replace(cfg.data, train_samples=2000 if cfg.data.dataset != "digits" else 0),
+        train=replace(cfg.train, epochs=min(cfg.train.epochs, 3)),
+        prune=replace(
+            p,
+            finetune_epochs=min(p.finetune_epochs, 3),
+            iterations=min(p.iterations, 2),
+            begin_step=0,
+            end_step=20,
+            frequency=min(p.frequency, 5),
+            rewind_epoch=min(p.rewind_epoch, 1),
+        ),
+        sim=replace(cfg.sim, vectors=200),
+    )
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_bit_exact(name, tmp_path):
+    from hwprune import flow
+
+    warnings.filterwarnings("ignore")
+    cfg = shortened(load_config(data_dir("examples") / name))
+    out = tmp_path / "build"
+    report = flow.run(cfg, out, progress=False)
+    names = [lv.name for lv in report.sim.levels]
+    assert names[:3] == ["brevitas", "qonnx", "csim"] and names[3].startswith("rtl")
+    assert all(lv.passed and lv.skipped is None for lv in report.sim.levels)
+    # the zero-term invariant on every weight layer of every example
+    for ly in json.loads((out / "rtl" / "manifest.json").read_text())["layers"]:
+        assert ly["product_terms_verilog"] == ly["product_terms_hls"] == ly["nonzero_weights"]
+    train = json.loads((out / "train.json").read_text())
+    assert train["criterion"] == cfg.prune.criterion and train["schedule"] == cfg.prune.schedule
