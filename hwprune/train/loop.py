@@ -483,7 +483,8 @@ def _dense_phase(job: _Job, model: torch.nn.Module) -> DenseStart:
     rewind_step = cfg.prune.rewind_epoch * job.steps_per_epoch
 
     def keep_rewind_point(step: int) -> bool:
-        if cfg.prune.method == "lottery-ticket" and step == rewind_step:
+        # Kept whatever the method, so one dense start serves lottery-ticket runs too.
+        if step == rewind_step:
             job.rewind_state = copy.deepcopy(model.state_dict())
         return True
 
