@@ -254,7 +254,10 @@ _CHECKS = {
 }
 
 
-def _coerce(key: str, value, default, src: str):
+def _coerce(key: str, value, default, src: str, label: str | None = None):
+    """Type-check and range-check one value; ``key`` finds its check in _CHECKS, ``label``
+    (default: key) is how the message names it."""
+    label = label or key
     want = type(default)
     if want is tuple:
         item = str if key == "prune.layers" else int
@@ -262,15 +265,15 @@ def _coerce(key: str, value, default, src: str):
             isinstance(x, item) and not isinstance(x, bool) for x in value
         ):
             kind = "strings" if item is str else "integers"
-            raise HwpruneError(f"{src}: {key} must be a list of {kind}, got {value!r}")
+            raise HwpruneError(f"{src}: {label} must be a list of {kind}, got {value!r}")
         value = tuple(value)
     elif want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     elif not isinstance(value, want) or isinstance(value, bool) != isinstance(default, bool):
-        raise HwpruneError(f"{src}: {key} must be {want.__name__}, got {value!r}")
+        raise HwpruneError(f"{src}: {label} must be {want.__name__}, got {value!r}")
     check = _CHECKS.get(key)
     if check and not check[0](value):
-        raise HwpruneError(f"{src}: {key} = {value!r} is not allowed; use {check[1]}")
+        raise HwpruneError(f"{src}: {label} = {value!r} is not allowed; use {check[1]}")
     return value
 
 
@@ -278,7 +281,7 @@ def _layer(body, k: int, src: str) -> LayerConfig:
     where = f"model.layers[{k}]"
     if not isinstance(body, dict):
         raise HwpruneError(f"{src}: {where} must be a table ([[model.layers]])")
-    kind = _coerce("layer.kind", body.get("kind", ""), "", src) if "kind" in body else None
+    kind = _coerce("layer.kind", body["kind"], "", src, f"{where}.kind") if "kind" in body else None
     if kind is None:
         raise HwpruneError(f"{src}: {where} has no kind; use one of {', '.join(LAYER_KEYS)}")
     allowed = ("kind", "name", *LAYER_KEYS[kind])
@@ -289,7 +292,7 @@ def _layer(body, k: int, src: str) -> LayerConfig:
             raise HwpruneError(
                 f"{src}: {where}.{key} is not a key of a {kind} layer; known: {', '.join(allowed)}"
             )
-        vals[key] = _coerce(f"layer.{key}", v, getattr(default, key), src)
+        vals[key] = _coerce(f"layer.{key}", v, getattr(default, key), src, f"{where}.{key}")
     return LayerConfig(**vals)
 
 

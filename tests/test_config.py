@@ -41,7 +41,7 @@ def test_bundled_example_is_the_default_config():
         ({"model": {"hidden": [64, "x"]}}, ["model.hidden", "list of integers"]),
         ({"model": {"layers": 3}}, ["model.layers", "[[model.layers]]"]),
         ({"model": {"layers": [{"out": 3}]}}, ["model.layers[0] has no kind", "conv2d"]),
-        ({"model": {"layers": [{"kind": "lstm"}]}}, ["layer.kind", "conv1d", "maxpool"]),
+        ({"model": {"layers": [{"kind": "lstm"}]}}, ["model.layers[0].kind", "conv1d", "maxpool"]),
         (
             {"model": {"layers": [{"kind": "relu", "kernel": 3}, {"kind": "linear"}]}},
             ["model.layers[0].kernel", "relu", "bits, rounding"],

@@ -58,3 +58,39 @@ def test_example_runs_bit_exact(name, tmp_path):
         assert ly["product_terms_verilog"] == ly["product_terms_hls"] == ly["nonzero_weights"]
     train = json.loads((out / "train.json").read_text())
     assert train["criterion"] == cfg.prune.criterion and train["schedule"] == cfg.prune.schedule
+
+
+def _uncovered() -> list[tuple[str, str]]:
+    """(prune/distill key, name) of every criterion, schedule, method and teacher that no
+    example uses: each must still run the whole ladder, on the default job."""
+    from hwprune.config import PRUNE_CRITERIA, PRUNE_METHODS, PRUNE_SCHEDULES, TEACHERS
+
+    cfgs = [load_config(data_dir("examples") / n) for n in EXAMPLES]
+    used = {
+        "criterion": {c.prune.criterion for c in cfgs},
+        "schedule": {c.prune.schedule for c in cfgs},
+        "method": {c.prune.method for c in cfgs},
+        "teacher": {c.distill.teacher for c in cfgs},
+    }
+    names = {
+        "criterion": PRUNE_CRITERIA,
+        "schedule": PRUNE_SCHEDULES,
+        "method": PRUNE_METHODS,
+        "teacher": TEACHERS,
+    }
+    return [(k, n) for k, all_names in names.items() for n in all_names if n not in used[k]]
+
+
+@pytest.mark.parametrize("key, name", _uncovered())
+def test_registry_name_without_example_runs_bit_exact(key, name, tmp_path):
+    from hwprune import flow
+
+    warnings.filterwarnings("ignore")
+    cfg = shortened(load_config(data_dir("examples") / "digits.toml"))
+    if key == "teacher":
+        cfg = replace(cfg, distill=replace(cfg.distill, teacher=name))
+    else:
+        cfg = replace(cfg, prune=replace(cfg.prune, **{key: name}))
+    report = flow.run(cfg, tmp_path / "build", progress=False)
+    assert all(lv.passed and lv.skipped is None for lv in report.sim.levels)
+    assert report.train.sparsity  # the pruned layers' mask sparsity is reported
