@@ -107,11 +107,20 @@ def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -
                 "product_terms_hls": hls_terms.get(op.name, 0),
             }
         )
+    softmax = "none (raw accumulator outputs; argmax is taken outside)"
+    ho = imported.meta.get("host_output")
+    if ho:  # a float tail after the last layer: the host maps the hardware's integers
+        tail = ", ".join(ho["tail"]) or "the scale only"
+        softmax = (
+            f"none in hardware: outputs are the integers of tensor {ho['tensor']!r} divided by "
+            f"its scale; the host applies the model's float tail ({tail}); argmax is taken "
+            "outside"
+        )
     return {
         "top": TOP,
         "layers": layers,
         "unread_inputs": unread_inputs(g),
-        "softmax": "none (raw accumulator outputs; argmax is taken outside)",
+        "softmax": softmax,
     }
 
 
@@ -228,30 +237,105 @@ def load_graph(build_dir: Path) -> Graph:
 
 
 def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
-    """qonnx execution of the model on integer inputs, as integers on the output grid."""
-    from qonnx.core.onnx_exec import execute_onnx
-
+    """qonnx execution of the model on IR input integers, as integers on the output grid
+    (for models whose input quantizer reads the graph input directly)."""
     from hwprune.ir.importer import load_model
 
     m = load_model(model_onnx)
     (inp,) = g.inputs
-    iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    iname = m.graph.input[0].name
     shape = [1, *(int(d) for d in m.get_tensor_shape(iname)[1:])]  # flat or (1, C, H, W)
-    out = np.empty((len(x), g.values[g.outputs[0]].size))
-    for k, row in enumerate(x):
-        feed = (row * 2.0**inp.exp).astype(np.float32).reshape(shape)
-        out[k] = execute_onnx(m, {iname: feed})[oname].reshape(-1)
-    return _to_grid(out, g)
+    feeds = (x * 2.0**inp.exp).astype(np.float32).reshape(len(x), *shape)
+    return _qonnx_run(m, g, feeds)[1]
+
+
+def draw_model_inputs(model_onnx: Path, n: int, seed: int) -> np.ndarray:
+    """n seeded model inputs, shape (n, 1, ...), drawn from the input's annotated datatype:
+    FLOAT32 uniform in [0, 1), an integer type (BIPOLAR, INTn, UINTn) uniform on its values."""
+    from hwprune.ir.importer import load_model
+
+    m = load_model(model_onnx)
+    iname = m.graph.input[0].name
+    shape = (1, *(int(d) for d in m.get_tensor_shape(iname)[1:]))
+    dt = m.get_tensor_datatype(iname)
+    rng = np.random.default_rng(seed)
+    if dt.name == "FLOAT32":
+        return rng.random((n, *shape), dtype=np.float32)
+    if dt.is_integer() and dt.get_num_possible_values() <= 2**16:
+        vals = [v for v in range(int(dt.min()), int(dt.max()) + 1) if dt.allowed(v)]
+        return rng.choice(np.array(vals, dtype=np.float32), size=(n, *shape))
+    raise HwpruneError(
+        f"input {iname!r} has datatype {dt.name}; FLOAT32 and integer datatypes can be drawn"
+    )
+
+
+def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray) -> tuple:
+    """qonnx execution of the model on model inputs ``feeds`` (n, 1, ...).
+
+    Returns (IR input integers, qonnx's output integers), both (n, size) int64. The IR input
+    is read from qonnx's full execution context (tensor meta["host_input"]["tensor"] divided
+    by its scale), so the host-side preprocessing is qonnx's own.
+    """
+    from hwprune.ir.importer import load_model
+
+    return _qonnx_run(load_model(model_onnx), g, feeds)
+
+
+def _exact_ints(t: np.ndarray, scale) -> np.ndarray:
+    """t / scale as int64, exact: a value off the grid becomes a marker that never matches."""
+    scaled = np.asarray(t, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    ints = np.round(scaled)
+    ints = np.where(ints == scaled, ints, np.iinfo(np.int64).min)
+    return ints.astype(np.int64)
+
+
+def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Execute the cleaned model on each input; return (IR input ints, output ints).
+
+    With meta["host_output"] the output integers are qonnx's tensor before the float tail
+    divided by its scale, and the tail mapped over those integers by qonnx must reproduce
+    the model output bit for bit (else the vector is marked as a mismatch).
+    """
+    from qonnx.core.onnx_exec import execute_onnx
+
+    from hwprune.ir.chains import run_nodes, start_values
+
+    iname, oname = m.graph.input[0].name, m.graph.output[0].name
+    hi, ho = g.meta.get("host_input"), g.meta.get("host_output")
+    xs, outs, starts = [], [], []
+    for feed in feeds:
+        ctx = execute_onnx(m, {iname: np.asarray(feed, dtype=np.float32)}, True)
+        if hi is not None:
+            xs.append(_exact_ints(ctx[hi["tensor"]].reshape(-1), hi["scale"]))
+        outs.append(np.asarray(ctx[oname]).reshape(-1))
+        if ho is not None:
+            starts.append(np.asarray(ctx[ho["tensor"]]))
+    x = np.array(xs) if hi is not None else None
+    if x is not None and np.any(x == np.iinfo(np.int64).min):
+        raise HwpruneError(
+            f"qonnx tensor {hi['tensor']!r} is off its scale {hi['scale']}; the host-side "
+            "input preprocessing does not produce the IR input grid"
+        )
+    y = np.array(outs)
+    if ho is None:
+        return x, _to_grid(y, g)
+    t = np.concatenate(starts)  # (n, ...): the batch replaces the model's batch of 1
+    ints = _exact_ints(t.reshape(len(t), -1), ho["scale"])
+    if ho["tail"]:
+        by_name = {n.name: n for n in m.graph.node}
+        nodes = [by_name[k] for k in ho["tail"]]
+        consts = {i.name: np.asarray(ctx[i.name]) for i in m.graph.initializer}
+        sv = start_values(ints, np.asarray(ho["scale"], dtype=np.float64)).reshape(t.shape)
+        mapped = run_nodes(nodes, ho["tensor"], sv, consts, m.model.opset_import)
+        same = np.all(mapped.reshape(len(t), -1) == y, axis=1)
+        ints[~same] = np.iinfo(np.int64).min  # the tail does not reproduce qonnx's output
+    return x, ints
 
 
 def _to_grid(y: np.ndarray, g: Graph) -> np.ndarray:
     """Float outputs -> integers on the output scale; a value off the grid is itself a mismatch
     and is kept as a non-integer marker so the comparison fails."""
-    scaled = y / 2.0 ** g.meta["output_exp"]
-    ints = np.round(scaled)
-    if not np.all(ints == scaled):
-        ints = np.where(ints == scaled, ints, np.iinfo(np.int64).min)
-    return ints.astype(np.int64)
+    return _exact_ints(y, 2.0 ** g.meta["output_exp"])
 
 
 @dataclass(frozen=True)
@@ -265,13 +349,15 @@ class _SimContext:
     want: np.ndarray
     model: Path
     simulator: str
+    qonnx_out: np.ndarray | None = None  # qonnx's outputs, when drawing x already ran it
 
 
 def _level_qonnx(c: _SimContext) -> Level:
     if not c.model.is_file():
         return Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
     t0 = time.perf_counter()
-    mm = _first_mismatch(c.g, c.x, c.want, qonnx_outputs(c.model, c.g, c.x))
+    got = c.qonnx_out if c.qonnx_out is not None else qonnx_outputs(c.model, c.g, c.x)
+    mm = _first_mismatch(c.g, c.x, c.want, got)
     return Level("qonnx", mm is None, len(c.x), time.perf_counter() - t0, mm)
 
 
@@ -326,15 +412,16 @@ def sim(
     if vectors < 1:
         raise HwpruneError(f"--vectors {vectors}: use 1 or more")
     g = load_graph(build_dir)
-    x = golden.stimulus_vectors(g, vectors, seed)
     model = build_dir / "model.onnx"
     if not model.is_file():
         model = Path(g.meta.get("source", ""))
+    x, q_out = sim_vectors(g, model, vectors, seed)
     report = SimReport()
     with staged(build_dir) as stage:
         simdir = stage / "sim"
         simdir.mkdir()
-        ctx = _SimContext(build_dir, simdir, g, x, golden.outputs(g, x), model, simulator)
+        want = golden.outputs(g, x)
+        ctx = _SimContext(build_dir, simdir, g, x, want, model, simulator, q_out)
         bar = tqdm(SIM_LEVELS, desc="simulate", unit="level", disable=not progress, leave=False)
         for name, level in bar:
             bar.set_description(f"simulate: {name}")
@@ -347,6 +434,18 @@ def sim(
             f"{bad.name} differs from golden: {describe_mismatch(bad.first_mismatch)}"
         )
     return report
+
+
+def sim_vectors(g: Graph, model: Path, n: int, seed: int) -> tuple:
+    """The IR input vectors a simulation uses and, when already computed, qonnx's outputs.
+
+    A model whose input is preprocessed on the host (meta["host_input"]) gets n model inputs
+    drawn from its input datatype, run through qonnx; the IR inputs are read from qonnx's
+    execution context. Otherwise (or without the model file): corner + random IR inputs.
+    """
+    if "host_input" in g.meta and Path(model).is_file():
+        return qonnx_reference(model, g, draw_model_inputs(model, n, seed))
+    return golden.stimulus_vectors(g, n, seed), None
 
 
 def describe_mismatch(mm: dict | None) -> str:

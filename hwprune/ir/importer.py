@@ -16,6 +16,15 @@ dropped); MaxPool becomes Max with each window listed; Quant becomes Requant (or
 1-bit signed, as BipolarQuant). ``SUPPORTED_OPS`` lists what is accepted; anything else raises
 ``HwpruneError`` naming the node, its op type and what is supported, before anything is written.
 
+Float (non power-of-two, per-tensor or per-output-channel) scales, BatchNormalization and
+Mul / Div / Add / Sub by constants become a pending float map of an integer value, compiled
+at the next quantizer into an exact Threshold (chains.py); such values carry their float
+scale and have IR exp 0 (nominal). Float preprocessing before the first quantizer, or of an
+integer-annotated input (e.g. BIPOLAR), stays on the host: ``meta["host_input"]`` names the
+tensor whose values / scale are the IR input. A float tail after the last layer stays on the
+host too: ``meta["host_output"]`` names the tensor the output integers are (times its scale)
+and the tail's node names.
+
 ``Graph.meta`` records ``input_name``, ``input_shape`` (the graph input's shape without batch),
 ``output_name``, ``output_exp`` and ``layers``: for every Dense the importer creates, its kind
 (conv1d, conv2d, linear, avgpool) and kernel-level counts, so reports can show both the kernel
@@ -62,6 +71,11 @@ SUPPORTED_OPS = (
     "Reshape",
     "Flatten",
     "Identity",
+    "Mul",
+    "Div",
+    "Sub",
+    "BatchNormalization",
+    "Transpose",
 )
 
 # Ops a raw export may hold that qonnx cleanup folds away (shape arithmetic on constants).
@@ -73,29 +87,49 @@ _ROUNDING = {"FLOOR": Rounding.FLOOR, "ROUND": Rounding.HALF_EVEN, "HALF_EVEN": 
 @dataclass
 class _Dyn:
     """A tensor computed by the IR: op name, scale exponent, tensor shape without the batch
-    dimension (the op's flat vector read in C order), and a ReLU not yet applied."""
+    dimension (the op's flat vector read in C order), and a ReLU not yet applied.
+
+    A float-scaled value (``scale`` set) stands for ``g(int)``: tensor ``start`` holds
+    ``int * scale`` (scale: float64 per flat element) and the ONNX ``nodes`` (elementwise:
+    Mul/Div/Add/Sub by constants, BatchNormalization, Relu) map it on; ``exp`` is then 0,
+    nominal. The next quantizer turns the whole map into an exact Threshold (chains.py).
+    """
 
     op: str
     exp: int
     shape: tuple[int, ...]
     relu: bool = False
+    scale: np.ndarray | None = None
+    start: str | None = None
+    nodes: tuple = ()
+
+    @property
+    def exact(self) -> bool:
+        """True when the value is plainly int * 2**exp (the power-of-two path applies)."""
+        return self.scale is None and not self.nodes
 
 
 @dataclass
 class _Const:
-    """A constant tensor: integer values and a power-of-two scale exponent (None: raw float)."""
+    """A constant tensor: integer values and a power-of-two scale exponent (None: raw float).
+
+    ``scale`` is the quantizer's float scale when it is not a power of two (``exp`` is then 0).
+    """
 
     ints: np.ndarray | None
     exp: int | None
     raw: np.ndarray
+    scale: np.ndarray | None = None
 
 
 @dataclass
 class _FloatInput:
-    """The float graph input, possibly reshaped, before its input quantizer."""
+    """The float graph input, possibly reshaped, before its input quantizer; ``nodes`` is the
+    float preprocessing (Mul/Sub/... by constants) that stays on the host."""
 
     name: str
     shape: tuple[int, ...]
+    nodes: tuple = ()
 
 
 def load_model(path: str | Path):
@@ -116,8 +150,13 @@ def load_model(path: str | Path):
     if not proto.graph.node:
         raise HwpruneError(f"{p}: ONNX graph has no nodes; pass a QONNX model of a network")
     # Checked before cleanup, which renames nodes: the message names the node as the user did.
+    # A node whose inputs are all constant (e.g. a Pow computing a scale) is folded by cleanup.
+    const = {i.name for i in proto.graph.initializer}
     for node in proto.graph.node:
-        if node.op_type not in SUPPORTED_OPS + _FOLDED_BY_CLEANUP:
+        if all(i in const for i in node.input if i) or node.op_type in _FOLDED_BY_CLEANUP:
+            const.update(node.output)
+            continue
+        if node.op_type not in SUPPORTED_OPS:
             name = node.name or f"producing {node.output[0]!r}"
             raise HwpruneError(
                 f"{p}: node {name!r} has op type {node.op_type}, which is not supported; "
@@ -147,6 +186,30 @@ def _pow2_exp(scale: np.ndarray, where: str) -> int:
             "quantizers such as Brevitas *FixedPoint (binary: a power-of-two scaling_const)"
         )
     return int(round(e))
+
+
+def _try_pow2(scale: np.ndarray) -> int | None:
+    """The exponent of a per-tensor power-of-two scale, else None (a float or per-channel
+    scale, handled exactly by chains.py)."""
+    s = np.asarray(scale, dtype=np.float64)
+    if s.size != 1:
+        return None
+    v = float(s.reshape(()))
+    e = math.log2(v) if v > 0 else float("nan")
+    return int(round(e)) if v > 0 and e == round(e) else None
+
+
+def _per_output(scale: np.ndarray, shape: tuple[int, ...], axis: int, where: str) -> np.ndarray:
+    """A weight scale broadcast to the weights' ``shape``, one value per index of ``axis``
+    (the output axis); the scale may not vary along any other axis."""
+    s = np.broadcast_to(np.asarray(scale, dtype=np.float64), shape)
+    s = np.moveaxis(s, axis, 0).reshape(shape[axis], -1)
+    if not np.all(s == s[:, :1]):
+        raise HwpruneError(
+            f"{where}: the weight scale varies within an output channel; use per-tensor or "
+            "per-output-channel weight scales"
+        )
+    return s[:, 0].copy()
 
 
 def _attrs(node) -> dict:
@@ -188,6 +251,9 @@ class _Importer:
         self.layers: dict[str, dict] = {}
         self.graph_inputs = {i.name for i in model.graph.input if i.name not in self.inits}
         self.counter: dict[str, int] = {}
+        # Where the IR input's integers come from when the model input is preprocessed on the
+        # host: {"tensor": name whose values are int * scale, "scale": float}.
+        self.host_input: dict | None = None
 
     def fresh(self, kind: str) -> str:
         k = self.counter.get(kind, 0)
@@ -212,8 +278,14 @@ class _Importer:
         raise HwpruneError(f"tensor {name!r} is used before it is produced; re-export the model")
 
     def dyn(self, name: str, node) -> _Dyn:
-        """A dynamic operand as is (a pending ReLU stays pending)."""
+        """A dynamic operand as is (a pending ReLU stays pending).
+
+        The float graph input read without a quantizer becomes the IR input here, if its
+        datatype is a small integer one (e.g. BIPOLAR): see ``int_input``.
+        """
         v = self.get(name)
+        if isinstance(v, _FloatInput):
+            v = self.env[name] = self.int_input(name, v, node)
         if not isinstance(v, _Dyn):
             raise HwpruneError(
                 f"{self.where(node)}: input {name!r} must be a quantized activation; put a "
@@ -222,8 +294,17 @@ class _Importer:
         return v
 
     def value(self, name: str, node) -> _Dyn:
-        """A dynamic operand, with any pending ReLU materialised as a clip at 0."""
+        """A dynamic operand, with any pending ReLU materialised as a clip at 0.
+
+        A float map (BatchNorm, scaling) must be re-quantized before integer arithmetic.
+        """
         v = self.dyn(name, node)
+        if v.nodes:
+            ops = ", ".join(n.op_type for n in v.nodes)
+            raise HwpruneError(
+                f"{self.where(node)}: input {name!r} is a float map ({ops}) of integers that is "
+                "not re-quantized; put a Quant (activation quantizer) before this node"
+            )
         if v.relu:
             hi = self.vals[v.op].range.hi
             v = self.emit(Requant(self.fresh("relu"), (v.op,), 0, 0, max(hi, 0)), v.shape, v.exp)
@@ -238,6 +319,73 @@ class _Importer:
                 "export with a (1, ...) example input"
             )
         return tuple(shape[1:])
+
+    def consts(self, nodes, start: str) -> dict[str, np.ndarray]:
+        """The constant inputs of ``nodes`` (everything they read but do not produce)."""
+        produced, out = {start}, {}
+        for n in nodes:
+            for i in n.input:
+                if i and i not in produced and i not in out:
+                    c = self.get(i)
+                    if not isinstance(c, _Const):
+                        raise HwpruneError(
+                            f"node {n.name!r} ({n.op_type}): input {i!r} must be a constant"
+                        )
+                    out[i] = c.raw
+            produced.update(n.output)
+        return out
+
+    def int_input(self, name: str, src: _FloatInput, node) -> _Dyn:
+        """The graph input with an integer datatype, through its host-side affine chain, as
+        the IR input: the chain is evaluated with qonnx on every value of the datatype, and
+        the IR input ranges over the (integer) image."""
+        from hwprune.ir.chains import run_nodes
+
+        dt = self.model.get_tensor_datatype(src.name)
+        if not dt.is_integer() or dt.get_num_possible_values() > 2**16:
+            raise HwpruneError(
+                f"{self.where(node)}: reads the float graph input {src.name!r} ({dt.name}) "
+                "without a Quant; put an input quantizer (Quant) in front of it or annotate an "
+                "integer datatype (e.g. BIPOLAR, INT8)"
+            )
+        in_shape = (1, *self.model.get_tensor_shape(src.name)[1:])
+        vals = [v for v in range(int(dt.min()), int(dt.max()) + 1) if dt.allowed(v)]
+        image = []
+        for v in vals:
+            x = np.full(in_shape, v, dtype=np.float32)
+            if src.nodes:
+                consts = self.consts(src.nodes, src.name)
+                opsets = self.model.model.opset_import
+                x = run_nodes(src.nodes, src.name, x, consts, opsets)
+            image.append(np.asarray(x, dtype=np.float64).reshape(-1))
+        img = np.stack(image)
+        if not np.all(img == np.round(img)):
+            raise HwpruneError(
+                f"{self.where(node)}: the input preprocessing maps {dt.name} values to "
+                "non-integers; quantize the input with a Quant node instead"
+            )
+        op = Input(src.name, (), _size(src.shape), IntRange(int(img.min()), int(img.max())), 0)
+        self.host_input = {"tensor": name, "scale": 1.0}
+        return self.emit(op, src.shape, 0)
+
+    def floated(self, name: str, d: _Dyn, node) -> _Dyn:
+        """``d`` as a float map whose start is tensor ``name`` (int * 2**exp so far)."""
+        if not d.exact:
+            return d
+        if d.relu:  # materialise the clip: the chain then starts at the ReLU's output
+            d = self.value(name, node)
+        return replace(d, scale=np.full(_size(d.shape), 2.0**d.exp), start=name, exp=0)
+
+    def append(self, node, name: str, d: _Dyn) -> _Dyn:
+        """Append an elementwise ONNX node to the pending float map of ``d`` (read as
+        tensor ``name``); the node must not change the shape."""
+        if self.out_shape(node) != d.shape:
+            raise HwpruneError(
+                f"{self.where(node)}: output shape {self.out_shape(node)} differs from the input "
+                f"shape {d.shape}; only elementwise maps by constants are supported"
+            )
+        d = self.floated(name, d, node)
+        return replace(d, nodes=d.nodes + (node,))
 
     def weights(self, node) -> _Const:
         """The node's quantized constant weights (its second input)."""
@@ -324,25 +472,138 @@ class _Importer:
             )
         lo, hi = int(min_int(signed, narrow, bw)), int(max_int(signed, narrow, bw))
         src = self.get(x_name)
-        exp = _pow2_exp(scale, self.where(node))
         if isinstance(src, _Const):
             # The node's own arrays, so the integers are exactly those qonnx execution uses.
             q = int_quant(src.raw, scale, zp, bits, signed, narrow, mode)
-            ints = np.round(np.asarray(q, dtype=np.float64) / 2.0**exp).astype(np.int64)
-            self.env[node.output[0]] = _Const(ints, exp, q)
+            self.env[node.output[0]] = self._const_ints(node, q, scale)
             return
-        if signed and bw == 1:  # qonnx's int_quant: a 1-bit signed Quant is the sign function
-            self.env[node.output[0]] = self._sign(node, src, exp)
-            return
+        exp = _try_pow2(scale)
         if isinstance(src, _FloatInput):  # quantizer of a graph input: the hardware input port
+            exp = _pow2_exp(scale, self.where(node))
+            if signed and bw == 1:
+                self._sign(node, src, exp)  # raises: a bipolar input quantizer
             op = Input(src.name, (), _size(src.shape), IntRange(lo, hi), exp)
+            if src.nodes:  # float preprocessing stays on the host: the IR input is the levels
+                self.host_input = {"tensor": node.output[0], "scale": 2.0**exp}
             self.env[node.output[0]] = self.emit(op, src.shape, exp)
             return
         src = self.dyn(x_name, node)
+        if signed and bw == 1:  # qonnx's int_quant: a 1-bit signed Quant is the sign function
+            lo, hi = -1, 1
+        if exp is None or not src.exact:
+            step = 2 if signed and bw == 1 else 1
+            self.env[node.output[0]] = self._threshold_quant(node, src, scale, lo, hi, step)
+            return
+        if signed and bw == 1:
+            self.env[node.output[0]] = self._sign(node, src, exp)
+            return
         if src.relu:
             lo = max(lo, 0)  # ReLU then monotonic rounding == rounding then clip at 0
         op = Requant(self.fresh("act"), (src.op,), exp - src.exp, lo, hi, _ROUNDING[mode])
         self.env[node.output[0]] = self.emit(op, src.shape, exp)
+
+    def _const_ints(self, node, q: np.ndarray, scale: np.ndarray) -> _Const:
+        """Integers of quantized constants ``q`` = ints * scale, proven exact."""
+        exp = _try_pow2(scale)
+        if exp is not None:
+            ints = np.round(np.asarray(q, dtype=np.float64) / 2.0**exp).astype(np.int64)
+            return _Const(ints, exp, q)
+        s = np.asarray(scale, dtype=np.float32)
+        ints = np.round(np.asarray(q, dtype=np.float64) / s.astype(np.float64))
+        if not np.array_equal(ints.astype(np.float32) * s, np.asarray(q, dtype=np.float32)):
+            raise HwpruneError(
+                f"{self.where(node)}: quantized constants are not integer multiples of the "
+                "scale; use a zero zero-point"
+            )
+        full = np.broadcast_to(s.astype(np.float64), np.shape(q)).copy()
+        return _Const(ints.astype(np.int64), 0, q, full)
+
+    def _threshold_quant(self, node, src: _Dyn, scale, qmin: int, qmax: int, step: int) -> _Dyn:
+        """A quantizer reading a float map: exact integer thresholds by exhaustion.
+
+        The quantizer's output level is evaluated with qonnx for every integer each element
+        can take; a non-increasing element negates its Dense row (weights and bias) so that
+        every element's thresholds ascend. Output: levels base qmin, ``step``; the real value
+        is level * quantizer scale, carried as the value's float scale (IR exp: the scale's
+        exponent if it is a power of two, else 0, nominal).
+        """
+        from hwprune.ir import chains
+
+        where = self.where(node)
+        s = np.asarray(scale, dtype=np.float64)
+        if s.size != 1:
+            raise HwpruneError(
+                f"{where}: per-channel activation scales (shape {tuple(s.shape)}) are not "
+                "supported; use a per-tensor activation quantizer"
+            )
+        qs = float(s.reshape(()))
+        src = self.floated(node.input[0], src, node)
+        ranges = [(r.lo, r.hi) for r in self.vals[src.op].ranges]
+        cand = chains.candidates(ranges, where)
+        nodes = src.nodes + (node,)
+        levels = chains.quant_levels(
+            nodes,
+            src.start,
+            cand,
+            src.scale,
+            qs,
+            self.consts(nodes, src.start),
+            self.model.model.opset_import,
+            where,
+            src.shape,
+        )
+        ts_all, flips = [], []
+        for c, (lo, hi) in enumerate(ranges):
+            lv = levels[: hi - lo + 1, c]
+            direction = chains.monotone_direction(lv)
+            if direction == 0:
+                raise HwpruneError(
+                    f"{where}: the output level of element {c} is not monotonic in its integer "
+                    "input, so it has no thresholds; only monotonic scale/BatchNorm chains are "
+                    "supported"
+                )
+            if direction < 0:  # negate the integer: -x runs through the levels ascending
+                flips.append(c)
+                lo, lv = -hi, lv[::-1]
+            try:
+                ts_all.append(chains.thresholds_for(lo, lv, qmin, step, (qmax - qmin) // step))
+            except ValueError:
+                raise HwpruneError(
+                    f"{where}: element {c}'s levels are off the quantizer's grid; the "
+                    "threshold reconstruction failed"
+                ) from None
+        if flips:
+            self._negate_rows(node, src, flips)
+        exp = _try_pow2(s)
+        out_exp = 0 if exp is None else exp
+        op = Threshold(self.fresh("thr"), (src.op,), tuple(ts_all), qmin, step, out_exp)
+        d = self.emit(op, src.shape, out_exp)
+        if exp is None:
+            d = replace(d, scale=np.full(_size(src.shape), qs), start=node.output[0])
+        return d
+
+    def _negate_rows(self, node, src: _Dyn, flips: list[int]) -> None:
+        """Negate the weights and bias of Dense rows ``flips`` (their elements' levels fall
+        as the integer rises). Allowed only when the Dense and the chain feed only this
+        quantizer, so no other reader sees the negated integers."""
+        k = next(i for i, op in enumerate(self.ops) if op.name == src.op)
+        op = self.ops[k]
+        tensors = [src.start] + [n.output[0] for n in src.nodes]
+        shared = any(len(self.model.find_consumers(t) or []) > 1 for t in tensors)
+        read = any(src.op in o.inputs for o in self.ops[k + 1 :])
+        if not isinstance(op, Dense) or shared or read:
+            raise HwpruneError(
+                f"{self.where(node)}: the output level falls as the integer input rises and "
+                "the producer is not a Dense feeding only this quantizer, so its rows cannot "
+                "be negated; use a positive BatchNorm gamma / scale"
+            )
+        rows = list(op.rows)
+        for c in flips:
+            r = rows[c]
+            rows[c] = Row(-r.bias, r.cols, tuple(-w for w in r.weights))
+        new = replace(op, rows=tuple(rows))
+        self.ops[k] = new
+        self.vals[new.name] = new.infer(tuple(self.vals[i] for i in new.inputs))
 
     def _sign(self, node, src, exp: int) -> _Dyn:
         """y = +1 if x >= 0 else -1 on the scale 2**exp (qonnx's binary_quant)."""
@@ -364,12 +625,17 @@ class _Importer:
         if s_name not in self.inits:
             raise HwpruneError(f"{self.where(node)}: the scale must be a constant")
         scale = self.inits[s_name]
-        exp = _pow2_exp(scale, self.where(node))
         src = self.get(x_name)
-        if isinstance(src, _Const):  # binary weights: integers +-1 on the scale 2**exp
+        if isinstance(src, _Const):  # binary weights: integers +-1 on the scale
             q = binary_quant(src.raw, scale)
-            ints = np.round(np.asarray(q, dtype=np.float64) / 2.0**exp).astype(np.int64)
-            self.env[node.output[0]] = _Const(ints, exp, q)
+            self.env[node.output[0]] = self._const_ints(node, q, scale)
+            return
+        exp = _try_pow2(scale)
+        if isinstance(src, _FloatInput):
+            self._sign(node, src, 0)  # raises: a bipolar input quantizer
+        src = self.dyn(x_name, node)
+        if exp is None or not src.exact:
+            self.env[node.output[0]] = self._threshold_quant(node, src, scale, -1, 1, 2)
             return
         self.env[node.output[0]] = self._sign(node, src, exp)
 
@@ -392,25 +658,45 @@ class _Importer:
             col = mat[:, j]
             nz = np.flatnonzero(col)
             rows.append(Row(0, tuple(nz.tolist()), tuple(col[nz].tolist())))
-        op = Dense(self.fresh("dense"), (x.op,), n_in, tuple(rows), w.exp)
+        out_scale = None
+        if x.scale is not None or w.scale is not None:
+            ws = w.scale.T if (w.scale is not None and transposed) else w.scale
+            ws = 2.0**w.exp if ws is None else _per_output(ws, mat.shape, 1, self.where(node))
+            out_scale = np.broadcast_to(self.in_scale(x, node) * ws, (mat.shape[1],)).copy()
+        w_exp = w.exp if out_scale is None else -x.exp  # float: output exp 0, nominal
+        op = Dense(self.fresh("dense"), (x.op,), n_in, tuple(rows), w_exp)
         self.layers[op.name] = {
             "kind": "linear",
             "kernel_weights": int(mat.size),
             "kernel_nonzeros": int(np.count_nonzero(mat)),
             "positions": 1,
         }
-        return self.emit(op, (mat.shape[1],), x.exp + w.exp)
+        d = self.emit(op, (mat.shape[1],), x.exp + w_exp)
+        if out_scale is not None:
+            d = replace(d, scale=out_scale, start=node.output[0])
+        return d
 
-    def _add_bias(self, node, acc: _Dyn, b: _Const) -> None:
+    def in_scale(self, x: _Dyn, node) -> float:
+        """The one real scale of a layer's integer input (per-element scales are refused)."""
+        if x.scale is None:
+            return 2.0**x.exp
+        if not np.all(x.scale == x.scale[0]):
+            raise HwpruneError(
+                f"{self.where(node)}: the input has per-channel scales; use a per-tensor "
+                "activation quantizer before this layer"
+            )
+        return float(x.scale[0])
+
+    def _add_bias(self, node, acc: _Dyn, b: _Const) -> bool:
         """Fold a constant bias into the Dense producing ``acc``, exactly or not at all.
 
         The bias broadcasts (ONNX rules) against the accumulator's shape with its batch of 1.
+        Returns False (nothing changed) when it is not on the accumulator's power-of-two grid
+        or not directly after the Dense: the caller then keeps it in the float map.
         """
         op = self.ops[-1]
-        if not (isinstance(op, Dense) and op.name == acc.op) or acc.relu:
-            raise HwpruneError(
-                f"{self.where(node)}: only a bias directly after Gemm/MatMul/Conv is supported"
-            )
+        if not (isinstance(op, Dense) and op.name == acc.op) or not acc.exact or acc.relu:
+            return False
         if b.ints is not None:
             ints = b.ints.astype(np.float64) * 2.0 ** (b.exp - acc.exp)
         else:
@@ -422,14 +708,23 @@ class _Importer:
                 f"{self.where(node)}: bias of shape {ints.shape} does not broadcast to the "
                 f"output shape {acc.shape}"
             ) from None
-        if not np.all(ints == np.round(ints)):
-            raise HwpruneError(
-                f"{self.where(node)}: bias is not on the accumulator grid 2**{acc.exp}; quantize "
-                "it with the input scale times the weight scale (Brevitas bias_quant=Int32Bias)"
-            )
+        if not np.all(ints == np.round(ints)) or np.any(np.abs(ints) >= 2.0**52):
+            return False  # off the grid: the next quantizer takes it exactly (thresholds)
         rows = tuple(replace(r, bias=r.bias + int(v)) for r, v in zip(op.rows, ints))
         self.ops.pop()
         self.emit(replace(op, rows=rows), acc.shape, acc.exp)
+        return True
+
+    def _bias_chain(self, node, acc: _Dyn, b_name: str) -> _Dyn:
+        """A Gemm / Conv bias off the integer grid: the layer's accumulator (a tensor the
+        model does not name, ``<output>__hwprune_acc``) plus an Add of the bias joins the
+        float map, so the next quantizer's thresholds take it exactly."""
+        start = node.output[0] + "__hwprune_acc"
+        add = onnx.helper.make_node(
+            "Add", [start, b_name], [node.output[0]], name=node.name + "__hwprune_bias"
+        )
+        acc = self.floated(start, acc, node)
+        return replace(acc, start=start, nodes=acc.nodes + (add,))
 
     def gemm(self, node) -> None:
         a = _attrs(node)
@@ -443,7 +738,8 @@ class _Importer:
             b = self.get(node.input[2])
             if not isinstance(b, _Const):
                 raise HwpruneError(f"{self.where(node)}: bias must be constant")
-            self._add_bias(node, acc, b)
+            if not self._add_bias(node, acc, b):
+                acc = self._bias_chain(node, acc, node.input[2])
         self.env[node.output[0]] = acc
 
     def matmul(self, node) -> None:
@@ -487,7 +783,18 @@ class _Importer:
             "kernel_nonzeros": int(np.count_nonzero(mat)),
             "positions": n_pos,
         }
-        acc = self.emit(op, shape, x.exp + w.exp)
+        if x.scale is not None or w.scale is not None:
+            ws = (
+                2.0**w.exp
+                if w.scale is None
+                else _per_output(w.scale, w.ints.shape, 0, self.where(node))
+            )
+            per_ch = np.broadcast_to(self.in_scale(x, node) * ws, (mat.shape[0],))
+            op = replace(op, w_exp=-x.exp)  # float scale: output exp 0, nominal
+            acc = self.emit(op, shape, 0)
+            acc = replace(acc, scale=np.repeat(per_ch, n_pos), start=node.output[0])
+        else:
+            acc = self.emit(op, shape, x.exp + w.exp)
         if len(node.input) > 2 and node.input[2]:
             b = self.get(node.input[2])
             if not isinstance(b, _Const):
@@ -495,7 +802,11 @@ class _Importer:
             # ONNX Conv's B is one value per output channel: give it the channel axis.
             per_ch = (-1,) + (1,) * len(kernel)
             ints = None if b.ints is None else b.ints.reshape(per_ch)
-            self._add_bias(node, acc, _Const(ints, b.exp, np.asarray(b.raw).reshape(per_ch)))
+            raw = np.asarray(b.raw).reshape(per_ch)
+            if not self._add_bias(node, acc, _Const(ints, b.exp, raw)):
+                name = node.input[2] + "__hwprune_ch"
+                self.env[name] = _Const(ints, b.exp, raw)
+                acc = self._bias_chain(node, acc, name)
         self.env[node.output[0]] = acc
 
     def maxpool(self, node) -> None:
@@ -508,6 +819,11 @@ class _Importer:
             )
         # max(relu(x)) == relu(max(x)): a pending ReLU stays pending through the pooling.
         x = self.dyn(node.input[0], node)
+        if x.nodes or (x.scale is not None and not np.all(x.scale == x.scale[0])):
+            raise HwpruneError(
+                f"{self.where(node)}: max pooling of a float map (BatchNorm / scaling) or of "
+                "per-channel scales is not supported; quantize before the MaxPool"
+            )
         kernel = tuple(a["kernel_shape"])
         strides, pads = self.geometry(node, x, kernel)
         win, out_sp = _windows(x.shape, kernel, strides, pads)
@@ -523,7 +839,10 @@ class _Importer:
         shape = (x.shape[0], *out_sp)
         self.check_shape(node, shape)
         op = Max(self.fresh("maxpool"), (x.op,), tuple(groups))
-        self.env[node.output[0]] = self.emit(op, shape, x.exp, x.relu)
+        y = self.emit(op, shape, x.exp, x.relu)
+        if x.scale is not None:  # a positive per-tensor scale commutes with max
+            y = replace(y, scale=np.full(len(groups), x.scale[0]), start=node.output[0])
+        self.env[node.output[0]] = y
 
     def avgpool(self, node) -> None:
         """AveragePool over 2**k elements as a Dense of ones with w_exp = -k (exact)."""
@@ -558,7 +877,11 @@ class _Importer:
             "kernel_nonzeros": x.shape[0] * n,
             "positions": win.shape[1],
         }
-        self.env[node.output[0]] = self.emit(op, shape, x.exp - k)
+        y = self.emit(op, shape, x.exp - k)
+        if x.scale is not None:  # sum * 2**-k on the input's float scale
+            sc = self.in_scale(x, node) * 2.0**-k
+            y = replace(y, scale=np.full(_size(shape), sc), start=node.output[0])
+        self.env[node.output[0]] = y
 
     def reshape(self, node) -> None:
         """Reshape / Flatten: the flat C-order vector is unchanged, only the shape moves."""
@@ -573,20 +896,83 @@ class _Importer:
             raise HwpruneError(
                 f"{self.where(node)}: reshape from {src.shape} to {shape} changes the size"
             )
-        self.env[node.output[0]] = replace(src, shape=shape)
+        if isinstance(src, _FloatInput):  # host-side preprocessing
+            self.env[node.output[0]] = replace(src, shape=shape, nodes=src.nodes + (node,))
+            return
+        if src.nodes:
+            raise HwpruneError(
+                f"{self.where(node)}: reshaping a float map (BatchNorm / scaling) is not "
+                "supported; quantize before the reshape"
+            )
+        start = None if src.scale is None else node.output[0]
+        self.env[node.output[0]] = replace(src, shape=shape, start=start)
 
-    def add(self, node) -> None:
-        lhs, rhs = (self.get(n) for n in node.input)
-        if isinstance(lhs, _Const):
-            lhs, rhs = rhs, lhs
-        if not (isinstance(lhs, _Dyn) and isinstance(rhs, _Const)):
-            raise HwpruneError(f"{self.where(node)}: only adding a constant bias is supported yet")
-        self._add_bias(node, lhs, rhs)
-        self.env[node.output[0]] = lhs
+    def transpose(self, node) -> None:
+        """Transpose: folded on constants; a no-op on a (1, N) activation; else refused."""
+        src = self.get(node.input[0])
+        perm = _attrs(node).get("perm")
+        if isinstance(src, _Const):
+            t = lambda a: None if a is None else np.transpose(a, perm)  # noqa: E731
+            self.env[node.output[0]] = _Const(t(src.ints), src.exp, t(src.raw), t(src.scale))
+            return
+        if len(self.model.get_tensor_shape(node.input[0])) == 2:  # (1, N): order unchanged
+            self.reshape(node)
+            return
+        raise HwpruneError(
+            f"{self.where(node)}: transposing an activation of shape "
+            f"{self.model.get_tensor_shape(node.input[0])} is not supported; only constants "
+            "and (1, N) activations"
+        )
+
+    def elementwise(self, node) -> None:
+        """Mul / Div / Add / Sub with one constant operand: host-side preprocessing on the
+        graph input, a folded bias (Add on the integer grid), or part of a float map."""
+        names = list(node.input)
+        ops = [self.get(n) for n in names]
+        k = 0 if not isinstance(ops[0], _Const) else 1
+        if isinstance(ops[k], _Const) or not isinstance(ops[1 - k], _Const):
+            raise HwpruneError(
+                f"{self.where(node)}: only {node.op_type} of an activation and a constant is "
+                "supported"
+            )
+        if node.op_type == "Div" and k != 0:
+            raise HwpruneError(
+                f"{self.where(node)}: dividing a constant by an activation is not supported"
+            )
+        src, name = ops[k], names[k]
+        if isinstance(src, _FloatInput):
+            shape = self.out_shape(node)
+            self.env[node.output[0]] = replace(src, shape=shape, nodes=src.nodes + (node,))
+            return
+        src = self.dyn(name, node)
+        if node.op_type == "Add" and self._add_bias(node, src, ops[1 - k]):
+            self.env[node.output[0]] = src
+            return
+        self.env[node.output[0]] = self.append(node, name, src)
+
+    def batchnorm(self, node) -> None:
+        """BatchNormalization (inference) joins the float map; its parameters are constants."""
+        if _attrs(node).get("training_mode", 0):
+            raise HwpruneError(f"{self.where(node)}: training_mode 1 is not supported")
+        for n in node.input[1:]:
+            if not isinstance(self.get(n), _Const):
+                raise HwpruneError(f"{self.where(node)}: parameters must be constants")
+        src = self.get(node.input[0])
+        if isinstance(src, _FloatInput):
+            self.env[node.output[0]] = replace(src, nodes=src.nodes + (node,))
+            return
+        self.env[node.output[0]] = self.append(node, node.input[0], self.dyn(node.input[0], node))
 
     def relu(self, node) -> None:
+        src = self.get(node.input[0])
+        if isinstance(src, _FloatInput):
+            self.env[node.output[0]] = replace(src, nodes=src.nodes + (node,))
+            return
         v = self.dyn(node.input[0], node)
-        self.env[node.output[0]] = replace(v, relu=True)
+        if v.exact:
+            self.env[node.output[0]] = replace(v, relu=True)
+        else:  # a float map: the ReLU is one more elementwise node
+            self.env[node.output[0]] = self.append(node, node.input[0], v)
 
     def identity(self, node) -> None:
         self.env[node.output[0]] = self.get(node.input[0])
@@ -597,7 +983,12 @@ class _Importer:
         "Gemm": gemm,
         "MatMul": matmul,
         "Conv": conv,
-        "Add": add,
+        "Add": elementwise,
+        "Sub": elementwise,
+        "Mul": elementwise,
+        "Div": elementwise,
+        "BatchNormalization": batchnorm,
+        "Transpose": transpose,
         "Relu": relu,
         "MaxPool": maxpool,
         "AveragePool": avgpool,
@@ -636,7 +1027,24 @@ class _Importer:
             raise HwpruneError(
                 f"model has {len(outs)} outputs; only single-output models are supported"
             )
-        out = self.value(outs[0], nodes[-1])
+        out = self.dyn(outs[0], nodes[-1])
+        host_output = None
+        if not out.exact:
+            # The float tail stays on the host: the hardware's integers are tensor ``start``
+            # divided by its scale, and the tail nodes map them to the model output.
+            if out.start not in self.model.get_all_tensor_names():
+                raise HwpruneError(
+                    f"{self.where(nodes[-1])}: the model ends in a float map of a layer with "
+                    "an off-grid bias; end the model with a quantizer or a bias-free layer"
+                )
+            sc = out.scale
+            host_output = {
+                "tensor": out.start,
+                "scale": float(sc[0]) if np.all(sc == sc[0]) else [float(v) for v in sc],
+                "tail": [n.name for n in out.nodes],
+            }
+        else:
+            out = self.value(outs[0], nodes[-1])
         meta = {
             "input_name": in_name,
             "input_shape": list(in_shape[1:]),
@@ -644,6 +1052,10 @@ class _Importer:
             "output_exp": out.exp,
             "layers": self.layers,
         }
+        if self.host_input is not None:
+            meta["host_input"] = self.host_input
+        if host_output is not None:
+            meta["host_output"] = host_output
         g = Graph(tuple(self.ops), (out.op,), meta)
         verify(g)
         return g

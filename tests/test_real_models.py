@@ -1,0 +1,60 @@
+"""The two third-party zoo models (../shared/models) import into integer-only IR and match
+qonnx execution bit for bit on inputs drawn from each model's input datatype."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwprune import flow
+from hwprune.ir import golden
+from hwprune.ir.graph import Requant, Threshold
+from hwprune.ir.importer import import_qonnx
+
+MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+NAMES = ("tfc_2w2a", "unsw_nb15_mlp_w2a2")
+
+pytestmark = pytest.mark.skipif(not MODELS.is_dir(), reason="shared models not present")
+
+
+def _path(name: str) -> Path:
+    return MODELS / f"{name}.onnx"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_imports_integer_only(name):
+    t0 = time.perf_counter()
+    g = import_qonnx(_path(name))
+    assert time.perf_counter() - t0 < 30
+    # Every float scale and BatchNorm became thresholds; no float survives in the IR.
+    assert any(isinstance(op, Threshold) for op in g.ops)
+    assert not any(isinstance(op, Requant) for op in g.ops)
+    assert "host_input" in g.meta
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_equals_qonnx_on_1000_inputs(name):
+    p = _path(name)
+    g = import_qonnx(p)
+    x, got = flow.qonnx_reference(p, g, flow.draw_model_inputs(p, 1000, seed=7))
+    np.testing.assert_array_equal(got, golden.outputs(g, x))
+
+
+def _compile_and_sim(name, tmp_path, vectors):
+    out = tmp_path / name
+    flow.compile(_path(name), out)
+    rep = flow.sim(out, vectors=vectors, progress=False)
+    assert rep.passed
+    assert [lv.vectors for lv in rep.levels] == [vectors] * 3  # qonnx, csim, rtl
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compile_and_sim_200(name, tmp_path):
+    _compile_and_sim(name, tmp_path, 200)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_compile_and_sim_300(name, tmp_path):
+    _compile_and_sim(name, tmp_path, 300)
