@@ -111,11 +111,18 @@ def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -
     ho = imported.meta.get("host_output")
     if ho:  # a float tail after the last layer: the host maps the hardware's integers
         tail = ", ".join(ho["tail"]) or "the scale only"
+        off = " plus the layer's float bias (offset)" if "offset" in ho else ""
         softmax = (
-            f"none in hardware: outputs are the integers of tensor {ho['tensor']!r} divided by "
-            f"its scale; the host applies the model's float tail ({tail}); argmax is taken "
-            "outside"
+            f"none in hardware: outputs are the integers of tensor {ho['tensor']!r}, which is "
+            f"integers times its scale{off}; the host applies the model's float tail ({tail}); "
+            "argmax is taken outside"
         )
+        if "softmax" in ho:
+            softmax = (
+                "argmax taken outside the hardware (monotonic, so argmax of the integer logits "
+                f"equals argmax of qonnx's softmax); the hardware outputs the integers of tensor "
+                f"{ho['tensor']!r} (= integers * scale{off}, the logits; host tail: {tail})"
+            )
     return {
         "top": TOP,
         "layers": layers,
@@ -289,6 +296,29 @@ def _exact_ints(t: np.ndarray, scale) -> np.ndarray:
     return ints.astype(np.int64)
 
 
+# How far (in integer steps) qonnx's float32 tensor may sit from integer * scale (+ offset)
+# and still name that integer: float32 rounding of its own products and sums is ~1e-6 of a
+# step for these sizes, while any other integer is a whole step away.
+_INT_TOLERANCE = 2.0**-10
+
+
+def _host_ints(t: np.ndarray, scale, offset=None) -> np.ndarray:
+    """The integers k that qonnx's float tensor ``t`` (n, size) holds as k * scale + offset.
+
+    With a float (non power-of-two) scale, qonnx computes k * scale in float32 (a quantizer)
+    or sums float32 products (a layer), so t / scale is an integer only up to float32
+    rounding: k is the nearest integer, accepted when it is unambiguous (within
+    ``_INT_TOLERANCE``); anything else is a marker that never matches. The comparison with
+    the hardware's integers is then exact."""
+    t = np.asarray(t, dtype=np.float64)
+    if offset is not None:
+        t = t - np.asarray(offset, dtype=np.float64)
+    scaled = t / np.asarray(scale, dtype=np.float64)
+    ints = np.round(scaled)
+    ok = np.abs(scaled - ints) <= _INT_TOLERANCE
+    return np.where(ok, ints, np.iinfo(np.int64).min).astype(np.int64)
+
+
 def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Execute the cleaned model on each input; return (IR input ints, output ints).
 
@@ -302,14 +332,17 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
     hi, ho = g.meta.get("host_input"), g.meta.get("host_output")
-    xs, outs, starts = [], [], []
+    xs, outs, starts, logits = [], [], [], []
     for feed in feeds:
         ctx = execute_onnx(m, {iname: np.asarray(feed, dtype=np.float32)}, True)
         if hi is not None:
-            xs.append(_exact_ints(ctx[hi["tensor"]].reshape(-1), hi["scale"]))
+            xs.append(_host_ints(ctx[hi["tensor"]].reshape(-1), hi["scale"]))
         outs.append(np.asarray(ctx[oname]).reshape(-1))
         if ho is not None:
             starts.append(np.asarray(ctx[ho["tensor"]]))
+            if "softmax" in ho:  # compare the logits; the softmax output is checked by argmax
+                by_name = {n.name: n for n in m.graph.node}
+                logits.append(np.asarray(ctx[by_name[ho["softmax"]].input[0]]).reshape(-1))
     x = np.array(xs) if hi is not None else None
     if x is not None and np.any(x == np.iinfo(np.int64).min):
         raise HwpruneError(
@@ -320,15 +353,32 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if ho is None:
         return x, _to_grid(y, g)
     t = np.concatenate(starts)  # (n, ...): the batch replaces the model's batch of 1
-    ints = _exact_ints(t.reshape(len(t), -1), ho["scale"])
+    flat = t.reshape(len(t), -1)
+    ints = _host_ints(flat, ho["scale"], ho.get("offset"))
+    ref = np.array(logits) if "softmax" in ho else y  # what the tail must reproduce
+    # The host's logits: the integers on the tensor's grid, mapped by the tail.
+    host = ints * np.asarray(ho["scale"], dtype=np.float64) + np.asarray(ho.get("offset", 0.0))
     if ho["tail"]:
         by_name = {n.name: n for n in m.graph.node}
         nodes = [by_name[k] for k in ho["tail"]]
         consts = {i.name: np.asarray(ctx[i.name]) for i in m.graph.initializer}
-        sv = start_values(ints, np.asarray(ho["scale"], dtype=np.float64)).reshape(t.shape)
-        mapped = run_nodes(nodes, ho["tensor"], sv, consts, m.model.opset_import)
-        same = np.all(mapped.reshape(len(t), -1) == y, axis=1)
+        sv = start_values(ints, np.asarray(ho["scale"], dtype=np.float64))
+        if "offset" in ho:
+            sv = sv + np.asarray(ho["offset"], dtype=np.float32)
+        mapped = run_nodes(nodes, ho["tensor"], sv.reshape(t.shape), consts, m.model.opset_import)
+        host = mapped.reshape(len(t), -1)
+        # Bit for bit when the tensor is exactly the integers' float32 image (as in tfc_2w2a);
+        # else qonnx's own float32 rounding of the layer remains, and the tail must agree to it.
+        exact = np.all(sv.reshape(flat.shape) == flat, axis=1)
+        close = np.all(np.isclose(host, ref, rtol=1e-5, atol=1e-6), axis=1)
+        same = np.where(exact, np.all(host == ref, axis=1), close)
         ints[~same] = np.iinfo(np.int64).min  # the tail does not reproduce qonnx's output
+    if "softmax" in ho:
+        # Softmax is monotonic: the host's argmax of the logits must be one of the (tied)
+        # maxima of qonnx's softmax output.
+        pick = np.argmax(host, axis=1)
+        ok = y[np.arange(len(y)), pick] == y.max(axis=1)
+        ints[~ok] = np.iinfo(np.int64).min
     return x, ints
 
 

@@ -374,15 +374,23 @@ def _dense_config(node) -> str:
         f"    static const unsigned multiplier_limit = {max(1, -(-len(terms) // reuse))};",
         f"    typedef {node.get_attr('accum_t').name} accum_t;",
         f"    typedef {node.get_attr('weight_t').name} weight_t;",
-        "",
-        "    template <class data_T, class res_T>",
-        "    static void compute(const data_T x[n_in], res_T y[n_out]) {",
-        "        #pragma HLS INLINE",
     ]
+    # One inlined function per output row rather than one function for the layer: the same
+    # statements for HLS, but g++ compiles many small functions far faster than one with
+    # every product of the layer (tfc_2w2a's 15720-term layer: 175 s at -O3 in one function).
+    signature = "(const data_T x[n_in], res_T y[n_out]) {"
     for r in range(n_out):
-        out.append(f"        accum_t acc{r} = {_cxx_int(bias[r])};")
+        out += [
+            "",
+            "    template <class data_T, class res_T>",
+            f"    static void row{r}{signature}",
+        ]
+        out += ["        #pragma HLS INLINE", f"        accum_t acc{r} = {_cxx_int(bias[r])};"]
         out += [f"        acc{r} += x[{c}] * weight_t({_cxx_int(w)});" for c, w in by_row[r]]
-        out.append(f"        y[{r}] = acc{r};")
+        out += [f"        y[{r}] = acc{r};", "    }"]
+    out += ["", "    template <class data_T, class res_T>", f"    static void compute{signature}"]
+    out += ["        #pragma HLS INLINE"]
+    out += [f"        row{r}<data_T, res_T>(x, y);" for r in range(n_out)]
     out += ["    }", "};", _END_MARK]
     return "\n".join(out)
 

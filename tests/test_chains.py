@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from hwprune.errors import HwpruneError
 from hwprune.flow import qonnx_outputs
 from hwprune.ir import chains, golden
-from hwprune.ir.graph import Dense, Threshold
+from hwprune.ir.graph import Dense, Requant, Rounding, Threshold
 from hwprune.ir.importer import import_qonnx
 
 
@@ -137,4 +137,97 @@ def test_two_dynamic_operands_are_refused(tmp_path):
 
     p = _layer(tmp_path / "n.onnx", w, two_dyn)
     with pytest.raises(HwpruneError, match="Add of an activation and a constant"):
+        import_qonnx(p)
+
+
+def _qnode(inp, out, p, scale, bits, signed, inits, shape=()):
+    inits += [_t(f"{p}s", list(shape), np.full(shape, scale) if shape else [scale])]
+    inits += [_t(f"{p}z", [], [0.0]), _t(f"{p}b", [], [float(bits)])]
+    return helper.make_node(
+        "Quant",
+        [inp, f"{p}s", f"{p}z", f"{p}b"],
+        [out],
+        domain="qonnx.custom_op.general",
+        signed=int(signed),
+        narrow=0,
+        rounding_mode="ROUND",
+    )
+
+
+def _save_shaped(nodes, inits, path, in_shape, out_shape):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(in_shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("qonnx.custom_op.general", 2)]
+    m = helper.make_model(graph, opset_imports=opsets)
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
+def test_trunc_after_avgpool_is_a_floor_shift(tmp_path):
+    # x (1, 1, 2, 2) 4-bit levels 0..15 -> AveragePool 2x2 (sum / 4 on scale 1/4) -> Trunc
+    # (scale 0.25, out scale 1: trunc factor 4, floor, 4 bits): level = floor(sum / 4).
+    inits = []
+    nodes = [_qnode("x", "xq", "qi", 1.0, 4, False, inits)]
+    nodes.append(helper.make_node("AveragePool", ["xq"], ["avg"], kernel_shape=[2, 2]))
+    inits += [_t("ts", [], [0.25]), _t("tz", [], [0.0]), _t("tib", [], [6.0])]
+    inits += [_t("tos", [], [1.0]), _t("tob", [], [4.0])]
+    nodes.append(
+        helper.make_node(
+            "Trunc",
+            ["avg", "ts", "tz", "tib", "tos", "tob"],
+            ["y"],
+            domain="qonnx.custom_op.general",
+            rounding_mode="FLOOR",
+            signed=0,
+            narrow=0,
+        )
+    )
+    p = _save_shaped(nodes, inits, tmp_path / "t.onnx", (1, 1, 2, 2), (1, 1, 1, 1))
+    g = import_qonnx(p)
+    (rq,) = [op for op in g.ops if isinstance(op, Requant)]
+    assert (rq.shift, rq.lo, rq.hi, rq.rounding) == (2, 0, 15, Rounding.FLOOR)
+    x = np.random.default_rng(0).integers(0, 16, size=(200, 4))
+    want = x.sum(axis=1, keepdims=True) // 4  # by hand
+    np.testing.assert_array_equal(golden.outputs(g, x), want)
+    np.testing.assert_array_equal(qonnx_outputs(p, g, x), want)
+
+
+def test_transpose_is_read_through_by_the_next_layer(tmp_path):
+    # x (1, 2, 3) -> Quant -> Transpose (0, 2, 1) -> Flatten -> MatMul: the Dense reads the
+    # transposed order, so logical input j of the MatMul is x's element perm[j].
+    inits = [_t("w", [6, 2], np.arange(12).reshape(6, 2) - 5.0)]
+    nodes = [
+        _qnode("x", "xq", "qi", 1.0, 4, True, inits),
+        _qnode("w", "wq", "qw", 1.0, 8, True, inits),
+    ]
+    nodes += [
+        helper.make_node("Transpose", ["xq"], ["tr"], perm=[0, 2, 1]),
+        helper.make_node("Flatten", ["tr"], ["fl"], axis=1),
+        helper.make_node("MatMul", ["fl", "wq"], ["y"]),
+    ]
+    p = _save_shaped(nodes, inits, tmp_path / "tr.onnx", (1, 2, 3), (1, 2))
+    g = import_qonnx(p)
+    assert len(g.ops) == 2  # Input, Dense: the transpose costs nothing
+    x = np.random.default_rng(1).integers(-8, 8, size=(200, 6))
+    want = x.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(-1, 6) @ (np.arange(12).reshape(6, 2) - 5)
+    np.testing.assert_array_equal(golden.outputs(g, x), want)
+    np.testing.assert_array_equal(qonnx_outputs(p, g, x), want)
+
+
+def test_transpose_before_a_float_map_is_refused(tmp_path):
+    inits = [_t("k", [], [0.3])]
+    nodes = [_qnode("x", "xq", "qi", 1.0, 4, True, inits)]
+    nodes += [
+        helper.make_node("Transpose", ["xq"], ["tr"], perm=[0, 2, 1]),
+        helper.make_node("Mul", ["tr", "k"], ["m"]),
+        _qnode("m", "y", "qo", 1.0, 4, True, inits),
+    ]
+    p = _save_shaped(nodes, inits, tmp_path / "n.onnx", (1, 2, 3), (1, 3, 2))
+    with pytest.raises(HwpruneError, match="transposed activation"):
         import_qonnx(p)

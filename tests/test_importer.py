@@ -71,11 +71,16 @@ def test_unsupported_op_names_node_and_supported(tmp_path):
     assert "Sigmoid" in msg and "supported" in msg and "Gemm" in msg and "\n" not in msg
 
 
-def test_float_scale_is_refused(tmp_path):
-    nodes = [_quant("x", "y", "a")]
-    p = _model(nodes, _quant_inits("a", scale=0.1), tmp_path / "m.onnx")
-    with pytest.raises(HwpruneError, match="not a power of two"):
+def test_per_channel_activation_scale_is_refused(tmp_path):
+    # Float per-tensor scales are compiled exactly (thresholds); a per-channel activation
+    # scale is not, and fails with one line naming the node.
+    inits = _quant_inits("a") + _quant_inits("b")
+    inits[3] = helper.make_tensor("bs", TensorProto.FLOAT, [4], [0.1, 0.2, 0.3, 0.4])
+    nodes = [_quant("x", "q", "a"), _quant("q", "y", "b")]
+    p = _model(nodes, inits, tmp_path / "m.onnx")
+    with pytest.raises(HwpruneError, match="per-channel activation scales") as e:
         import_qonnx(p)
+    assert "Quant" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_unquantized_input_is_refused(tmp_path):

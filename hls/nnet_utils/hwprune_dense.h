@@ -3,7 +3,9 @@
 //
 // The layer's arithmetic is not here: it is generated per layer as CONFIG_T::compute, a static
 // member of the layer's config struct in parameters.h, holding exactly one product per nonzero
-// weight (weights are literals, so there is no weight array that could hold a zero). This
+// weight (weights are literals, so there is no weight array that could hold a zero); compute
+// calls one inlined function per output row (rowN), which g++ compiles far faster than one
+// function holding every product, for the same hardware. This
 // header only places that code in a pipeline and bounds how many multipliers it may use.
 // hwprune also sets hls4ml's PipelineInterval to R, so the top function carries
 // "#pragma HLS PIPELINE II=R" and the whole network accepts one vector every R cycles.

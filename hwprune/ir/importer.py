@@ -21,9 +21,15 @@ Mul / Div / Add / Sub by constants become a pending float map of an integer valu
 at the next quantizer into an exact Threshold (chains.py); such values carry their float
 scale and have IR exp 0 (nominal). Float preprocessing before the first quantizer, or of an
 integer-annotated input (e.g. BIPOLAR), stays on the host: ``meta["host_input"]`` names the
-tensor whose values / scale are the IR input. A float tail after the last layer stays on the
-host too: ``meta["host_output"]`` names the tensor the output integers are (times its scale)
-and the tail's node names.
+tensor whose values / scale are the IR input; so does an input quantizer with a float scale
+(its integer levels are the IR input). A float tail after the last layer stays on the host
+too: ``meta["host_output"]`` names the tensor the output integers are (times its scale, plus
+``offset``: a last layer's off-grid float bias), the tail's node names and a final Softmax
+(``softmax``; taken as argmax of the integer logits, softmax being monotonic).
+
+Trunc (after an average pool) is an exact right shift (Requant) when that reproduces qonnx's
+levels on every input integer, else a Threshold. A Transpose of an activation is a pending
+permutation the next layer or pooling reads through (renumbered columns / windows).
 
 ``Graph.meta`` records ``input_name``, ``input_shape`` (the graph input's shape without batch),
 ``output_name``, ``output_exp`` and ``layers``: for every Dense the importer creates, its kind
@@ -55,6 +61,7 @@ from hwprune.ir.graph import (
     Row,
     Threshold,
     Value,
+    shift_round,
     verify,
 )
 
@@ -76,6 +83,8 @@ SUPPORTED_OPS = (
     "Sub",
     "BatchNormalization",
     "Transpose",
+    "Trunc",
+    "Softmax",
 )
 
 # Ops a raw export may hold that qonnx cleanup folds away (shape arithmetic on constants).
@@ -102,6 +111,9 @@ class _Dyn:
     scale: np.ndarray | None = None
     start: str | None = None
     nodes: tuple = ()
+    # A pending Transpose: logical (C-order) element i of ``shape`` is IR element perm[i].
+    # The next layer or pooling reads through it, so the permutation costs no hardware.
+    perm: np.ndarray | None = None
 
     @property
     def exact(self) -> bool:
@@ -254,6 +266,8 @@ class _Importer:
         # Where the IR input's integers come from when the model input is preprocessed on the
         # host: {"tensor": name whose values are int * scale, "scale": float}.
         self.host_input: dict | None = None
+        # A final Softmax, left to the host (see ``softmax``).
+        self.softmax_node = None
 
     def fresh(self, kind: str) -> str:
         k = self.counter.get(kind, 0)
@@ -307,8 +321,24 @@ class _Importer:
             )
         if v.relu:
             hi = self.vals[v.op].range.hi
-            v = self.emit(Requant(self.fresh("relu"), (v.op,), 0, 0, max(hi, 0)), v.shape, v.exp)
+            op = Requant(self.fresh("relu"), (v.op,), 0, 0, max(hi, 0))
+            v = replace(self.emit(op, v.shape, v.exp), perm=v.perm)
         return v
+
+    def no_perm(self, d: _Dyn, node) -> None:
+        """Refuse a float map / quantizer chain on a transposed activation (its per-channel
+        constants would be read in the wrong order)."""
+        if d.perm is not None and (d.nodes or node.op_type not in ("Quant", "BipolarQuant")):
+            raise HwpruneError(
+                f"{self.where(node)}: reads a transposed activation; a Transpose is supported "
+                "only before Reshape / Flatten and a layer (Gemm, MatMul, Conv) or pooling"
+            )
+
+    def cols(self, d: _Dyn, idx: np.ndarray) -> np.ndarray:
+        """IR element indices of logical indices ``idx`` of ``d`` (-1, padding, stays -1)."""
+        if d.perm is None:
+            return idx
+        return np.where(idx >= 0, d.perm[np.maximum(idx, 0)], -1)
 
     def out_shape(self, node) -> tuple[int, ...]:
         """The shape qonnx shape inference gave the node's output, without the batch of 1."""
@@ -384,6 +414,7 @@ class _Importer:
                 f"{self.where(node)}: output shape {self.out_shape(node)} differs from the input "
                 f"shape {d.shape}; only elementwise maps by constants are supported"
             )
+        self.no_perm(d, node)
         d = self.floated(name, d, node)
         return replace(d, nodes=d.nodes + (node,))
 
@@ -479,17 +510,12 @@ class _Importer:
             return
         exp = _try_pow2(scale)
         if isinstance(src, _FloatInput):  # quantizer of a graph input: the hardware input port
-            exp = _pow2_exp(scale, self.where(node))
-            if signed and bw == 1:
-                self._sign(node, src, exp)  # raises: a bipolar input quantizer
-            op = Input(src.name, (), _size(src.shape), IntRange(lo, hi), exp)
-            if src.nodes:  # float preprocessing stays on the host: the IR input is the levels
-                self.host_input = {"tensor": node.output[0], "scale": 2.0**exp}
-            self.env[node.output[0]] = self.emit(op, src.shape, exp)
+            self.input_quant(node, src, scale, exp, IntRange(lo, hi), signed and bw == 1)
             return
         src = self.dyn(x_name, node)
         if signed and bw == 1:  # qonnx's int_quant: a 1-bit signed Quant is the sign function
             lo, hi = -1, 1
+        self.no_perm(src, node)
         if exp is None or not src.exact:
             step = 2 if signed and bw == 1 else 1
             self.env[node.output[0]] = self._threshold_quant(node, src, scale, lo, hi, step)
@@ -500,7 +526,93 @@ class _Importer:
         if src.relu:
             lo = max(lo, 0)  # ReLU then monotonic rounding == rounding then clip at 0
         op = Requant(self.fresh("act"), (src.op,), exp - src.exp, lo, hi, _ROUNDING[mode])
+        self.env[node.output[0]] = replace(self.emit(op, src.shape, exp), perm=src.perm)
+
+    def input_quant(self, node, src: _FloatInput, scale, exp, rng: IntRange, sign: bool) -> None:
+        """The graph input's quantizer: its integer levels are the IR Input.
+
+        A float (non power-of-two) scale, or float preprocessing before the quantizer, stays on
+        the host: the host computes the levels (``meta["host_input"]``), and a float scale
+        joins the value's pending float map like any other float scale."""
+        if np.asarray(scale).size != 1:
+            _pow2_exp(scale, self.where(node))  # raises: per-channel input scales
+        if sign:
+            self._sign(node, src, 0)  # raises: a bipolar input quantizer
+        size = _size(src.shape)
+        op = Input(src.name, (), size, rng, 0 if exp is None else exp)
+        if exp is None:
+            qs = float(np.asarray(scale, dtype=np.float64).reshape(()))
+            self.host_input = {"tensor": node.output[0], "scale": qs}
+            d = self.emit(op, src.shape, 0)
+            self.env[node.output[0]] = replace(d, scale=np.full(size, qs), start=node.output[0])
+            return
+        if src.nodes:  # float preprocessing stays on the host: the IR input is the levels
+            self.host_input = {"tensor": node.output[0], "scale": 2.0**exp}
         self.env[node.output[0]] = self.emit(op, src.shape, exp)
+
+    def trunc(self, node) -> None:
+        """qonnx Trunc (v2: x, scale, zero point, input bits, output scale, output bits), as
+        Brevitas exports after an average pool: level = clip(round(x / scale) / 2**k,
+        output range), rounded (floor) to an integer, times the output scale.
+
+        Exact integer op: a Requant (right shift by k, clip) when that reproduces qonnx's
+        levels on every integer the input can take, else a Threshold; both proven by the
+        exhaustive qonnx evaluation of chains.py."""
+        from qonnx.custom_op.general.quant import max_int, min_int
+
+        if len(node.input) != 6:
+            raise HwpruneError(
+                f"{self.where(node)}: Trunc with {len(node.input)} inputs (v1) is not "
+                "supported; export Trunc v2 (x, scale, zeropt, in bits, out scale, out bits)"
+            )
+        for n in node.input[1:]:
+            if n not in self.inits:
+                raise HwpruneError(
+                    f"{self.where(node)}: scales, zero point and bit widths must be constants"
+                )
+        scale, zp, _, out_scale, out_bits = (self.inits[n] for n in node.input[1:])
+        if np.any(zp != 0):
+            raise HwpruneError(
+                f"{self.where(node)}: nonzero zero point is not supported; use a zero zero-point"
+            )
+        if np.asarray(out_scale).size != 1 or np.asarray(scale).size != 1:
+            raise HwpruneError(
+                f"{self.where(node)}: per-channel Trunc scales are not supported; use per-tensor"
+            )
+        a = _attrs(node)
+        bw = int(np.asarray(out_bits).reshape(-1)[0])
+        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
+        lo, hi = int(min_int(signed, narrow, bw)), int(max_int(signed, narrow, bw))
+        if not isinstance(self.get(node.input[0]), _Dyn):
+            raise HwpruneError(
+                f"{self.where(node)}: input {node.input[0]!r} must be a quantized activation"
+            )
+        src = self.dyn(node.input[0], node)
+        self.no_perm(src, node)
+        # qonnx's own truncation factor: 2**round(log2(output scale / scale)).
+        ratio = float(np.asarray(out_scale, dtype=np.float64).reshape(()))
+        ratio /= float(np.asarray(scale, dtype=np.float64).reshape(()))
+        k = int(np.round(np.log2(ratio)))
+        mode = a.get("rounding_mode", "FLOOR").upper()
+        shift = (k, _ROUNDING[mode]) if mode in _ROUNDING else None
+        d = self._threshold_quant(node, src, out_scale, lo, hi, 1, shift)
+        self.env[node.output[0]] = d
+
+    def softmax(self, node) -> None:
+        """A final Softmax stays on the host: the hardware outputs the integer logits; softmax
+        is monotonic, so argmax of the logits is argmax of the softmax (meta host_output)."""
+        outs = {o.name for o in self.model.graph.output}
+        shape = self.model.get_tensor_shape(node.input[0])
+        axis = _attrs(node).get("axis", -1)
+        if node.output[0] not in outs or not shape or len(shape) != 2 or axis not in (-1, 1):
+            raise HwpruneError(
+                f"{self.where(node)}: only a final Softmax over the last axis of a (1, N) "
+                "tensor is supported (taken as argmax on the host); remove it or move it last"
+            )
+        if not isinstance(self.get(node.input[0]), _Dyn):
+            raise HwpruneError(f"{self.where(node)}: input must be a layer's output")
+        self.softmax_node = node
+        self.env[node.output[0]] = self.get(node.input[0])
 
     def _const_ints(self, node, q: np.ndarray, scale: np.ndarray) -> _Const:
         """Integers of quantized constants ``q`` = ints * scale, proven exact."""
@@ -518,7 +630,16 @@ class _Importer:
         full = np.broadcast_to(s.astype(np.float64), np.shape(q)).copy()
         return _Const(ints.astype(np.int64), 0, q, full)
 
-    def _threshold_quant(self, node, src: _Dyn, scale, qmin: int, qmax: int, step: int) -> _Dyn:
+    def _threshold_quant(
+        self,
+        node,
+        src: _Dyn,
+        scale,
+        qmin: int,
+        qmax: int,
+        step: int,
+        shift: tuple[int, Rounding] | None = None,
+    ) -> _Dyn:
         """A quantizer reading a float map: exact integer thresholds by exhaustion.
 
         The quantizer's output level is evaluated with qonnx for every integer each element
@@ -526,6 +647,10 @@ class _Importer:
         every element's thresholds ascend. Output: levels base qmin, ``step``; the real value
         is level * quantizer scale, carried as the value's float scale (IR exp: the scale's
         exponent if it is a power of two, else 0, nominal).
+
+        ``shift`` (a Trunc's right shift and rounding): if clip(round(int * 2**-shift)) equals
+        the evaluated level of every candidate of every element, a Requant is emitted instead
+        of a Threshold (cheaper, and proven equal by the same exhaustion).
         """
         from hwprune.ir import chains
 
@@ -552,6 +677,13 @@ class _Importer:
             where,
             src.shape,
         )
+        exp = _try_pow2(s)
+        if shift is not None:
+            d = self._shift_if_exact(node, src, ranges, levels, qmin, qmax, shift, exp)
+            if d is not None:
+                if exp is None:
+                    d = replace(d, scale=np.full(_size(src.shape), qs), start=node.output[0])
+                return replace(d, perm=src.perm)
         ts_all, flips = [], []
         for c, (lo, hi) in enumerate(ranges):
             lv = levels[: hi - lo + 1, c]
@@ -574,13 +706,27 @@ class _Importer:
                 ) from None
         if flips:
             self._negate_rows(node, src, flips)
-        exp = _try_pow2(s)
         out_exp = 0 if exp is None else exp
         op = Threshold(self.fresh("thr"), (src.op,), tuple(ts_all), qmin, step, out_exp)
         d = self.emit(op, src.shape, out_exp)
         if exp is None:
             d = replace(d, scale=np.full(_size(src.shape), qs), start=node.output[0])
-        return d
+        return replace(d, perm=src.perm)
+
+    def _shift_if_exact(self, node, src: _Dyn, ranges, levels, qmin, qmax, shift, exp):
+        """A Requant (right shift, clip) if it reproduces ``levels`` on every candidate and
+        its output exponent is the quantizer's (when that is a power of two); else None."""
+        k, rounding = shift
+        in_exp = self.vals[src.op].exp
+        if exp is not None and in_exp + k != exp:
+            return None
+        for c, (lo, hi) in enumerate(ranges):
+            ints = range(lo, hi + 1)
+            recon = [min(max(shift_round(v, k, rounding), qmin), qmax) for v in ints]
+            if not np.array_equal(np.array(recon, dtype=np.int64), levels[: hi - lo + 1, c]):
+                return None
+        op = Requant(self.fresh("trunc"), (src.op,), k, qmin, qmax, rounding)
+        return self.emit(op, src.shape, in_exp + k)
 
     def _negate_rows(self, node, src: _Dyn, flips: list[int]) -> None:
         """Negate the weights and bias of Dense rows ``flips`` (their elements' levels fall
@@ -616,7 +762,7 @@ class _Importer:
         v = self.value(node.input[0], node)
         n = _size(v.shape)
         op = Threshold(self.fresh("sign"), (v.op,), ((0,),) * n, -1, 2, exp)
-        return self.emit(op, v.shape, exp)
+        return replace(self.emit(op, v.shape, exp), perm=v.perm)
 
     def bipolar_quant(self, node) -> None:
         from qonnx.custom_op.general.bipolar_quant import binary_quant
@@ -634,7 +780,8 @@ class _Importer:
         if isinstance(src, _FloatInput):
             self._sign(node, src, 0)  # raises: a bipolar input quantizer
         src = self.dyn(x_name, node)
-        if exp is None or not src.exact:
+        if exp is None or not src.exact or src.perm is not None:
+            self.no_perm(src, node)
             self.env[node.output[0]] = self._threshold_quant(node, src, scale, -1, 1, 2)
             return
         self.env[node.output[0]] = self._sign(node, src, exp)
@@ -657,7 +804,10 @@ class _Importer:
         for j in range(mat.shape[1]):
             col = mat[:, j]
             nz = np.flatnonzero(col)
-            rows.append(Row(0, tuple(nz.tolist()), tuple(col[nz].tolist())))
+            # A pending Transpose renumbers the columns; terms stay sorted by IR column.
+            order = np.argsort(self.cols(x, nz), kind="stable")
+            cols, ws = self.cols(x, nz)[order], col[nz][order]
+            rows.append(Row(0, tuple(cols.tolist()), tuple(ws.tolist())))
         out_scale = None
         if x.scale is not None or w.scale is not None:
             ws = w.scale.T if (w.scale is not None and transposed) else w.scale
@@ -764,6 +914,7 @@ class _Importer:
                 f"{self.where(node)}: weights {w.ints.shape} do not match {x.shape[0]} channels"
             )
         win, out_sp = _windows(x.shape, kernel, strides, pads)
+        win = self.cols(x, win)
         n_pos = win.shape[1]
         cols_of = win.transpose(1, 0, 2).reshape(n_pos, -1)  # (position, (c, kernel) C order)
         mat = w.ints.reshape(w.ints.shape[0], -1)
@@ -773,7 +924,9 @@ class _Importer:
             for p in range(n_pos):
                 # Terms reading padding are dropped (the padding is zero); so are zero weights.
                 keep = (cols_of[p] >= 0) & (wo != 0)
-                rows.append(Row(0, tuple(cols_of[p][keep].tolist()), tuple(wo[keep].tolist())))
+                cs, ws = cols_of[p][keep], wo[keep]
+                order = np.argsort(cs, kind="stable")  # a pending Transpose renumbers columns
+                rows.append(Row(0, tuple(cs[order].tolist()), tuple(ws[order].tolist())))
         shape = (mat.shape[0], *out_sp)
         self.check_shape(node, shape)
         op = Dense(self.fresh("conv"), (x.op,), _size(x.shape), tuple(rows), w.exp)
@@ -827,6 +980,7 @@ class _Importer:
         kernel = tuple(a["kernel_shape"])
         strides, pads = self.geometry(node, x, kernel)
         win, out_sp = _windows(x.shape, kernel, strides, pads)
+        win = self.cols(x, win)
         groups = []
         for w in win.reshape(-1, win.shape[2]):
             grp = tuple(sorted(w[w >= 0].tolist()))
@@ -863,6 +1017,7 @@ class _Importer:
                 "(2, 4, 2x2, 4x4) are supported"
             )
         win, out_sp = _windows(x.shape, kernel, strides, pads)
+        win = self.cols(x, win)
         ones = (1,) * n
         rows = tuple(Row(0, tuple(sorted(w.tolist())), ones) for w in win.reshape(-1, n))
         shape = (x.shape[0], *out_sp)
@@ -908,21 +1063,38 @@ class _Importer:
         self.env[node.output[0]] = replace(src, shape=shape, start=start)
 
     def transpose(self, node) -> None:
-        """Transpose: folded on constants; a no-op on a (1, N) activation; else refused."""
+        """Transpose: folded on constants, host-side before the input quantizer, and on an
+        activation a pending permutation (``_Dyn.perm``) that the next layer or pooling reads
+        through (its columns / windows are renumbered): no hardware."""
         src = self.get(node.input[0])
         perm = _attrs(node).get("perm")
         if isinstance(src, _Const):
             t = lambda a: None if a is None else np.transpose(a, perm)  # noqa: E731
             self.env[node.output[0]] = _Const(t(src.ints), src.exp, t(src.raw), t(src.scale))
             return
-        if len(self.model.get_tensor_shape(node.input[0])) == 2:  # (1, N): order unchanged
-            self.reshape(node)
+        shape = self.out_shape(node)
+        if isinstance(src, _FloatInput):  # host-side preprocessing
+            self.env[node.output[0]] = replace(src, shape=shape, nodes=src.nodes + (node,))
             return
-        raise HwpruneError(
-            f"{self.where(node)}: transposing an activation of shape "
-            f"{self.model.get_tensor_shape(node.input[0])} is not supported; only constants "
-            "and (1, N) activations"
-        )
+        src = self.dyn(node.input[0], node)
+        rank = len(src.shape) + 1
+        perm = list(range(rank))[::-1] if perm is None else list(perm)
+        if perm[0] != 0 or sorted(perm) != list(range(rank)):
+            raise HwpruneError(
+                f"{self.where(node)}: perm {perm} moves the batch axis; keep axis 0 first"
+            )
+        if src.nodes:
+            raise HwpruneError(
+                f"{self.where(node)}: transposing a float map (BatchNorm / scaling) is not "
+                "supported; quantize before the Transpose"
+            )
+        idx = np.arange(_size(src.shape)) if src.perm is None else src.perm
+        new = np.transpose(idx.reshape(src.shape), [p - 1 for p in perm[1:]]).reshape(-1)
+        if tuple(src.shape[p - 1] for p in perm[1:]) != shape:
+            raise HwpruneError(f"{self.where(node)}: output shape {shape} differs from perm")
+        keep = None if np.array_equal(new, np.arange(new.size)) else new
+        start = None if src.scale is None else node.output[0]
+        self.env[node.output[0]] = replace(src, shape=shape, perm=keep, start=start)
 
     def elementwise(self, node) -> None:
         """Mul / Div / Add / Sub with one constant operand: host-side preprocessing on the
@@ -995,6 +1167,8 @@ class _Importer:
         "Reshape": reshape,
         "Flatten": reshape,
         "Identity": identity,
+        "Trunc": trunc,
+        "Softmax": softmax,
     }
 
     def run(self) -> Graph:
@@ -1028,22 +1202,13 @@ class _Importer:
                 f"model has {len(outs)} outputs; only single-output models are supported"
             )
         out = self.dyn(outs[0], nodes[-1])
-        host_output = None
-        if not out.exact:
-            # The float tail stays on the host: the hardware's integers are tensor ``start``
-            # divided by its scale, and the tail nodes map them to the model output.
-            if out.start not in self.model.get_all_tensor_names():
-                raise HwpruneError(
-                    f"{self.where(nodes[-1])}: the model ends in a float map of a layer with "
-                    "an off-grid bias; end the model with a quantizer or a bias-free layer"
-                )
-            sc = out.scale
-            host_output = {
-                "tensor": out.start,
-                "scale": float(sc[0]) if np.all(sc == sc[0]) else [float(v) for v in sc],
-                "tail": [n.name for n in out.nodes],
-            }
-        else:
+        if out.perm is not None:
+            raise HwpruneError(
+                f"{self.where(nodes[-1])}: the model ends in a transposed activation; only a "
+                "Transpose read by a later layer is supported"
+            )
+        host_output = self.host_output(out, outs[0], nodes[-1])
+        if out.exact:
             out = self.value(outs[0], nodes[-1])
         meta = {
             "input_name": in_name,
@@ -1059,6 +1224,38 @@ class _Importer:
         g = Graph(tuple(self.ops), (out.op,), meta)
         verify(g)
         return g
+
+    def host_output(self, out: _Dyn, name: str, last) -> dict | None:
+        """What the host does after the hardware, or None (the output is int * 2**exp).
+
+        The hardware's integers k are qonnx tensor ``tensor`` = k * scale + offset (offset: a
+        layer's off-grid float bias, else absent); the ``tail`` nodes (elementwise, by
+        constants) map that tensor on, and a final Softmax (``softmax``: its node) is taken as
+        argmax of the logits on the host."""
+        sm = self.softmax_node
+        if out.exact:
+            if sm is None:
+                return None
+            v = self.value(name, last)
+            return {"tensor": sm.input[0], "scale": 2.0**v.exp, "tail": [], "softmax": sm.name}
+        sc = out.scale
+        ho: dict = {
+            "tensor": out.start,
+            "scale": float(sc[0]) if np.all(sc == sc[0]) else [float(v) for v in sc],
+        }
+        nodes = list(out.nodes)
+        if out.start not in self.model.get_all_tensor_names():
+            # The layer's accumulator is unnamed in the model (a bias chain): the host tensor
+            # is the layer's output, the accumulator plus the bias (``offset``).
+            add = nodes.pop(0)
+            b = np.asarray(self.get(add.input[1]).raw, dtype=np.float32)
+            off = np.broadcast_to(b, (1, *out.shape)).reshape(-1)
+            ho["tensor"] = add.output[0]
+            ho["offset"] = [float(v) for v in off]
+        ho["tail"] = [n.name for n in nodes]
+        if sm is not None:
+            ho["softmax"] = sm.name
+        return ho
 
     def graph_input_name(self) -> str:
         names = sorted(self.graph_inputs)
