@@ -1,6 +1,7 @@
 """Real third-party QONNX models through hwprune: cost of compiling them and of simulating them.
 
-For each model in ../shared/models (and any path given on the command line) this measures:
+For each model in tests/models (the two zoo models of ../shared/models, vendored; or any path
+given on the command line) this measures:
 import + compile time (``hwprune.flow.compile``: IR, HLS project, Verilog, estimate), nonzero
 weights and emitted product terms per the manifest, the estimate (LUT, FF, DSP) on pynq-z2 and
 zcu104, and RTL simulation speed in vectors per second with Icarus and with Verilator (the
@@ -30,7 +31,7 @@ from hwprune import flow  # noqa: E402
 from hwprune.errors import HwpruneError  # noqa: E402
 from hwprune.ir import golden  # noqa: E402
 
-MODELS = ROOT.parent / "shared" / "models"
+MODELS = ROOT / "tests" / "models"
 BOARDS = ("pynq-z2", "zcu104")
 SIMULATORS = ("icarus", "verilator")
 
@@ -119,7 +120,7 @@ def markdown(rows: list[dict], cmd: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", type=Path, help="default: every model in shared/models")
+    ap.add_argument("models", nargs="*", type=Path, help="default: every model in tests/models")
     ap.add_argument("--vectors", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_models.md")
     a = ap.parse_args()
