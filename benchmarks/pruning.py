@@ -107,7 +107,7 @@ def hardware(model, n_in: int) -> dict:
     from hwprune.boards import get_board
     from hwprune.estimate import estimate
     from hwprune.export.qonnx import export_model
-    from hwprune.ir.importer import import_qonnx
+    from hwprune.frontend.qonnx import import_qonnx
     from hwprune.ir.passes import optimize
 
     with tempfile.TemporaryDirectory() as tmp:

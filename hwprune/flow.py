@@ -147,9 +147,9 @@ def compile(
     from hwprune.codegen.verilog import count_product_terms as verilog_terms
     from hwprune.codegen.verilog import emit_verilog
     from hwprune.estimate import estimate_boards
+    from hwprune.frontend.qonnx import import_qonnx
     from hwprune.hls4ml_project import count_product_terms as hls_terms
     from hwprune.hls4ml_project import write_hls_project
-    from hwprune.ir.importer import import_qonnx
 
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
@@ -246,7 +246,7 @@ def load_graph(build_dir: Path) -> Graph:
 def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
     """qonnx execution of the model on IR input integers, as integers on the output grid
     (for models whose input quantizer reads the graph input directly)."""
-    from hwprune.ir.importer import load_model
+    from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
     (inp,) = g.inputs
@@ -259,7 +259,7 @@ def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
 def draw_model_inputs(model_onnx: Path, n: int, seed: int) -> np.ndarray:
     """n seeded model inputs, shape (n, 1, ...), drawn from the input's annotated datatype:
     FLOAT32 uniform in [0, 1), an integer type (BIPOLAR, INTn, UINTn) uniform on its values."""
-    from hwprune.ir.importer import load_model
+    from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
     iname = m.graph.input[0].name
@@ -283,7 +283,7 @@ def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray) -> tuple:
     is read from qonnx's full execution context (tensor meta["host_input"]["tensor"] divided
     by its scale), so the host-side preprocessing is qonnx's own.
     """
-    from hwprune.ir.importer import load_model
+    from hwprune.frontend.qonnx import load_model
 
     return _qonnx_run(load_model(model_onnx), g, feeds)
 
@@ -328,7 +328,7 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     from qonnx.core.onnx_exec import execute_onnx
 
-    from hwprune.ir.chains import run_nodes, start_values
+    from hwprune.frontend.qonnx.chains import run_nodes, start_values
 
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
     hi, ho = g.meta.get("host_input"), g.meta.get("host_output")
@@ -533,7 +533,7 @@ def estimate(target: Path, board: str = "all", synth: str | None = None, progres
     """
     from hwprune.boards import get_board, list_boards
     from hwprune.estimate import estimate_boards
-    from hwprune.ir.importer import import_qonnx
+    from hwprune.frontend.qonnx import import_qonnx
 
     target = Path(target)
     if synth is not None and synth not in SYNTH_TOOLS:

@@ -158,7 +158,7 @@ def quantized_kernel_nonzeros(model_onnx: Path) -> list[int]:
     own execution of the Quant / BipolarQuant nodes on the initializers."""
     from qonnx.core.onnx_exec import execute_node
 
-    from hwprune.ir.importer import load_model
+    from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
     inits = {i.name for i in m.graph.initializer}

@@ -12,7 +12,7 @@ def quantized_weight_nonzeros(model_onnx: Path) -> list[int]:
     execution on the initializers (weights that round to 0 count as zero)."""
     from qonnx.core.onnx_exec import execute_node
 
-    from hwprune.ir.importer import load_model
+    from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
     inits = {i.name for i in m.graph.initializer}

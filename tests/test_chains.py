@@ -10,9 +10,9 @@ from onnx import TensorProto, helper
 
 from hwprune.errors import HwpruneError
 from hwprune.flow import qonnx_outputs
-from hwprune.ir import chains, golden
+from hwprune.frontend.qonnx import chains, import_qonnx
+from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Requant, Rounding, Threshold
-from hwprune.ir.importer import import_qonnx
 
 
 def _t(name, dims, vals):

@@ -66,8 +66,8 @@ def test_softmax_argmax_matches_qonnx(tmp_path):
     softmax output on fresh inputs (checked here independently of flow.sim)."""
     from qonnx.core.onnx_exec import execute_onnx
 
+    from hwprune.frontend.qonnx import import_qonnx, load_model
     from hwprune.ir import golden
-    from hwprune.ir.importer import import_qonnx, load_model
 
     p = COVERAGE_MODELS["mlp_bn"](tmp_path / "mlp_bn.onnx", 0)
     g = import_qonnx(p)

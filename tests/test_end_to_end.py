@@ -6,8 +6,8 @@ import re
 import shutil
 
 from hwprune.flow import TOP
+from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
-from hwprune.ir.importer import import_qonnx
 from tests.qonnx_ref import quantized_weight_nonzeros
 
 LEVELS = ["brevitas", "qonnx", "csim", "rtl (icarus)"]

@@ -13,9 +13,9 @@ from torch import manual_seed, nn
 
 from hwprune.errors import HwpruneError
 from hwprune.flow import qonnx_outputs
+from hwprune.frontend.qonnx import HANDLERS, SUPPORTED_OPS, import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Max, Requant, Rounding, Threshold
-from hwprune.ir.importer import SUPPORTED_OPS, _Importer, import_qonnx
 from tests import qonnx_layer_models as lm
 
 # model builder -> (IR op kinds it lowers to, Dense kinds in meta["layers"] in order,
@@ -242,4 +242,4 @@ def test_unsupported_geometry_is_one_line_naming_the_node(tmp_path, build, node,
 
 
 def test_supported_ops_is_the_handler_table():
-    assert set(SUPPORTED_OPS) == set(_Importer.HANDLERS)
+    assert set(SUPPORTED_OPS) == set(HANDLERS)

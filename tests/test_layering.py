@@ -8,7 +8,7 @@ CORE = [
     "hwprune.ir.golden",
     "hwprune.ir.passes",
     "hwprune.ir.schedule",
-    "hwprune.ir.importer",
+    "hwprune.frontend.qonnx",
     "hwprune.codegen.verilog",
     "hwprune.codegen.cocotb_tb",
     "hwprune.estimate",

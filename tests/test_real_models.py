@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from hwprune import flow
+from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Requant, Threshold
-from hwprune.ir.importer import import_qonnx
 
 # Vendored (about 450 KB, licences and source in tests/models/README.md) so a clean clone
 # tests them wherever it lives; a missing file is a failure, not a skip.

@@ -1,0 +1,89 @@
+"""Pooling: MaxPool becomes Max with each window listed; AveragePool over a power-of-two
+window becomes a Dense of ones with a right shift (exact)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from hwprune.errors import HwpruneError
+from hwprune.frontend.qonnx.layers import in_scale
+from hwprune.frontend.qonnx.state import ImportState, attrs, size, windows
+from hwprune.ir.graph import Dense, Max, Row
+
+
+def maxpool(st: ImportState, node) -> None:
+    """MaxPool as Max; windows hold only the valid (unpadded) elements."""
+    a = attrs(node)
+    if len([o for o in node.output if o]) != 1:
+        raise HwpruneError(
+            f"{st.where(node)}: the Indices output is not supported; use MaxPool "
+            "without return_indices"
+        )
+    # max(relu(x)) == relu(max(x)): a pending ReLU stays pending through the pooling.
+    x = st.dyn(node.input[0], node)
+    if x.nodes or (x.scale is not None and not np.all(x.scale == x.scale[0])):
+        raise HwpruneError(
+            f"{st.where(node)}: max pooling of a float map (BatchNorm / scaling) or of "
+            "per-channel scales is not supported; quantize before the MaxPool"
+        )
+    kernel = tuple(a["kernel_shape"])
+    strides, pads = st.geometry(node, x, kernel)
+    win, out_sp = windows(x.shape, kernel, strides, pads)
+    win = st.cols(x, win)
+    groups = []
+    for w in win.reshape(-1, win.shape[2]):
+        grp = tuple(sorted(w[w >= 0].tolist()))
+        if not grp:
+            raise HwpruneError(
+                f"{st.where(node)}: a window reads only padding; use pads smaller than the kernel"
+            )
+        groups.append(grp)
+    shape = (x.shape[0], *out_sp)
+    st.check_shape(node, shape)
+    op = Max(st.fresh("maxpool"), (x.op,), tuple(groups))
+    y = st.emit(op, shape, x.exp, x.relu)
+    if x.scale is not None:  # a positive per-tensor scale commutes with max
+        y = replace(y, scale=np.full(len(groups), x.scale[0]), start=node.output[0])
+    st.env[node.output[0]] = y
+
+
+def avgpool(st: ImportState, node) -> None:
+    """AveragePool over 2**k elements as a Dense of ones with w_exp = -k (exact)."""
+    a = attrs(node)
+    x = st.value(node.input[0], node)
+    kernel = tuple(a["kernel_shape"])
+    strides, pads = st.geometry(node, x, kernel)
+    if any(pads):
+        raise HwpruneError(
+            f"{st.where(node)}: pads {list(pads)} are not supported; use AvgPool without padding"
+        )
+    n = size(kernel)
+    if n & (n - 1):
+        raise HwpruneError(
+            f"{st.where(node)}: window {'x'.join(map(str, kernel))} holds {n} elements, "
+            "not a power of two, so the average is not exact; power-of-two windows "
+            "(2, 4, 2x2, 4x4) are supported"
+        )
+    win, out_sp = windows(x.shape, kernel, strides, pads)
+    win = st.cols(x, win)
+    ones = (1,) * n
+    rows = tuple(Row(0, tuple(sorted(w.tolist())), ones) for w in win.reshape(-1, n))
+    shape = (x.shape[0], *out_sp)
+    st.check_shape(node, shape)
+    # sum * 2**-k is the average exactly; the next Quant requantizes it as usual.
+    k = n.bit_length() - 1
+    op = Dense(st.fresh("avgpool"), (x.op,), size(x.shape), rows, -k)
+    # Depthwise: each channel has its own all-ones window, so the kernel is C x window.
+    st.layers[op.name] = {
+        "kind": "avgpool",
+        "kernel_weights": x.shape[0] * n,
+        "kernel_nonzeros": x.shape[0] * n,
+        "positions": win.shape[1],
+    }
+    y = st.emit(op, shape, x.exp - k)
+    if x.scale is not None:  # sum * 2**-k on the input's float scale
+        sc = in_scale(st, x, node) * 2.0**-k
+        y = replace(y, scale=np.full(size(shape), sc), start=node.output[0])
+    st.env[node.output[0]] = y
