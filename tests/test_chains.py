@@ -108,8 +108,8 @@ def test_float_scale_quant_with_three_levels(tmp_path):
     assert thr.thresholds == ((0, 1), (-1, 1))
     assert (thr.base, thr.step, thr.exp) == (-1, 1, 0)  # 0.3 is no power of two: exp nominal
     # The model output is the quantizer's: the host multiplies the levels by 0.3.
-    assert g.meta["host_output"]["tensor"] == g.meta["output_name"]
-    assert g.meta["host_output"]["scale"] == pytest.approx(0.3)
+    assert g.host_output.tensor == g.meta["output_name"]
+    assert g.host_output.scale == pytest.approx(0.3)
     x = _all_inputs(2)
     np.testing.assert_array_equal(qonnx_outputs(p, g, x), golden.outputs(g, x))
 

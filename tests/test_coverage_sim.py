@@ -46,9 +46,9 @@ def _check(g, rep, manifest, vectors: int) -> None:
 def test_coverage_model_compiles_and_sims_bit_exactly(name, tmp_path):
     g, rep, manifest = _build_compile_sim(name, tmp_path, VECTORS[name])
     _check(g, rep, manifest, VECTORS[name])
-    ho = g.meta.get("host_output")
+    ho = g.host_output
     if name in ("mlp_bn", "cnn2d"):  # both end in Softmax: argmax on the host
-        assert ho and ho["softmax"]
+        assert ho and ho.final and ho.final_op == "Softmax"
         assert manifest["softmax"].startswith("argmax taken outside the hardware (monotonic")
     if name == "trunc_avgpool":  # Trunc after AveragePool: an exact right shift (floor)
         shifts = [op for op in g.ops if isinstance(op, Requant) and op.name.startswith("trunc")]
@@ -75,8 +75,8 @@ def test_softmax_argmax_matches_qonnx(tmp_path):
     x, ints = flow.qonnx_reference(p, g, feeds)
     got = golden.outputs(g, x)
     np.testing.assert_array_equal(ints, got)
-    ho = g.meta["host_output"]
-    logits = got * ho["scale"] + np.asarray(ho["offset"])
+    ho = g.host_output
+    logits = got * ho.scale + np.asarray(ho.offset)
     m = load_model(p)
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
     soft = np.concatenate([execute_onnx(m, {iname: f})[oname] for f in feeds])

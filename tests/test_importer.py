@@ -71,14 +71,26 @@ def test_unsupported_op_names_node_and_supported(tmp_path):
     assert "Sigmoid" in msg and "supported" in msg and "Gemm" in msg and "\n" not in msg
 
 
-def test_per_channel_activation_scale_is_refused(tmp_path):
-    # Float per-tensor scales are compiled exactly (thresholds); a per-channel activation
-    # scale is not, and fails with one line naming the node.
+def test_per_channel_activation_scale_is_exact(tmp_path):
+    # A per-channel activation quantizer reading a per-tensor one: exact integer thresholds,
+    # golden equal to qonnx execution on random inputs and the corners.
     inits = _quant_inits("a") + _quant_inits("b")
     inits[3] = helper.make_tensor("bs", TensorProto.FLOAT, [4], [0.1, 0.2, 0.3, 0.4])
     nodes = [_quant("x", "q", "a"), _quant("q", "y", "b")]
     p = _model(nodes, inits, tmp_path / "m.onnx")
-    with pytest.raises(HwpruneError, match="per-channel activation scales") as e:
+    g = import_qonnx(p)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[[0] * 4, [255] * 4], rng.integers(0, 256, (300, 4))])
+    np.testing.assert_array_equal(golden.outputs(g, x), qonnx_outputs(p, g, x))
+
+
+def test_non_positive_per_channel_scale_is_refused(tmp_path):
+    # A negative scale would flip the comparisons; it is refused with one line naming the node.
+    inits = _quant_inits("a") + _quant_inits("b")
+    inits[3] = helper.make_tensor("bs", TensorProto.FLOAT, [4], [0.1, -0.2, 0.3, 0.4])
+    nodes = [_quant("x", "q", "a"), _quant("q", "y", "b")]
+    p = _model(nodes, inits, tmp_path / "m.onnx")
+    with pytest.raises(HwpruneError, match="not positive") as e:
         import_qonnx(p)
     assert "Quant" in str(e.value) and "\n" not in str(e.value)
 

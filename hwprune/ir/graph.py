@@ -242,12 +242,61 @@ KIND_OF: dict[type[Op], str] = {cls: tag for tag, cls in OP_KINDS.items()}
 
 
 @dataclass(frozen=True)
+class HostInput:
+    """What the host computes before the hardware. The IR input's integers are the model's
+    tensor ``tensor`` divided by ``scale`` (exactly; the tensor is read from qonnx execution
+    of the model on the host's own inputs). ``input_type`` is the stated precision (hls4ml
+    spelling, e.g. ``fixed<16,6>``) the host quantizes a float graph input to, when the model
+    has no input quantizer; ``how`` says in words what the host does (for the manifest)."""
+
+    tensor: str
+    scale: float
+    input_type: str | None = None
+    how: str = ""
+
+
+@dataclass(frozen=True)
+class HostOutput:
+    """What the host computes after the hardware. The output integers k are the model's
+    tensor ``tensor`` = k * scale + offset (``scale``: one float, or one per element;
+    ``offset``: a last layer's off-grid float bias, per element, or None); the ``tail`` nodes
+    (element-wise, by constants; names in the cleaned model) map that tensor on; ``final`` is
+    the node of a final Softmax, LogSoftmax or ArgMax (``final_op``), which the host takes as
+    argmax of the integers (all three are monotonic in the logits)."""
+
+    tensor: str
+    scale: float | tuple[float, ...]
+    tail: tuple[str, ...] = ()
+    offset: tuple[float, ...] | None = None
+    final: str | None = None
+    final_op: str | None = None
+
+
+def _host_to_dict(h) -> dict | None:
+    if h is None:
+        return None
+    d = {k: getattr(h, k) for k in h.__dataclass_fields__}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _host_from_dict(cls, d: dict | None):
+    if d is None:
+        return None
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
 class Graph:
-    """A topologically ordered tuple of ops and the names of the graph outputs."""
+    """A topologically ordered tuple of ops and the names of the graph outputs.
+
+    ``host_input`` / ``host_output`` are the contract with the host around the hardware
+    (None: the hardware reads and writes the model's own integers directly)."""
 
     ops: tuple[Op, ...]
     outputs: tuple[str, ...]
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    host_input: HostInput | None = field(default=None, compare=False, hash=False)
+    host_output: HostOutput | None = field(default=None, compare=False, hash=False)
 
     @cached_property
     def values(self) -> dict[str, Value]:
@@ -329,7 +378,8 @@ def verify(g: Graph) -> None:
 
 # --- JSON (ir.json) -----------------------------------------------------------------------
 
-FORMAT_VERSION = 1
+# 2: the host boundary moved from meta to typed fields (host_input, host_output).
+FORMAT_VERSION = 2
 
 
 def _op_to_dict(op: Op) -> dict:
@@ -378,6 +428,8 @@ def to_json(g: Graph) -> str:
     doc = {
         "format": FORMAT_VERSION,
         "meta": g.meta,
+        "host_input": _host_to_dict(g.host_input),
+        "host_output": _host_to_dict(g.host_output),
         "outputs": list(g.outputs),
         "ops": [_op_to_dict(op) for op in g.ops],
         "values": {
@@ -402,6 +454,12 @@ def from_json(text: str) -> Graph:
         raise HwpruneError(
             f"ir.json format {doc.get('format')} is not {FORMAT_VERSION}; re-run hwprune compile"
         )
-    g = Graph(tuple(_op_from_dict(d) for d in doc["ops"]), tuple(doc["outputs"]), doc["meta"])
+    g = Graph(
+        tuple(_op_from_dict(d) for d in doc["ops"]),
+        tuple(doc["outputs"]),
+        doc["meta"],
+        _host_from_dict(HostInput, doc.get("host_input")),
+        _host_from_dict(HostOutput, doc.get("host_output")),
+    )
     verify(g)
     return g

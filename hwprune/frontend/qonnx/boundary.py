@@ -17,41 +17,93 @@ import numpy as np
 
 from hwprune.errors import HwpruneError
 from hwprune.frontend.qonnx.state import Act, FloatInput, ImportState, attrs, size
-from hwprune.ir.graph import Input, IntRange
+from hwprune.ir.graph import HostInput, HostOutput, Input, IntRange
+
+# Nodes that only move elements: host-side, they leave the value set of the input unchanged.
+SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Identity", "Squeeze", "Unsqueeze")
+
+# Values of the input a host-side float chain is evaluated on, at most (one qonnx run each).
+MAX_INPUT_VALUES = 2**16
 
 
-def int_input(st: ImportState, name: str, src: FloatInput, node) -> Act:
-    """The graph input with an integer datatype, through its host-side affine chain, as
-    the IR input: the chain is evaluated with qonnx on every value of the datatype, and
-    the IR input ranges over the (integer) image."""
+def float_input(st: ImportState, name: str, src: FloatInput, node) -> Act:
+    """The float graph input read by arithmetic without a quantizer, as the IR input.
+
+    Its value set is the stated input type (``--input-type``: the host quantizes the input
+    to it, ap_fixed semantics) or the input's annotated integer datatype (e.g. BIPOLAR). A
+    host-side chain of element-wise nodes after it is evaluated with qonnx on every value of
+    that set; its image must lie on a power-of-two grid, whose integers are the IR input."""
     from hwprune.frontend.qonnx.chains import run_nodes
 
     dt = st.model.get_tensor_datatype(src.name)
-    if not dt.is_integer() or dt.get_num_possible_values() > 2**16:
+    t = st.input_type
+    if t is None and (not dt.is_integer() or dt.get_num_possible_values() > MAX_INPUT_VALUES):
         raise HwpruneError(
-            f"{st.where(node)}: reads the float graph input {src.name!r} ({dt.name}) "
-            "without a Quant; put an input quantizer (Quant) in front of it or annotate an "
-            "integer datatype (e.g. BIPOLAR, INT8)"
+            f"{st.where(node)}: reads the float graph input {src.name!r} ({dt.name}) without a "
+            "quantizer; state the precision the host quantizes it to with --input-type (for "
+            "example --input-type 'fixed<16,6>', hls4ml's default) or put a Quant in front of it"
+        )
+    if t is not None and dt.name != "FLOAT32":
+        raise HwpruneError(
+            f"--input-type {t.spelling()}: input {src.name!r} is annotated {dt.name} in the "
+            "model, which already fixes its values; drop --input-type"
+        )
+    if t is not None and t.width > MAX_INPUT_BITS:
+        raise HwpruneError(
+            f"--input-type {t.spelling()}: {t.width} bits cannot be fed to qonnx exactly "
+            f"(float32 holds {MAX_INPUT_BITS} significant bits); use {MAX_INPUT_BITS} bits or fewer"
+        )
+    elementwise = [n for n in src.nodes if n.op_type not in SHAPE_OPS]
+    if t is not None:
+        lo, hi, exp = t.lo, t.hi, t.exp
+        how = (
+            f"the host quantizes float input {src.name!r} to {t.spelling()} (ap_fixed "
+            f"semantics: rounding {t.rounding}, overflow {t.saturation})"
+        )
+    else:
+        lo, hi, exp = int(dt.min()), int(dt.max()), 0
+        how = f"the host feeds input {src.name!r} as its annotated {dt.name} values"
+    if elementwise:
+        names = ", ".join(n.op_type for n in elementwise)
+        lo, hi, exp = _chain_image(st, src, node, lo, hi, exp, dt, run_nodes)
+        how += f", then applies the model's float preprocessing ({names})"
+    op = Input(src.name, (), size(src.shape), IntRange(lo, hi), exp)
+    st.host_input = HostInput(name, 2.0**exp, None if t is None else t.spelling(), how)
+    return st.emit(op, src.shape, exp)
+
+
+# qonnx executes float32: an input wider than its significand is not fed exactly.
+MAX_INPUT_BITS = 24
+
+
+def _chain_image(st: ImportState, src: FloatInput, node, lo, hi, exp, dt, run_nodes):
+    """Range and grid exponent of the host chain's image of every input value."""
+    if hi - lo + 1 > MAX_INPUT_VALUES:
+        raise HwpruneError(
+            f"{st.where(node)}: the float preprocessing of input {src.name!r} would have to be "
+            f"evaluated on {hi - lo + 1} values, more than {MAX_INPUT_VALUES}; use a narrower "
+            "--input-type or quantize the preprocessed input with a Quant node"
         )
     in_shape = (1, *st.model.get_tensor_shape(src.name)[1:])
-    vals = [v for v in range(int(dt.min()), int(dt.max()) + 1) if dt.allowed(v)]
+    consts = st.consts(src.nodes, src.name)
+    opsets = st.model.model.opset_import
     image = []
-    for v in vals:
-        x = np.full(in_shape, v, dtype=np.float32)
-        if src.nodes:
-            consts = st.consts(src.nodes, src.name)
-            opsets = st.model.model.opset_import
-            x = run_nodes(src.nodes, src.name, x, consts, opsets)
+    for v in range(lo, hi + 1):
+        if st.input_type is None and not dt.allowed(v):
+            continue
+        x = np.full(in_shape, v * 2.0**exp, dtype=np.float32)
+        x = run_nodes(src.nodes, src.name, x, consts, opsets)
         image.append(np.asarray(x, dtype=np.float64).reshape(-1))
     img = np.stack(image)
-    if not np.all(img == np.round(img)):
-        raise HwpruneError(
-            f"{st.where(node)}: the input preprocessing maps {dt.name} values to "
-            "non-integers; quantize the input with a Quant node instead"
-        )
-    op = Input(src.name, (), size(src.shape), IntRange(int(img.min()), int(img.max())), 0)
-    st.host_input = {"tensor": name, "scale": 1.0}
-    return st.emit(op, src.shape, 0)
+    # The coarsest power-of-two grid holding every image value (integers: exponent 0).
+    for e in range(0, -48, -1):
+        if np.all(img * 2.0**-e == np.round(img * 2.0**-e)):
+            ints = np.round(img * 2.0**-e)
+            return int(ints.min()), int(ints.max()), e
+    raise HwpruneError(
+        f"{st.where(node)}: the input preprocessing maps the input's values off any "
+        "power-of-two grid; quantize the preprocessed input with a Quant node instead"
+    )
 
 
 def input_quant(
@@ -59,64 +111,80 @@ def input_quant(
 ) -> None:
     """The graph input's quantizer: its integer levels are the IR Input.
 
-    A float (non power-of-two) scale, or float preprocessing before the quantizer, stays on
-    the host: the host computes the levels (the host input), and a float scale joins the
-    value's pending float map like any other float scale."""
+    A float (non power-of-two) scale, float preprocessing before the quantizer, or a sign
+    (BipolarQuant, 1-bit signed Quant) stays on the host: the host computes the levels (the
+    host input), and a float scale joins the value's pending float map like any other."""
     from hwprune.frontend.qonnx.quantizers import pow2_exp
-    from hwprune.frontend.qonnx.quantizers import sign as sign_op
 
+    if st.input_type is not None:
+        raise HwpruneError(
+            f"--input-type {st.input_type.spelling()}: the model quantizes its input itself "
+            f"({st.where(node)}); drop --input-type"
+        )
     if np.asarray(scale).size != 1:
         pow2_exp(scale, st.where(node))  # raises: per-channel input scales
-    if sign:
-        sign_op(st, node, src, 0)  # raises: a bipolar input quantizer
     n = size(src.shape)
     op = Input(src.name, (), n, rng, 0 if exp is None else exp)
+    kind = "sign (" + node.op_type + ")" if sign else f"quantizer {node.op_type}"
+    pre = ", ".join(x.op_type for x in src.nodes if x.op_type not in SHAPE_OPS)
+    how = f"the host applies the model's input {kind} {node.name!r}" + (
+        f" after its float preprocessing ({pre})" if pre else ""
+    )
     if exp is None:
         qs = float(np.asarray(scale, dtype=np.float64).reshape(()))
-        st.host_input = {"tensor": node.output[0], "scale": qs}
+        st.host_input = HostInput(node.output[0], qs, None, how)
         d = st.emit(op, src.shape, 0)
         st.env[node.output[0]] = replace(d, scale=np.full(n, qs), start=node.output[0])
         return
-    if src.nodes:  # float preprocessing stays on the host: the IR input is the levels
-        st.host_input = {"tensor": node.output[0], "scale": 2.0**exp}
+    # A sign is computed on the host even from the raw input (the hardware takes no floats).
+    if src.nodes or sign:
+        st.host_input = HostInput(node.output[0], 2.0**exp, None, how)
     st.env[node.output[0]] = st.emit(op, src.shape, exp)
 
 
-def softmax(st: ImportState, node) -> None:
-    """A final Softmax stays on the host: the hardware outputs the integer logits; softmax
-    is monotonic, so argmax of the logits is argmax of the softmax (host output)."""
+# Final ops the host takes as argmax of the output integers (each is monotonic in the logits).
+FINAL_OPS = ("Softmax", "LogSoftmax", "ArgMax")
+
+
+def final(st: ImportState, node) -> None:
+    """A final Softmax, LogSoftmax or ArgMax stays on the host: the hardware outputs the
+    integer logits; all three are monotonic in them, so the host's argmax of the logits is
+    the model's answer (host output)."""
     outs = {o.name for o in st.model.graph.output}
     shape = st.model.get_tensor_shape(node.input[0])
-    axis = attrs(node).get("axis", -1)
-    if node.output[0] not in outs or not shape or len(shape) != 2 or axis not in (-1, 1):
+    a = attrs(node)
+    axis = a.get("axis", -1 if node.op_type != "ArgMax" else 0)
+    ok = node.output[0] in outs and shape and len(shape) == 2 and axis in (-1, 1)
+    if node.op_type == "ArgMax" and a.get("select_last_index", 0):
+        ok = False  # ties would go to the last index; the host's argmax takes the first
+    if not ok:
         raise HwpruneError(
-            f"{st.where(node)}: only a final Softmax over the last axis of a (1, N) "
+            f"{st.where(node)}: only a final {node.op_type} over the last axis of a (1, N) "
             "tensor is supported (taken as argmax on the host); remove it or move it last"
         )
     if not isinstance(st.get(node.input[0]), Act):
         raise HwpruneError(f"{st.where(node)}: input must be a layer's output")
-    st.softmax_node = node
+    st.final_node = node
     st.env[node.output[0]] = st.get(node.input[0])
 
 
-def host_output(st: ImportState, out: Act, name: str, last) -> dict | None:
+def host_output(st: ImportState, out: Act, name: str, last) -> HostOutput | None:
     """What the host does after the hardware, or None (the output is int * 2**exp).
 
     The hardware's integers k are qonnx tensor ``tensor`` = k * scale + offset (offset: a
     layer's off-grid float bias, else absent); the ``tail`` nodes (elementwise, by
-    constants) map that tensor on, and a final Softmax (``softmax``: its node) is taken as
+    constants) map that tensor on, and a final Softmax / LogSoftmax / ArgMax is taken as
     argmax of the logits on the host."""
-    sm = st.softmax_node
+    fn = st.final_node
+    fin = {} if fn is None else {"final": fn.name, "final_op": fn.op_type}
     if out.exact:
-        if sm is None:
+        if fn is None:
             return None
         v = st.value(name, last)
-        return {"tensor": sm.input[0], "scale": 2.0**v.exp, "tail": [], "softmax": sm.name}
+        return HostOutput(fn.input[0], 2.0**v.exp, **fin)
     sc = out.scale
-    ho: dict = {
-        "tensor": out.start,
-        "scale": float(sc[0]) if np.all(sc == sc[0]) else [float(v) for v in sc],
-    }
+    scale = float(sc[0]) if np.all(sc == sc[0]) else tuple(float(v) for v in sc)
+    tensor, offset = out.start, None
     nodes = list(out.nodes)
     if out.start not in st.model.get_all_tensor_names():
         # The layer's accumulator is unnamed in the model (a bias chain): the host tensor
@@ -124,9 +192,5 @@ def host_output(st: ImportState, out: Act, name: str, last) -> dict | None:
         add = nodes.pop(0)
         b = np.asarray(st.get(add.input[1]).raw, dtype=np.float32)
         off = np.broadcast_to(b, (1, *out.shape)).reshape(-1)
-        ho["tensor"] = add.output[0]
-        ho["offset"] = [float(v) for v in off]
-    ho["tail"] = [n.name for n in nodes]
-    if sm is not None:
-        ho["softmax"] = sm.name
-    return ho
+        tensor, offset = add.output[0], tuple(float(v) for v in off)
+    return HostOutput(tensor, scale, tuple(n.name for n in nodes), offset, **fin)

@@ -96,14 +96,15 @@ def quant_levels(
     start: str,
     cand: np.ndarray,
     scale: np.ndarray,
-    qscale: float,
+    qscale: float | np.ndarray,
     consts: Mapping[str, np.ndarray],
     opset_imports: Sequence,
     where: str,
     shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Integer output levels of ``nodes`` (the chain, then the quantizer last) for every
-    candidate integer in ``cand`` (N, C); the quantizer's output is level * qscale exactly.
+    candidate integer in ``cand`` (N, C); the quantizer's output is level * qscale exactly
+    (``qscale``: one float, or one per column for per-channel quantizer scales).
 
     ``shape`` is the start tensor's shape without the batch (default (C,)): the flat columns
     are fed in that shape so per-channel constants broadcast as in the model."""
@@ -114,9 +115,10 @@ def quant_levels(
         x = start_values(cand[a : a + step], scale)
         xs = x.reshape(len(x), *shape)
         y = run_nodes(nodes, start, xs, consts, opset_imports).reshape(x.shape)
-        lv = np.round(y.astype(np.float64) / np.float64(qscale))
+        qs = np.asarray(qscale, dtype=np.float64)
+        lv = np.round(y.astype(np.float64) / qs)
         # The quantizer computes level * scale in float32: recover the level and prove it.
-        if not np.array_equal(lv.astype(np.float32) * np.float32(qscale), y):
+        if not np.array_equal(lv.astype(np.float32) * qs.astype(np.float32), y):
             raise HwpruneError(
                 f"{where}: quantizer outputs are not integer multiples of its scale {qscale}; "
                 "use a zero zero-point and a constant scale"
@@ -152,3 +154,108 @@ def thresholds_for(lo: int, levels: np.ndarray, base: int, step: int, n_thr: int
     if not np.array_equal(recon, levels):  # a level off the base + step * j grid
         raise ValueError("threshold reconstruction differs from the evaluated levels")
     return tuple(ts)
+
+
+# Element-wise ops whose float32 evaluation is monotonic in their activation input (IEEE
+# operations are correctly rounded, and rounding is monotonic): the sign of the direction
+# is that of the constant factor (Mul, Div, BatchNormalization's gamma), -1 for a constant
+# minus the activation, +1 for the rest. Quantizers (Quant, BipolarQuant, Trunc) are
+# non-decreasing: round, divide by a positive scale, clip.
+MONOTONE_OPS = (
+    "Mul",
+    "Div",
+    "Add",
+    "Sub",
+    "BatchNormalization",
+    "Relu",
+    "Quant",
+    "BipolarQuant",
+    "Trunc",
+)
+
+
+def directions(
+    nodes: Sequence[onnx.NodeProto],
+    start: str,
+    scale: np.ndarray,
+    consts: Mapping[str, np.ndarray],
+    shape: tuple[int, ...],
+) -> np.ndarray | None:
+    """Per flat element, +1 if the chain (start value int * scale, then ``nodes``) is
+    non-decreasing in the integer, -1 if non-increasing; None when some node is not known
+    to be monotonic (the caller then evaluates every candidate)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    sign = np.sign(np.broadcast_to(np.asarray(scale, dtype=np.float64), (n,))).copy()
+    cur = start
+
+    def per_elem(c, axis_channel: bool = False) -> np.ndarray:
+        c = np.asarray(c, dtype=np.float64)
+        if axis_channel:  # one value per channel (axis 1 of the batched tensor)
+            c = c.reshape((1, -1) + (1,) * (len(shape) - 1))
+        return np.broadcast_to(c, (1, *shape)).reshape(-1)
+
+    for node in nodes:
+        if node.op_type not in MONOTONE_OPS:
+            return None
+        if node.op_type in ("Mul", "Div"):
+            other = node.input[1] if node.input[0] == cur else node.input[0]
+            if node.op_type == "Div" and node.input[0] != cur:
+                return None  # a constant divided by the activation
+            sign *= np.sign(per_elem(consts[other]))
+        elif node.op_type == "Sub" and node.input[0] != cur:
+            sign = -sign
+        elif node.op_type == "BatchNormalization":
+            sign *= np.sign(per_elem(consts[node.input[1]], axis_channel=True))
+        cur = node.output[0]
+    sign[sign == 0] = 1  # a constant element: any direction holds
+    return sign.astype(np.int64)
+
+
+def search_thresholds(
+    nodes: Sequence[onnx.NodeProto],
+    start: str,
+    ranges: Sequence[tuple[int, int]],
+    direction: np.ndarray,
+    scale: np.ndarray,
+    qscale: float | np.ndarray,
+    qmin: int,
+    step: int,
+    n_thr: int,
+    consts: Mapping[str, np.ndarray],
+    opset_imports: Sequence,
+    where: str,
+    shape: tuple[int, ...],
+) -> list[tuple[int, ...]]:
+    """Thresholds of a chain known to be monotonic (``directions``), by binary search.
+
+    For element c (integer x in [lo, hi]) and level j, t_j is the smallest u in the
+    ascending variable u = direction * x reaching level qmin + j * step (u_hi + 1 when never
+    reached, u_lo when always). A monotonic level function is fixed by these thresholds, so
+    evaluating with qonnx the ~log2(range) midpoints of each search is a complete proof; the
+    levels at both ends are checked to lie on the quantizer's grid. All (element, level)
+    searches run together: one qonnx execution per bisection step."""
+    lo = np.array([r[0] for r in ranges], dtype=np.int64)
+    hi = np.array([r[1] for r in ranges], dtype=np.int64)
+    u_lo = np.where(direction > 0, lo, -hi)
+    u_hi = np.where(direction > 0, hi, -lo)
+    want = qmin + step * np.arange(1, n_thr + 1, dtype=np.int64)[:, None]  # (n_thr, 1)
+    a = np.broadcast_to(u_lo, (n_thr, len(lo))).copy()  # answer in [a, b]
+    b = np.broadcast_to(u_hi + 1, (n_thr, len(lo))).copy()
+
+    def level(u: np.ndarray) -> np.ndarray:
+        x = u * direction[None, :]
+        return quant_levels(nodes, start, x, scale, qscale, consts, opset_imports, where, shape)
+
+    ends = level(np.stack([u_lo, u_hi]))
+    if np.any(ends[0] > ends[1]) or np.any((ends - qmin) % step):
+        raise HwpruneError(
+            f"{where}: the quantizer's levels at the ends of the input range are off its grid "
+            "or not ordered; the chain is not the monotonic map it was taken for"
+        )
+    while np.any(a < b):
+        active = a < b
+        mid = np.where(active, (a + b) // 2, np.minimum(a, u_hi[None, :]))
+        reached = level(mid) >= want
+        b = np.where(active & reached, mid, b)
+        a = np.where(active & ~reached, mid + 1, a)
+    return [tuple(int(t) for t in a[:, c]) for c in range(len(lo))]

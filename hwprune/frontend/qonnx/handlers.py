@@ -30,7 +30,11 @@ HANDLERS: dict[str, Callable] = {
     "BatchNormalization": elementwise.batchnorm,
     "Transpose": elementwise.transpose,
     "Trunc": quantizers.trunc,
-    "Softmax": boundary.softmax,
+    "Squeeze": elementwise.reshape,
+    "Unsqueeze": elementwise.reshape,
+    "Softmax": boundary.final,
+    "LogSoftmax": boundary.final,
+    "ArgMax": boundary.final,
 }
 
 SUPPORTED_OPS: tuple[str, ...] = tuple(HANDLERS)

@@ -18,6 +18,7 @@ from pathlib import Path
 import onnx
 
 from hwprune.errors import HwpruneError
+from hwprune.frontend.precision import FixedType, parse_precision
 from hwprune.frontend.qonnx.boundary import host_output
 from hwprune.frontend.qonnx.handlers import FOLDED_BY_CLEANUP, HANDLERS, SUPPORTED_OPS
 from hwprune.frontend.qonnx.state import FloatInput, ImportState
@@ -70,9 +71,14 @@ def _graph_input_name(st: ImportState) -> str:
     return names[0]
 
 
-def import_model(model) -> Graph:
-    """Convert a cleaned qonnx ModelWrapper into a verified integer IR graph."""
-    st = ImportState(model)
+def import_model(model, input_type: str | FixedType | None = None) -> Graph:
+    """Convert a cleaned qonnx ModelWrapper into a verified integer IR graph.
+
+    ``input_type`` (hls4ml spelling, e.g. ``fixed<16,6>``) is the precision the host
+    quantizes a float graph input to when the model reads it without a quantizer."""
+    if isinstance(input_type, str):
+        input_type = parse_precision(input_type)
+    st = ImportState(model, input_type)
     nodes = list(model.graph.node)
     for node in nodes:
         if node.op_type not in HANDLERS:
@@ -118,15 +124,16 @@ def import_model(model) -> Graph:
         "output_exp": out.exp,
         "layers": st.layers,
     }
-    if st.host_input is not None:
-        meta["host_input"] = st.host_input
-    if ho is not None:
-        meta["host_output"] = ho
-    g = Graph(tuple(st.ops), (out.op,), meta)
+    if input_type is not None and st.host_input is None:
+        raise HwpruneError(
+            f"--input-type {input_type.spelling()}: the model never reads its float input "
+            "without a quantizer; drop --input-type"
+        )
+    g = Graph(tuple(st.ops), (out.op,), meta, st.host_input, ho)
     verify(g)
     return g
 
 
-def import_qonnx(path: str | Path) -> Graph:
+def import_qonnx(path: str | Path, input_type: str | FixedType | None = None) -> Graph:
     """Load, clean and import a QONNX file; raises HwpruneError on anything unsupported."""
-    return import_model(load_model(path))
+    return import_model(load_model(path), input_type)

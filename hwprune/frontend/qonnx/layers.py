@@ -44,16 +44,42 @@ def weights(st: ImportState, node) -> Const:
     return w
 
 
-def in_scale(st: ImportState, x: Act, node) -> float:
-    """The one real scale of a layer's integer input (per-element scales are refused)."""
+# Largest integer column factor a per-channel input scale may need (see column_scale).
+MAX_FACTOR_BITS = 40
+
+
+def column_scale(st: ImportState, x: Act, node) -> tuple[float, np.ndarray | None]:
+    """The real scale of a layer's integer input as ``base * factor[j]``, exactly.
+
+    Per-tensor: (scale, None). Per-channel (each element j its own positive float scale
+    s_j, as after a Brevitas per-channel quantizer and pooling): every float is m * 2**e
+    with an integer m, so s_j = factor_j * base with base = 2**min(e) and integer factors;
+    the layer multiplies each weight by its column's factor and the sum stays an exact
+    integer on the scale base (per row, times the weight scale)."""
     if x.scale is None:
-        return 2.0**x.exp
-    if not np.all(x.scale == x.scale[0]):
+        return 2.0**x.exp, None
+    s = np.asarray(x.scale, dtype=np.float64)
+    if np.all(s == s[0]):
+        return float(s[0]), None
+    if np.any(s <= 0):
         raise HwpruneError(
-            f"{st.where(node)}: the input has per-channel scales; use a per-tensor "
-            "activation quantizer before this layer"
+            f"{st.where(node)}: the input has a non-positive per-channel scale; quantize "
+            "with positive scales before this layer"
         )
-    return float(x.scale[0])
+    m, e = np.frexp(s)
+    mant = (m * 2.0**53).astype(np.int64)  # exact: m has 53 significant bits at most
+    exps = e.astype(np.int64) - 53
+    tz = np.array([(int(v) & -int(v)).bit_length() - 1 for v in mant], dtype=np.int64)
+    mant, exps = mant >> tz, exps + tz
+    low = int(exps.min())
+    factors = [int(v) << int(k - low) for v, k in zip(mant, exps)]
+    if max(f.bit_length() for f in factors) > MAX_FACTOR_BITS:
+        raise HwpruneError(
+            f"{st.where(node)}: the input's per-channel scales span more than "
+            f"{MAX_FACTOR_BITS} bits ({s.min():.3g} to {s.max():.3g}), too wide to carry "
+            "exactly; use a per-tensor activation quantizer before this layer"
+        )
+    return 2.0**low, np.array(factors, dtype=np.int64)
 
 
 def dense(st: ImportState, node, x: Act, w: Const, transposed: bool) -> Act:
@@ -71,6 +97,7 @@ def dense(st: ImportState, node, x: Act, w: Const, transposed: bool) -> Act:
         raise HwpruneError(
             f"{st.where(node)}: weight shape {mat.shape} does not match {n_in} inputs"
         )
+    base, factor = column_scale(st, x, node)
     rows = []
     for j in range(mat.shape[1]):
         col = mat[:, j]
@@ -78,12 +105,14 @@ def dense(st: ImportState, node, x: Act, w: Const, transposed: bool) -> Act:
         # A pending Transpose renumbers the columns; terms stay sorted by IR column.
         order = np.argsort(st.cols(x, nz), kind="stable")
         cols, ws = st.cols(x, nz)[order], col[nz][order]
+        if factor is not None:  # per-channel input scales: integer column factors
+            ws = ws * factor[cols]
         rows.append(Row(0, tuple(cols.tolist()), tuple(ws.tolist())))
     out_scale = None
     if x.scale is not None or w.scale is not None:
         ws = w.scale.T if (w.scale is not None and transposed) else w.scale
         ws = 2.0**w.exp if ws is None else per_output(ws, mat.shape, 1, st.where(node))
-        out_scale = np.broadcast_to(in_scale(st, x, node) * ws, (mat.shape[1],)).copy()
+        out_scale = np.broadcast_to(base * ws, (mat.shape[1],)).copy()
     w_exp = w.exp if out_scale is None else -x.exp  # float: output exp 0, nominal
     op = Dense(st.fresh("dense"), (x.op,), n_in, tuple(rows), w_exp)
     st.layers[op.name] = {
@@ -185,6 +214,7 @@ def conv(st: ImportState, node) -> None:
     n_pos = win.shape[1]
     cols_of = win.transpose(1, 0, 2).reshape(n_pos, -1)  # (position, (c, kernel) C order)
     mat = w.ints.reshape(w.ints.shape[0], -1)
+    base, factor = column_scale(st, x, node)
     rows = []
     for o in range(mat.shape[0]):
         wo = mat[o]
@@ -192,6 +222,8 @@ def conv(st: ImportState, node) -> None:
             # Terms reading padding are dropped (the padding is zero); so are zero weights.
             keep = (cols_of[p] >= 0) & (wo != 0)
             cs, ws = cols_of[p][keep], wo[keep]
+            if factor is not None:  # per-channel input scales: integer column factors
+                ws = ws * factor[cs]
             order = np.argsort(cs, kind="stable")  # a pending Transpose renumbers columns
             rows.append(Row(0, tuple(cs[order].tolist()), tuple(ws[order].tolist())))
     shape = (mat.shape[0], *out_sp)
@@ -205,7 +237,7 @@ def conv(st: ImportState, node) -> None:
     }
     if x.scale is not None or w.scale is not None:
         ws = 2.0**w.exp if w.scale is None else per_output(w.scale, w.ints.shape, 0, st.where(node))
-        per_ch = np.broadcast_to(in_scale(st, x, node) * ws, (mat.shape[0],))
+        per_ch = np.broadcast_to(base * ws, (mat.shape[0],))
         op = replace(op, w_exp=-x.exp)  # float scale: output exp 0, nominal
         acc = st.emit(op, shape, 0)
         acc = replace(acc, scale=np.repeat(per_ch, n_pos), start=node.output[0])

@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 
 from hwprune.errors import HwpruneError
-from hwprune.frontend.qonnx.layers import in_scale
 from hwprune.frontend.qonnx.state import ImportState, attrs, size, windows
 from hwprune.ir.graph import Dense, Max, Row
 
@@ -23,10 +22,10 @@ def maxpool(st: ImportState, node) -> None:
         )
     # max(relu(x)) == relu(max(x)): a pending ReLU stays pending through the pooling.
     x = st.dyn(node.input[0], node)
-    if x.nodes or (x.scale is not None and not np.all(x.scale == x.scale[0])):
+    if x.nodes:
         raise HwpruneError(
-            f"{st.where(node)}: max pooling of a float map (BatchNorm / scaling) or of "
-            "per-channel scales is not supported; quantize before the MaxPool"
+            f"{st.where(node)}: max pooling of a float map (BatchNorm / scaling) is not "
+            "supported; quantize before the MaxPool"
         )
     kernel = tuple(a["kernel_shape"])
     strides, pads = st.geometry(node, x, kernel)
@@ -42,11 +41,36 @@ def maxpool(st: ImportState, node) -> None:
         groups.append(grp)
     shape = (x.shape[0], *out_sp)
     st.check_shape(node, shape)
+    scale = window_scales(st, node, x, groups, "max")
     op = Max(st.fresh("maxpool"), (x.op,), tuple(groups))
     y = st.emit(op, shape, x.exp, x.relu)
-    if x.scale is not None:  # a positive per-tensor scale commutes with max
-        y = replace(y, scale=np.full(len(groups), x.scale[0]), start=node.output[0])
+    if scale is not None:
+        y = replace(y, scale=scale, start=node.output[0])
     st.env[node.output[0]] = y
+
+
+def window_scales(st: ImportState, node, x, groups, what: str) -> np.ndarray | None:
+    """The float scale of each window's output, or None (x is int * 2**exp).
+
+    Max commutes with a positive scale, and a window (one channel's neighbourhood) shares
+    its channel's scale, so per-tensor and per-channel scales alike pass through; a
+    non-positive scale would flip the comparison, and a window mixing scales has no single
+    one: both are refused."""
+    if x.scale is None:
+        return None
+    s = np.asarray(x.scale, dtype=np.float64)
+    if np.any(s <= 0):
+        raise HwpruneError(
+            f"{st.where(node)}: {what} pooling of values with a non-positive scale "
+            f"({s.min():.3g}) would flip the comparison; quantize with positive scales first"
+        )
+    first = np.array([s[g[0]] for g in groups])
+    if any(np.any(s[list(g)] != f) for g, f in zip(groups, first)):
+        raise HwpruneError(
+            f"{st.where(node)}: a {what} pooling window mixes elements of different scales; "
+            "quantize with one scale per channel before the pooling"
+        )
+    return first
 
 
 def avgpool(st: ImportState, node) -> None:
@@ -83,7 +107,7 @@ def avgpool(st: ImportState, node) -> None:
         "positions": win.shape[1],
     }
     y = st.emit(op, shape, x.exp - k)
-    if x.scale is not None:  # sum * 2**-k on the input's float scale
-        sc = in_scale(st, x, node) * 2.0**-k
-        y = replace(y, scale=np.full(size(shape), sc), start=node.output[0])
+    scale = window_scales(st, node, x, [r.cols for r in rows], "average")
+    if scale is not None:  # sum * 2**-k on each window's float scale
+        y = replace(y, scale=scale * 2.0**-k, start=node.output[0])
     st.env[node.output[0]] = y

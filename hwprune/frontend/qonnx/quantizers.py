@@ -19,6 +19,10 @@ from hwprune.errors import HwpruneError
 from hwprune.frontend.qonnx.state import Act, Const, FloatInput, ImportState, attrs, size
 from hwprune.ir.graph import Dense, IntRange, Requant, Rounding, Row, Threshold, shift_round
 
+# Input integers per element up to which a quantizer's levels are evaluated on every one
+# (proof by exhaustion); wider inputs of monotonic chains are bisected (chains.py).
+EXHAUSTIVE_RANGE = 2**16
+
 ROUNDING = {"FLOOR": Rounding.FLOOR, "ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN}
 
 
@@ -92,7 +96,8 @@ def quant(st: ImportState, node) -> None:
         return
     exp = try_pow2(scale)
     if isinstance(src, FloatInput):  # quantizer of a graph input: the hardware input port
-        input_quant(st, node, src, scale, exp, IntRange(lo, hi), signed and bw == 1)
+        sgn = signed and bw == 1  # qonnx's 1-bit signed Quant is the sign function
+        input_quant(st, node, src, scale, exp, IntRange(-1, 1) if sgn else IntRange(lo, hi), sgn)
         return
     src = st.dyn(x_name, node)
     if signed and bw == 1:  # qonnx's int_quant: a 1-bit signed Quant is the sign function
@@ -136,10 +141,6 @@ def trunc(st: ImportState, node) -> None:
         raise HwpruneError(
             f"{st.where(node)}: nonzero zero point is not supported; use a zero zero-point"
         )
-    if np.asarray(out_scale).size != 1 or np.asarray(scale).size != 1:
-        raise HwpruneError(
-            f"{st.where(node)}: per-channel Trunc scales are not supported; use per-tensor"
-        )
     a = attrs(node)
     bw = int(np.asarray(out_bits).reshape(-1)[0])
     signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
@@ -150,12 +151,12 @@ def trunc(st: ImportState, node) -> None:
         )
     src = st.dyn(node.input[0], node)
     st.no_perm(src, node)
-    # qonnx's own truncation factor: 2**round(log2(output scale / scale)).
-    ratio = float(np.asarray(out_scale, dtype=np.float64).reshape(()))
-    ratio /= float(np.asarray(scale, dtype=np.float64).reshape(()))
-    k = int(np.round(np.log2(ratio)))
+    # qonnx's own truncation factor: 2**round(log2(output scale / scale)), per channel.
+    ratio = np.asarray(out_scale, dtype=np.float64) / np.asarray(scale, dtype=np.float64)
+    ks = np.unique(np.round(np.log2(ratio)))
     mode = a.get("rounding_mode", "FLOOR").upper()
-    shift = (k, ROUNDING[mode]) if mode in ROUNDING else None
+    # A plain shift only when every channel shifts alike (else: thresholds, still exact).
+    shift = (int(ks[0]), ROUNDING[mode]) if mode in ROUNDING and ks.size == 1 else None
     d = threshold_quant(st, node, src, out_scale, lo, hi, 1, shift)
     st.env[node.output[0]] = d
 
@@ -174,8 +175,11 @@ def bipolar_quant(st: ImportState, node) -> None:
         st.env[node.output[0]] = const_ints(st, node, q, scale)
         return
     exp = try_pow2(scale)
-    if isinstance(src, FloatInput):
-        sign(st, node, src, 0)  # raises: a bipolar input quantizer
+    if isinstance(src, FloatInput):  # the sign of the graph input, taken on the host
+        from hwprune.frontend.qonnx.boundary import input_quant
+
+        input_quant(st, node, src, scale, exp, IntRange(-1, 1), True)
+        return
     src = st.dyn(x_name, node)
     if exp is None or not src.exact or src.perm is not None:
         st.no_perm(src, node)
@@ -227,61 +231,89 @@ def threshold_quant(
 
     where = st.where(node)
     s = np.asarray(scale, dtype=np.float64)
-    if s.size != 1:
+    if s.size != 1 and src.perm is not None:
         raise HwpruneError(
-            f"{where}: per-channel activation scales (shape {tuple(s.shape)}) are not "
-            "supported; use a per-tensor activation quantizer"
+            f"{where}: a per-channel quantizer reads a transposed activation; quantize "
+            "before the Transpose"
         )
-    qs = float(s.reshape(()))
+    if np.any(s <= 0):
+        raise HwpruneError(f"{where}: quantizer scale {s.reshape(-1)[:4]} is not positive")
+    # One float scale per flat element (C order): per-tensor or per-channel quantizers alike.
+    try:
+        qs = np.broadcast_to(s, (1, *src.shape)).reshape(-1).copy()
+    except ValueError:
+        raise HwpruneError(
+            f"{where}: scale of shape {tuple(s.shape)} does not broadcast to the activation's "
+            f"shape {(1, *src.shape)}"
+        ) from None
+    qscale = float(qs[0]) if s.size == 1 else qs
     src = st.floated(node.input[0], src, node)
     ranges = [(r.lo, r.hi) for r in st.vals[src.op].ranges]
-    cand = chains.candidates(ranges, where)
     nodes = src.nodes + (node,)
-    levels = chains.quant_levels(
-        nodes,
-        src.start,
-        cand,
-        src.scale,
-        qs,
-        st.consts(nodes, src.start),
-        st.model.model.opset_import,
-        where,
-        src.shape,
-    )
+    consts = st.consts(nodes, src.start)
+    opsets = st.model.model.opset_import
     exp = try_pow2(s)
-    if shift is not None:
-        d = shift_if_exact(st, node, src, ranges, levels, qmin, qmax, shift, exp)
-        if d is not None:
-            if exp is None:
-                d = replace(d, scale=np.full(size(src.shape), qs), start=node.output[0])
-            return replace(d, perm=src.perm)
-    ts_all, flips = [], []
-    for c, (lo, hi) in enumerate(ranges):
-        lv = levels[: hi - lo + 1, c]
-        direction = chains.monotone_direction(lv)
-        if direction == 0:
-            raise HwpruneError(
-                f"{where}: the output level of element {c} is not monotonic in its integer "
-                "input, so it has no thresholds; only monotonic scale/BatchNorm chains are "
-                "supported"
-            )
-        if direction < 0:  # negate the integer: -x runs through the levels ascending
-            flips.append(c)
-            lo, lv = -hi, lv[::-1]
-        try:
-            ts_all.append(chains.thresholds_for(lo, lv, qmin, step, (qmax - qmin) // step))
-        except ValueError:
-            raise HwpruneError(
-                f"{where}: element {c}'s levels are off the quantizer's grid; the "
-                "threshold reconstruction failed"
-            ) from None
+    n_thr = (qmax - qmin) // step
+    widest = max(hi - lo + 1 for lo, hi in ranges)
+    dirs = None
+    if widest > EXHAUSTIVE_RANGE:
+        dirs = chains.directions(nodes, src.start, src.scale, consts, src.shape)
+    if dirs is not None:
+        # Too many integers to evaluate each, and every node is monotonic: bisection.
+        ts_all = chains.search_thresholds(
+            nodes,
+            src.start,
+            ranges,
+            dirs,
+            src.scale,
+            qscale,
+            qmin,
+            step,
+            n_thr,
+            consts,
+            opsets,
+            where,
+            src.shape,
+        )
+        flips = [c for c in range(len(ranges)) if dirs[c] < 0]
+    else:
+        cand = chains.candidates(ranges, where)
+        levels = chains.quant_levels(
+            nodes, src.start, cand, src.scale, qscale, consts, opsets, where, src.shape
+        )
+        if shift is not None:
+            d = shift_if_exact(st, node, src, ranges, levels, qmin, qmax, shift, exp)
+            if d is not None:
+                if exp is None:
+                    d = replace(d, scale=qs, start=node.output[0])
+                return replace(d, perm=src.perm)
+        ts_all, flips = [], []
+        for c, (lo, hi) in enumerate(ranges):
+            lv = levels[: hi - lo + 1, c]
+            direction = chains.monotone_direction(lv)
+            if direction == 0:
+                raise HwpruneError(
+                    f"{where}: the output level of element {c} is not monotonic in its integer "
+                    "input, so it has no thresholds; only monotonic scale/BatchNorm chains are "
+                    "supported"
+                )
+            if direction < 0:  # negate the integer: -x runs through the levels ascending
+                flips.append(c)
+                lo, lv = -hi, lv[::-1]
+            try:
+                ts_all.append(chains.thresholds_for(lo, lv, qmin, step, n_thr))
+            except ValueError:
+                raise HwpruneError(
+                    f"{where}: element {c}'s levels are off the quantizer's grid; the "
+                    "threshold reconstruction failed"
+                ) from None
     if flips:
         negate_rows(st, node, src, flips)
     out_exp = 0 if exp is None else exp
     op = Threshold(st.fresh("thr"), (src.op,), tuple(ts_all), qmin, step, out_exp)
     d = st.emit(op, src.shape, out_exp)
     if exp is None:
-        d = replace(d, scale=np.full(size(src.shape), qs), start=node.output[0])
+        d = replace(d, scale=qs, start=node.output[0])
     return replace(d, perm=src.perm)
 
 
@@ -327,11 +359,6 @@ def negate_rows(st: ImportState, node, src: Act, flips: list[int]) -> None:
 
 def sign(st: ImportState, node, src, exp: int) -> Act:
     """y = +1 if x >= 0 else -1 on the scale 2**exp (qonnx's binary_quant)."""
-    if isinstance(src, FloatInput):
-        raise HwpruneError(
-            f"{st.where(node)}: a bipolar (1-bit signed) input quantizer is not supported; "
-            "quantize the graph input with an unsigned or 2-bit or wider quantizer"
-        )
     # Real x >= 0 exactly when its integer is >= 0 (scales are positive).
     v = st.value(node.input[0], node)
     n = size(v.shape)

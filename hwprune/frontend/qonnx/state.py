@@ -22,7 +22,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import numpy_helper
 
 from hwprune.errors import HwpruneError
-from hwprune.ir.graph import Op, Requant, Value
+from hwprune.frontend.precision import FixedType
+from hwprune.ir.graph import HostInput, Op, Requant, Value
 
 
 @dataclass
@@ -110,8 +111,10 @@ def windows(
 class ImportState:
     """The walk's state: tensors seen so far, the IR ops emitted and their values."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, input_type: FixedType | None = None) -> None:
         self.model = model
+        # The precision the host quantizes a float graph input to (--input-type), if stated.
+        self.input_type = input_type
         self.inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         self.env: dict[str, Act | Const | FloatInput] = {}
         self.ops: list[Op] = []
@@ -119,11 +122,10 @@ class ImportState:
         self.layers: dict[str, dict] = {}
         self.graph_inputs = {i.name for i in model.graph.input if i.name not in self.inits}
         self.counter: dict[str, int] = {}
-        # Where the IR input's integers come from when the model input is preprocessed on the
-        # host: {"tensor": name whose values are int * scale, "scale": float}.
-        self.host_input: dict | None = None
-        # A final Softmax, left to the host (see boundary.softmax).
-        self.softmax_node = None
+        # Where the IR input's integers come from when the host prepares the model input.
+        self.host_input: HostInput | None = None
+        # A final Softmax / LogSoftmax / ArgMax, left to the host (see boundary.final).
+        self.final_node = None
 
     def fresh(self, kind: str) -> str:
         """A new IR op name: kind followed by a per-kind counter."""
@@ -152,13 +154,14 @@ class ImportState:
         """A dynamic operand as is (a pending ReLU stays pending).
 
         The float graph input read without a quantizer becomes the IR input here, if its
-        datatype is a small integer one (e.g. BIPOLAR): see ``boundary.int_input``.
+        datatype is a small integer one (e.g. BIPOLAR) or its type is stated (--input-type):
+        see ``boundary.float_input``.
         """
-        from hwprune.frontend.qonnx.boundary import int_input
+        from hwprune.frontend.qonnx.boundary import float_input
 
         v = self.get(name)
         if isinstance(v, FloatInput):
-            v = self.env[name] = int_input(self, name, v, node)
+            v = self.env[name] = float_input(self, name, v, node)
         if not isinstance(v, Act):
             raise HwpruneError(
                 f"{self.where(node)}: input {name!r} must be a quantized activation; put a "

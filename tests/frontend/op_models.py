@@ -1,0 +1,93 @@
+"""Small hand-written QONNX models for the ops no other test model holds: a float graph input
+read by a MatMul with no quantizer (as QKeras / hls4ml models come), Unsqueeze, Squeeze and
+Identity on activations, and each final op the host takes as argmax (Softmax, LogSoftmax,
+ArgMax) after a float output tail.
+
+Written with onnx.helper and cleaned with qonnx, like tests/qonnx_coverage_models.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from tests.qonnx_coverage_models import QONNX_DOMAIN, _c, _pruned
+
+FINAL_OPS = ("Softmax", "LogSoftmax", "ArgMax")
+
+
+def _quant(x: str, y: str, scale, bits: int, signed: bool, mode: str = "ROUND"):
+    inits = [_c(f"{y}_s", scale), _c(f"{y}_z", 0.0), _c(f"{y}_b", bits)]
+    node = helper.make_node(
+        "Quant",
+        [x, f"{y}_s", f"{y}_z", f"{y}_b"],
+        [y],
+        domain=QONNX_DOMAIN,
+        signed=int(signed),
+        narrow=0,
+        rounding_mode=mode,
+    )
+    return node, inits
+
+
+def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> Path:
+    """FLOAT32 input (1, 12), no quantizer -> Unsqueeze -> Squeeze -> Identity -> MatMul
+    (4-bit weights, scale 2**-3) -> Add (quantized bias) -> Relu -> Quant (unsigned 4-bit,
+    2**-2, FLOOR) -> MatMul (3-bit, float scale 0.3) -> Mul 0.7 -> Add -> ``final``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+    from qonnx.util.cleanup import cleanup_model
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def add(node_inits):
+        nodes.append(node_inits[0])
+        inits.extend(node_inits[1])
+
+    inits += [
+        helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("ax2", TensorProto.INT64, [1], [1]),
+    ]
+    nodes += [
+        helper.make_node("Unsqueeze", ["x", "ax"], ["t_u"]),  # (1, 1, 12)
+        helper.make_node("Squeeze", ["t_u", "ax2"], ["t_s"]),  # (1, 12)
+        helper.make_node("Identity", ["t_s"], ["t_id"]),
+    ]
+    inits.append(_c("w1_f", _pruned(rng, (12, 8), -7, 7) * 0.125))
+    add(_quant("w1_f", "w1", 0.125, 4, signed=True))
+    inits.append(_c("b1_f", rng.integers(-40, 40, 8) * 2.0**-6))
+    add(_quant("b1_f", "b1", 2.0**-6, 16, signed=True))
+    nodes += [
+        helper.make_node("MatMul", ["t_id", "w1"], ["t_mm1"]),
+        helper.make_node("Add", ["t_mm1", "b1"], ["t_add1"]),
+        helper.make_node("Relu", ["t_add1"], ["t_relu"]),
+    ]
+    add(_quant("t_relu", "t_act", 0.25, 4, signed=False, mode="FLOOR"))
+    inits.append(_c("w2_f", _pruned(rng, (8, 5), -3, 3) * 0.3))
+    add(_quant("w2_f", "w2", 0.3, 3, signed=True))
+    inits += [_c("k_mul", 0.7), _c("k_add", rng.normal(0, 0.3, 5))]
+    nodes += [
+        helper.make_node("MatMul", ["t_act", "w2"], ["t_mm2"]),
+        helper.make_node("Mul", ["t_mm2", "k_mul"], ["t_mul"]),
+        helper.make_node("Add", ["t_mul", "k_add"], ["t_logits"]),
+    ]
+    if final == "ArgMax":
+        nodes.append(helper.make_node("ArgMax", ["t_logits"], ["y"], axis=1, keepdims=1))
+        y = helper.make_tensor_value_info("y", TensorProto.INT64, [1, 1])
+    else:
+        nodes.append(helper.make_node(final, ["t_logits"], ["y"], axis=-1))
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])
+    graph = helper.make_graph(
+        nodes,
+        "float_input_mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12])],
+        [y],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
+    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
+    model.save(str(path))
+    return path

@@ -1,0 +1,109 @@
+"""The third-party-style corpus (tests/corpus_models.py): QKeras, FINN 1-bit and 2-bit,
+Brevitas per-channel and a wide network. Each imports, and golden equals qonnx execution bit
+for bit on 1,000 inputs plus corners; the small ones also pass C-simulation and RTL
+simulation (the full-size runs are in benchmarks/real_models.py and under -m slow)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+
+from hwprune import flow
+from hwprune.frontend.precision import parse_precision
+from hwprune.frontend.qonnx import import_qonnx
+from hwprune.ir import golden
+from hwprune.ir.graph import Threshold
+from tests.corpus_models import CORPUS, has_dynamic_flatten, write_corpus
+
+# Vectors per C-sim / RTL run in the default subset (the slow marker runs 1,000).
+SIM_VECTORS = 40
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    warnings.filterwarnings("ignore")
+    return write_corpus(tmp_path_factory.mktemp("corpus"), seed=0)
+
+
+def feeds(name: str, path, n: int) -> np.ndarray:
+    """n sampled model inputs plus three corners: zeros, all-minimum and all-maximum of the
+    input's range (the stated input type's, else the samples')."""
+    x = CORPUS[name].sample_inputs(ModelWrapper(str(path)), n, 1).astype(np.float32)
+    t = CORPUS[name].input_type
+    lo, hi = (
+        (x.min(), x.max())
+        if t is None
+        else (
+            parse_precision(t).levels_to_float(
+                np.array([parse_precision(t).lo, parse_precision(t).hi])
+            )
+        )
+    )
+    corners = np.stack([np.zeros_like(x[0]), np.full_like(x[0], lo), np.full_like(x[0], hi)])
+    return np.concatenate([corners, x])
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_golden_equals_qonnx_on_1000_inputs(corpus, name):
+    p = corpus[name]
+    g = import_qonnx(p, CORPUS[name].input_type)
+    x, ints = flow.qonnx_reference(p, g, feeds(name, p, 1000))
+    assert len(x) == 1003 if x is not None else True
+    if x is None:  # the hardware reads the input quantizer's levels: qonnx on those
+        pytest.fail("every corpus model is prepared on the host")
+    np.testing.assert_array_equal(golden.outputs(g, x), ints)
+
+
+def test_export_patterns_are_the_third_party_ones(corpus):
+    # The raw FINN exports carry the dynamic flatten; qonnx cleanup folds it, and the
+    # importer reads what is left. QKeras' float input needs a stated type; Brevitas'
+    # per-channel activations and Trunc become exact thresholds / shifts.
+    for name in ("finn_tfc_w1a1", "finn_tfc_w2a2"):
+        assert has_dynamic_flatten(CORPUS[name].build(0))
+        assert not {"Shape", "Gather", "Concat"} & {
+            n.op_type for n in onnx.load(corpus[name]).graph.node
+        }
+    g = import_qonnx(corpus["qkeras_mlp"], "fixed<16,6>")
+    assert g.host_input.input_type == "fixed<16,6>"
+    assert g.inputs[0].exp == -10 and (g.inputs[0].range.lo, g.inputs[0].range.hi) == (
+        -32768,
+        32767,
+    )
+    assert g.host_output.final_op == "Softmax"
+    g = import_qonnx(corpus["finn_tfc_w1a1"])
+    assert "sign (BipolarQuant)" in g.host_input.how and (
+        g.inputs[0].range.lo,
+        g.inputs[0].range.hi,
+    ) == (-1, 1)
+    g = import_qonnx(corpus["brevitas_perchannel"])
+    assert any(isinstance(op, Threshold) for op in g.ops)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "qkeras_mlp",
+        # Icarus needs ~8 s per cycle on this design (wide buses re-evaluated per element):
+        pytest.param("brevitas_perchannel", marks=pytest.mark.slow),
+        pytest.param("finn_tfc_w2a2", marks=pytest.mark.slow),
+        pytest.param("finn_tfc_w1a1", marks=pytest.mark.slow),
+    ],
+)
+def test_compiles_and_simulates_bit_exactly(corpus, name, tmp_path, request):
+    n = 1000 if request.config.getoption("-m") in ("slow", "") else SIM_VECTORS
+    out = tmp_path / "b"
+    flow.compile(corpus[name], out, input_type=CORPUS[name].input_type)
+    rep = flow.sim(out, vectors=n, progress=False)
+    assert [lv.name for lv in rep.levels] == ["qonnx", "csim", "rtl (icarus)"]
+    assert all(lv.passed and lv.vectors >= n for lv in rep.levels)
+    man = json.loads((out / "rtl" / "manifest.json").read_text())
+    assert man["input_type"] == CORPUS[name].input_type
+    for ly in man["layers"]:  # zero-weight multipliers removed in both emitted codes
+        assert ly["product_terms_verilog"] == ly["product_terms_hls"] == ly["nonzero_weights"]
+    report = json.loads((out / "sim" / "report.json").read_text())
+    assert report["passed"] and report["host_boundary"][0].startswith("input: the host")
