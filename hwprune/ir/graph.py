@@ -244,13 +244,14 @@ KIND_OF: dict[type[Op], str] = {cls: tag for tag, cls in OP_KINDS.items()}
 @dataclass(frozen=True)
 class HostInput:
     """What the host computes before the hardware. The IR input's integers are the model's
-    tensor ``tensor`` divided by ``scale`` (exactly; the tensor is read from qonnx execution
+    tensor ``tensor`` divided by ``scale`` (one float, or one per element; exactly: the
+    tensor is read from qonnx execution
     of the model on the host's own inputs). ``input_type`` is the stated precision (hls4ml
     spelling, e.g. ``fixed<16,6>``) the host quantizes a float graph input to, when the model
     has no input quantizer; ``how`` says in words what the host does (for the manifest)."""
 
     tensor: str
-    scale: float
+    scale: float | tuple[float, ...]
     input_type: str | None = None
     how: str = ""
 

@@ -91,3 +91,93 @@ def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> P
     model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
     model.save(str(path))
     return path
+
+
+def build_conv_variants(path: Path, seed: int) -> Path:
+    """FLOAT32 input (1, 4, 7, 7) -> Quant (unsigned 4-bit, zero point 2) -> Conv (group 2,
+    dilation 2, pads 1, 3-bit weights, float scale) -> Relu -> Quant (unsigned 3-bit) ->
+    MaxPool 3x3 stride 2 ceil_mode 1 -> Flatten -> MatMul -> Quant (signed 5-bit, zero
+    point -3)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+    from qonnx.util.cleanup import cleanup_model
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def add(node_inits):
+        nodes.append(node_inits[0])
+        inits.extend(node_inits[1])
+
+    def quant(x, y, scale, bits, signed, zp=0.0, mode="ROUND"):
+        node, qi = _quant(x, y, scale, bits, signed, mode)
+        qi[1] = _c(f"{y}_z", zp)
+        return node, qi
+
+    add(quant("x", "q_in", 1 / 15, 4, signed=False, zp=2.0))
+    inits.append(_c("wc_f", _pruned(rng, (6, 2, 3, 3), -3, 3) * 0.21))
+    add(quant("wc_f", "wc", 0.21, 3, signed=True))
+    nodes += [
+        helper.make_node(
+            "Conv", ["q_in", "wc"], ["t_conv"], group=2, dilations=[2, 2], pads=[1, 1, 2, 2]
+        ),
+        helper.make_node("Relu", ["t_conv"], ["t_relu"]),
+    ]
+    add(quant("t_relu", "t_act", 0.125, 3, signed=False))
+    nodes += [
+        helper.make_node(
+            "MaxPool", ["t_act"], ["t_pool"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1
+        ),
+        helper.make_node("Flatten", ["t_pool"], ["t_flat"], axis=1),
+    ]
+    inits.append(_c("wd_f", _pruned(rng, (54, 4), -3, 3) * 0.125))
+    add(quant("wd_f", "wd", 0.125, 3, signed=True))
+    nodes.append(helper.make_node("MatMul", ["t_flat", "wd"], ["t_mm"]))
+    add(quant("t_mm", "y", 0.0625, 5, signed=True, zp=-3.0, mode="FLOOR"))
+    graph = helper.make_graph(
+        nodes,
+        "conv_variants",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 7, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
+    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
+    model.save(str(path))
+    return path
+
+
+def build_per_channel_input(path: Path, seed: int) -> Path:
+    """FLOAT32 input (1, 3, 4) -> Quant with one float scale per channel (the host's levels)
+    -> Flatten -> MatMul (4-bit, 2**-3) -> Relu -> Quant (unsigned 4-bit, float scale)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+    from qonnx.util.cleanup import cleanup_model
+
+    rng = np.random.default_rng(seed)
+    q_in, qi = _quant("x", "q_in", 0.0, 6, signed=False, mode="ROUND")
+    qi[0] = _c("q_in_s", np.array([0.013, 0.029, 0.0071], dtype=np.float32).reshape(1, 3, 1))
+    nodes, inits = [q_in], list(qi)
+    inits.append(_c("w_f", _pruned(rng, (12, 5), -7, 7) * 0.125))
+    w, wi = _quant("w_f", "w", 0.125, 4, signed=True)
+    nodes.append(w)
+    inits += wi
+    nodes += [
+        helper.make_node("Flatten", ["q_in"], ["t_flat"], axis=1),
+        helper.make_node("MatMul", ["t_flat", "w"], ["t_mm"]),
+        helper.make_node("Relu", ["t_mm"], ["t_relu"]),
+    ]
+    y, yi = _quant("t_relu", "y", 0.021, 4, signed=False)
+    nodes.append(y)
+    inits += yi
+    graph = helper.make_graph(
+        nodes,
+        "per_channel_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
+    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
+    model.save(str(path))
+    return path

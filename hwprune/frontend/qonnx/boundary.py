@@ -114,15 +114,11 @@ def input_quant(
     A float (non power-of-two) scale, float preprocessing before the quantizer, or a sign
     (BipolarQuant, 1-bit signed Quant) stays on the host: the host computes the levels (the
     host input), and a float scale joins the value's pending float map like any other."""
-    from hwprune.frontend.qonnx.quantizers import pow2_exp
-
     if st.input_type is not None:
         raise HwpruneError(
             f"--input-type {st.input_type.spelling()}: the model quantizes its input itself "
             f"({st.where(node)}); drop --input-type"
         )
-    if np.asarray(scale).size != 1:
-        pow2_exp(scale, st.where(node))  # raises: per-channel input scales
     n = size(src.shape)
     op = Input(src.name, (), n, rng, 0 if exp is None else exp)
     kind = "sign (" + node.op_type + ")" if sign else f"quantizer {node.op_type}"
@@ -131,10 +127,15 @@ def input_quant(
         f" after its float preprocessing ({pre})" if pre else ""
     )
     if exp is None:
-        qs = float(np.asarray(scale, dtype=np.float64).reshape(()))
-        st.host_input = HostInput(node.output[0], qs, None, how)
+        s = np.asarray(scale, dtype=np.float64)
+        if np.any(s <= 0):
+            raise HwpruneError(f"{st.where(node)}: input scale {s.reshape(-1)[:4]} is not positive")
+        # One scale per element (per-tensor or per-channel alike), in C order.
+        qs = np.broadcast_to(s, (1, *src.shape)).reshape(-1).copy()
+        host_scale = float(qs[0]) if s.size == 1 else tuple(float(v) for v in qs)
+        st.host_input = HostInput(node.output[0], host_scale, None, how)
         d = st.emit(op, src.shape, 0)
-        st.env[node.output[0]] = replace(d, scale=np.full(n, qs), start=node.output[0])
+        st.env[node.output[0]] = replace(d, scale=qs, start=node.output[0])
         return
     # A sign is computed on the host even from the raw input (the hardware takes no floats).
     if src.nodes or sign:

@@ -199,24 +199,25 @@ def conv(st: ImportState, node) -> None:
     a = attrs(node)
     x = st.value(node.input[0], node)
     w = weights(st, node)
-    if a.get("group", 1) != 1:
-        raise HwpruneError(
-            f"{st.where(node)}: group {a['group']} convolution is not supported; use groups=1"
-        )
+    groups = int(a.get("group", 1))
     kernel = tuple(int(k) for k in w.ints.shape[2:])
-    strides, pads = st.geometry(node, x, kernel)
-    if w.ints.shape[1] != x.shape[0]:
+    strides, pads, dil = st.geometry(node, x, kernel)
+    n_out, c_per = w.ints.shape[0], w.ints.shape[1]
+    if groups < 1 or x.shape[0] != c_per * groups or n_out % groups:
         raise HwpruneError(
-            f"{st.where(node)}: weights {w.ints.shape} do not match {x.shape[0]} channels"
+            f"{st.where(node)}: weights {w.ints.shape} with group {groups} do not match "
+            f"{x.shape[0]} input channels"
         )
-    win, out_sp = windows(x.shape, kernel, strides, pads)
+    win, out_sp = windows(x.shape, kernel, strides, pads, dil)
     win = st.cols(x, win)
     n_pos = win.shape[1]
-    cols_of = win.transpose(1, 0, 2).reshape(n_pos, -1)  # (position, (c, kernel) C order)
-    mat = w.ints.reshape(w.ints.shape[0], -1)
+    mat = w.ints.reshape(n_out, -1)
     base, factor = column_scale(st, x, node)
     rows = []
-    for o in range(mat.shape[0]):
+    for o in range(n_out):
+        # Output channel o reads its group's input channels only (group 1: all of them).
+        g0 = (o // (n_out // groups)) * c_per
+        cols_of = win[g0 : g0 + c_per].transpose(1, 0, 2).reshape(n_pos, -1)
         wo = mat[o]
         for p in range(n_pos):
             # Terms reading padding are dropped (the padding is zero); so are zero weights.

@@ -28,8 +28,8 @@ def maxpool(st: ImportState, node) -> None:
             "supported; quantize before the MaxPool"
         )
     kernel = tuple(a["kernel_shape"])
-    strides, pads = st.geometry(node, x, kernel)
-    win, out_sp = windows(x.shape, kernel, strides, pads)
+    strides, pads, dil = st.geometry(node, x, kernel)
+    win, out_sp = windows(x.shape, kernel, strides, pads, dil)
     win = st.cols(x, win)
     groups = []
     for w in win.reshape(-1, win.shape[2]):
@@ -78,7 +78,7 @@ def avgpool(st: ImportState, node) -> None:
     a = attrs(node)
     x = st.value(node.input[0], node)
     kernel = tuple(a["kernel_shape"])
-    strides, pads = st.geometry(node, x, kernel)
+    strides, pads, dil = st.geometry(node, x, kernel)
     if any(pads):
         raise HwpruneError(
             f"{st.where(node)}: pads {list(pads)} are not supported; use AvgPool without padding"
@@ -90,7 +90,7 @@ def avgpool(st: ImportState, node) -> None:
             "not a power of two, so the average is not exact; power-of-two windows "
             "(2, 4, 2x2, 4x4) are supported"
         )
-    win, out_sp = windows(x.shape, kernel, strides, pads)
+    win, out_sp = windows(x.shape, kernel, strides, pads, dil)
     win = st.cols(x, win)
     ones = (1,) * n
     rows = tuple(Row(0, tuple(sorted(w.tolist())), ones) for w in win.reshape(-1, n))

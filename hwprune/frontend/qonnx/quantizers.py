@@ -26,24 +26,6 @@ EXHAUSTIVE_RANGE = 2**16
 ROUNDING = {"FLOOR": Rounding.FLOOR, "ROUND": Rounding.HALF_EVEN, "HALF_EVEN": Rounding.HALF_EVEN}
 
 
-def pow2_exp(scale: np.ndarray, where: str) -> int:
-    """The exponent of a per-tensor power-of-two scale; anything else is refused."""
-    s = np.asarray(scale, dtype=np.float64)
-    if s.size != 1:
-        raise HwpruneError(
-            f"{where}: per-channel scales (shape {tuple(s.shape)}) are not supported yet; "
-            "use a per-tensor quantizer (e.g. Brevitas *PerTensorFixedPoint)"
-        )
-    v = float(s.reshape(()))
-    e = math.log2(v) if v > 0 else float("nan")
-    if not (v > 0 and e == round(e)):
-        raise HwpruneError(
-            f"{where}: scale {v!r} is not a power of two; use fixed-point (power-of-two) "
-            "quantizers such as Brevitas *FixedPoint (binary: a power-of-two scaling_const)"
-        )
-    return int(round(e))
-
-
 def try_pow2(scale: np.ndarray) -> int | None:
     """The exponent of a per-tensor power-of-two scale, else None (a float or per-channel
     scale, handled exactly by chains.py)."""
@@ -70,10 +52,6 @@ def quant(st: ImportState, node) -> None:
                 f"{st.where(node)}: scale, zero point and bit width must be constants"
             )
     scale, zp, bits = st.inits[s_name], st.inits[z_name], st.inits[b_name]
-    if np.any(zp != 0):
-        raise HwpruneError(
-            f"{st.where(node)}: nonzero zero point is not supported; use symmetric quantizers"
-        )
     bw = float(np.asarray(bits).reshape(-1)[0])
     if bw != int(bw) or bw < 1:
         raise HwpruneError(
@@ -89,6 +67,16 @@ def quant(st: ImportState, node) -> None:
         )
     lo, hi = int(min_int(signed, narrow, bw)), int(max_int(signed, narrow, bw))
     src = st.get(x_name)
+    z = np.asarray(zp, dtype=np.float64)
+    if not isinstance(src, Const) and np.any(z != 0):
+        # round(x / s + z) - z = round(x / s) for an integer z: the zero point only moves the
+        # clip range, so the levels stay exact integers (qonnx outputs (level - z) * s).
+        if z.size != 1 or z.reshape(()) != np.round(z.reshape(())) or (signed and bw == 1):
+            raise HwpruneError(
+                f"{st.where(node)}: zero point {z.reshape(-1)[:4].tolist()} is not one integer "
+                "for the tensor; use a per-tensor integer zero point or a symmetric quantizer"
+            )
+        lo, hi = lo - int(z.reshape(())), hi - int(z.reshape(()))
     if isinstance(src, Const):
         # The node's own arrays, so the integers are exactly those qonnx execution uses.
         q = int_quant(src.raw, scale, zp, bits, signed, narrow, mode)

@@ -89,21 +89,29 @@ def size(shape: tuple[int, ...]) -> int:
 
 
 def windows(
-    shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...], pads: tuple[int, ...]
+    shape: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: tuple[int, ...],
+    dilations: tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, tuple[int, ...]]:
     """Flat C-order indices of a (C, *spatial) tensor under every kernel window.
 
     Returns (C, positions, kernel elements) indices, -1 where the window reads padding, and
-    the output's spatial shape. ONNX pads list all begins, then all ends.
+    the output's spatial shape. ONNX pads list all begins, then all ends; a dilated kernel
+    reads every d-th element of its extent (k - 1) * d + 1.
     """
     nd = len(kernel)
+    dil = dilations or (1,) * nd
     # Pad an index tensor, not the data: -1 marks padding, so a Conv drops those terms and a
     # MaxPool leaves them out of its window (ONNX pads MaxPool with -inf, Conv with 0).
     idx = np.arange(size(shape)).reshape(shape)
     widths = [(0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)]
     padded = np.pad(idx, widths, constant_values=-1)
-    win = sliding_window_view(padded, kernel, axis=tuple(range(1, nd + 1)))
+    extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dil))
+    win = sliding_window_view(padded, extent, axis=tuple(range(1, nd + 1)))
     win = win[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+    win = win[(Ellipsis,) + tuple(slice(None, None, d) for d in dil)]
     out_sp = tuple(int(d) for d in win.shape[1 : 1 + nd])
     return win.reshape(shape[0], size(out_sp), size(kernel)), out_sp
 
@@ -259,7 +267,9 @@ class ImportState:
             )
 
     def geometry(self, node, x: Act, kernel: tuple[int, ...]):
-        """Strides and pads of a Conv / pooling node, checked; the spatial rank must be 1 or 2."""
+        """Strides, pads and dilations of a Conv / pooling node, checked; the spatial rank
+        must be 1 or 2. ceil_mode (MaxPool) becomes extra end padding, which a max ignores,
+        sized so the window count is the model's output shape."""
         a = attrs(node)
         nd = len(kernel)
         if len(x.shape) - 1 != nd or nd not in (1, 2):
@@ -267,23 +277,31 @@ class ImportState:
                 f"{self.where(node)}: input shape {x.shape} with a {nd}-D kernel is not "
                 "supported; 1-D (C, L) and 2-D (C, H, W) inputs are"
             )
-        if any(d != 1 for d in a.get("dilations", [1] * nd)):
-            raise HwpruneError(
-                f"{self.where(node)}: dilations {a['dilations']} are not supported; use dilation 1"
-            )
-        if a.get("ceil_mode", 0):
-            raise HwpruneError(f"{self.where(node)}: ceil_mode 1 is not supported; use ceil_mode 0")
+        dil = tuple(a.get("dilations", [1] * nd))
+        if any(d < 1 for d in dil):
+            raise HwpruneError(f"{self.where(node)}: dilations {list(dil)} must be 1 or more")
         auto = a.get("auto_pad", "NOTSET")
         if auto not in ("NOTSET", "VALID"):
             raise HwpruneError(
                 f"{self.where(node)}: auto_pad {auto} is not supported; use explicit pads"
             )
         strides = tuple(a.get("strides", [1] * nd))
-        pads = tuple(a.get("pads", [0] * 2 * nd)) if auto == "NOTSET" else (0,) * 2 * nd
-        for s, k, p0, p1 in zip(x.shape[1:], kernel, pads[:nd], pads[nd:]):
+        pads = list(a.get("pads", [0] * 2 * nd)) if auto == "NOTSET" else [0] * 2 * nd
+        extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dil))
+        for s, k, p0, p1 in zip(x.shape[1:], extent, pads[:nd], pads[nd:]):
             if s + p0 + p1 < k:
                 raise HwpruneError(
                     f"{self.where(node)}: kernel {kernel} is larger than the padded input "
                     f"{x.shape[1:]}"
                 )
-        return strides, pads
+        if a.get("ceil_mode", 0):
+            if node.op_type != "MaxPool":
+                raise HwpruneError(
+                    f"{self.where(node)}: ceil_mode 1 averages partial windows over a count "
+                    "that is not a power of two, so it is not exact; use ceil_mode 0"
+                )
+            out = self.out_shape(node)[1:]
+            for i, (n, s, k, o) in enumerate(zip(x.shape[1:], strides, extent, out)):
+                need = (o - 1) * s + k - (n + pads[i] + pads[i + nd])
+                pads[i + nd] += max(need, 0)
+        return strides, tuple(pads), dil
