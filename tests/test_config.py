@@ -15,6 +15,11 @@ from hwprune.errors import HwpruneError
 from hwprune.resources import data_dir
 
 
+def test_input_type_key_is_read():
+    cfg = from_dict({"compile": {"input_type": "fixed<16,6,RND,SAT>"}}, "t.toml")
+    assert cfg.compile.input_type == "fixed<16,6,RND,SAT>"
+
+
 def test_bundled_example_is_the_default_config():
     assert load_config(data_dir("examples") / "digits.toml") == Config()
 
@@ -35,6 +40,8 @@ def test_bundled_example_is_the_default_config():
         ),
         ({"prune": {"schedule": "agp", "end_step": 0}}, ["prune.end_step", "prune.begin_step"]),
         ({"distill": {"teacher": "huge"}}, ["distill.teacher", "dense", "larger"]),
+        ({"compile": {"input_type": "fixd<16,6>"}}, ["compile.input_type", "fixed<16,6>"]),
+        ({"compile": {"input_type": 16}}, ["compile.input_type", "str"]),
         ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[1, 8]"]),
         ({"model": {"act_bits": 9}}, ["model.act_bits", "[1, 8]"]),
         ({"model": {"weight_bits": 1}}, ["linear0", "1-bit (bipolar)", "weight_bits = 2"]),

@@ -32,14 +32,29 @@ def _quant(x: str, y: str, scale, bits: int, signed: bool, mode: str = "ROUND"):
     return node, inits
 
 
-def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> Path:
-    """FLOAT32 input (1, 12), no quantizer -> Unsqueeze -> Squeeze -> Identity -> MatMul
-    (4-bit weights, scale 2**-3) -> Add (quantized bias) -> Relu -> Quant (unsigned 4-bit,
-    2**-2, FLOOR) -> MatMul (3-bit, float scale 0.3) -> Mul 0.7 -> Add -> ``final``."""
+def _finish(nodes, inits, name: str, x_shape, y, path: Path) -> Path:
+    """Make the graph (input ``x`` of ``x_shape``, output value info ``y``), clean it with
+    qonnx and save it."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.basic import qonnx_make_model
     from qonnx.util.cleanup import cleanup_model
 
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [y],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
+    cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets))).save(str(path))
+    return path
+
+
+def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> Path:
+    """FLOAT32 input (1, 12), no quantizer -> Unsqueeze -> Squeeze -> Identity -> MatMul
+    (4-bit weights, scale 2**-3) -> Add (quantized bias) -> Relu -> Quant (unsigned 4-bit,
+    2**-2, FLOOR) -> MatMul (3-bit, float scale 0.3) -> Mul 0.7 -> Add -> ``final``."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
 
@@ -80,17 +95,7 @@ def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> P
     else:
         nodes.append(helper.make_node(final, ["t_logits"], ["y"], axis=-1))
         y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])
-    graph = helper.make_graph(
-        nodes,
-        "float_input_mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12])],
-        [y],
-        initializer=inits,
-    )
-    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
-    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
-    model.save(str(path))
-    return path
+    return _finish(nodes, inits, "float_input_mlp", (1, 12), y, path)
 
 
 def build_conv_variants(path: Path, seed: int) -> Path:
@@ -98,10 +103,6 @@ def build_conv_variants(path: Path, seed: int) -> Path:
     dilation 2, pads 1, 3-bit weights, float scale) -> Relu -> Quant (unsigned 3-bit) ->
     MaxPool 3x3 stride 2 ceil_mode 1 -> Flatten -> MatMul -> Quant (signed 5-bit, zero
     point -3)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.basic import qonnx_make_model
-    from qonnx.util.cleanup import cleanup_model
-
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
 
@@ -134,26 +135,19 @@ def build_conv_variants(path: Path, seed: int) -> Path:
     add(quant("wd_f", "wd", 0.125, 3, signed=True))
     nodes.append(helper.make_node("MatMul", ["t_flat", "wd"], ["t_mm"]))
     add(quant("t_mm", "y", 0.0625, 5, signed=True, zp=-3.0, mode="FLOOR"))
-    graph = helper.make_graph(
+    return _finish(
         nodes,
+        inits,
         "conv_variants",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 7, 7])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        initializer=inits,
+        (1, 4, 7, 7),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+        path,
     )
-    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
-    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
-    model.save(str(path))
-    return path
 
 
 def build_per_channel_input(path: Path, seed: int) -> Path:
     """FLOAT32 input (1, 3, 4) -> Quant with one float scale per channel (the host's levels)
     -> Flatten -> MatMul (4-bit, 2**-3) -> Relu -> Quant (unsigned 4-bit, float scale)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.basic import qonnx_make_model
-    from qonnx.util.cleanup import cleanup_model
-
     rng = np.random.default_rng(seed)
     q_in, qi = _quant("x", "q_in", 0.0, 6, signed=False, mode="ROUND")
     qi[0] = _c("q_in_s", np.array([0.013, 0.029, 0.0071], dtype=np.float32).reshape(1, 3, 1))
@@ -170,14 +164,11 @@ def build_per_channel_input(path: Path, seed: int) -> Path:
     y, yi = _quant("t_relu", "y", 0.021, 4, signed=False)
     nodes.append(y)
     inits += yi
-    graph = helper.make_graph(
+    return _finish(
         nodes,
+        inits,
         "per_channel_input",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
-        initializer=inits,
+        (1, 3, 4),
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5]),
+        path,
     )
-    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
-    model = cleanup_model(ModelWrapper(qonnx_make_model(graph, opset_imports=opsets)))
-    model.save(str(path))
-    return path

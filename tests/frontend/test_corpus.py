@@ -20,7 +20,7 @@ from hwprune.ir import golden
 from hwprune.ir.graph import Threshold
 from tests.corpus_models import CORPUS, has_dynamic_flatten, write_corpus
 
-# Vectors per C-sim / RTL run in the default subset (the slow marker runs 1,000).
+# Vectors per C-sim / RTL run in the default subset (the slow cases run 200).
 SIM_VECTORS = 40
 
 
@@ -85,22 +85,22 @@ def test_export_patterns_are_the_third_party_ones(corpus):
 
 
 @pytest.mark.parametrize(
-    "name",
+    "name, vectors, simulator",
     [
-        "qkeras_mlp",
-        # Icarus needs ~8 s per cycle on this design (wide buses re-evaluated per element):
-        pytest.param("brevitas_perchannel", marks=pytest.mark.slow),
-        pytest.param("finn_tfc_w2a2", marks=pytest.mark.slow),
-        pytest.param("finn_tfc_w1a1", marks=pytest.mark.slow),
+        ("qkeras_mlp", SIM_VECTORS, "icarus"),
+        # Icarus needs ~8 s per cycle on this design (its wide buses are re-evaluated once
+        # per element): Verilator runs it.
+        pytest.param("brevitas_perchannel", 200, "verilator", marks=pytest.mark.slow),
+        pytest.param("finn_tfc_w2a2", 200, "icarus", marks=pytest.mark.slow),
+        pytest.param("finn_tfc_w1a1", 200, "icarus", marks=pytest.mark.slow),
     ],
 )
-def test_compiles_and_simulates_bit_exactly(corpus, name, tmp_path, request):
-    n = 1000 if request.config.getoption("-m") in ("slow", "") else SIM_VECTORS
+def test_compiles_and_simulates_bit_exactly(corpus, name, vectors, simulator, tmp_path):
     out = tmp_path / "b"
     flow.compile(corpus[name], out, input_type=CORPUS[name].input_type)
-    rep = flow.sim(out, vectors=n, progress=False)
-    assert [lv.name for lv in rep.levels] == ["qonnx", "csim", "rtl (icarus)"]
-    assert all(lv.passed and lv.vectors >= n for lv in rep.levels)
+    rep = flow.sim(out, simulator=simulator, vectors=vectors, progress=False)
+    assert [lv.name for lv in rep.levels] == ["qonnx", "csim", f"rtl ({simulator})"]
+    assert all(lv.passed and lv.vectors >= vectors for lv in rep.levels)
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     assert man["input_type"] == CORPUS[name].input_type
     for ly in man["layers"]:  # zero-weight multipliers removed in both emitted codes
