@@ -131,11 +131,11 @@ def markdown(rows: list[dict], cmd: str) -> str:
                 sims.append("MISMATCH")
             else:
                 sims.append(
-                    f"{v['vectors_per_second']:.0f} ({v['vectors']} in {v['seconds']:.1f} s)"
+                    f"{v['vectors_per_second']:.3g} ({v['vectors']} in {v['seconds']:.1f} s)"
                 )
         exact = "exact" if r["qonnx_bit_exact"] else "MISMATCH"
         lines.append(
-            f"| {r['model']} | {r['input_type'] or 'none (model quantizes)'} | "
+            f"| {r['model']} | {r['input_type'] or '-'} | "
             f"{r['compile_seconds']:.1f} | {exact} ({r['qonnx_vectors']}) | {r['weights']} | "
             f"{r['nonzero_weights']} | {r['product_terms_verilog']} / {r['product_terms_hls']} | "
             + " | ".join(ests)
@@ -164,8 +164,16 @@ def main() -> None:
     ap.add_argument("--no-rtl", action="append", default=[], dest="no_rtl", metavar="NAME")
     ap.add_argument("--input-type", dest="input_type", help="for models given by path")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "real_models.md")
+    ap.add_argument(
+        "--from-json", action="store_true", dest="from_json", help="rewrite the table from .json"
+    )
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
+    if a.from_json:
+        doc = json.loads(a.out.with_suffix(".json").read_text())
+        a.out.write_text(markdown(doc["rows"], doc["command"]))
+        print(a.out.read_text())
+        return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if a.models:
@@ -184,7 +192,8 @@ def main() -> None:
     )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(markdown(rows, cmd))
-    a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    doc = {"command": cmd, "rows": rows}
+    a.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     print(a.out.read_text())
 
 
