@@ -51,8 +51,11 @@ def _finish(nodes, inits, name: str, x_shape, y, path: Path) -> Path:
     return path
 
 
-def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> Path:
-    """FLOAT32 input (1, 12), no quantizer -> Unsqueeze -> Squeeze -> Identity -> MatMul
+def build_float_input_mlp(
+    path: Path, seed: int, final: str = "LogSoftmax", scale_input: bool = False
+) -> Path:
+    """FLOAT32 input (1, 12), no quantizer [-> Mul 0.5 -> Sub 0.25: host-side preprocessing,
+    with ``scale_input``] -> Unsqueeze -> Squeeze -> Identity -> MatMul
     (4-bit weights, scale 2**-3) -> Add (quantized bias) -> Relu -> Quant (unsigned 4-bit,
     2**-2, FLOOR) -> MatMul (3-bit, float scale 0.3) -> Mul 0.7 -> Add -> ``final``."""
     rng = np.random.default_rng(seed)
@@ -66,8 +69,16 @@ def build_float_input_mlp(path: Path, seed: int, final: str = "LogSoftmax") -> P
         helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
         helper.make_tensor("ax2", TensorProto.INT64, [1], [1]),
     ]
+    x = "x"
+    if scale_input:
+        inits += [_c("k_half", 0.5), _c("k_quarter", 0.25)]
+        nodes += [
+            helper.make_node("Mul", ["x", "k_half"], ["t_half"]),
+            helper.make_node("Sub", ["t_half", "k_quarter"], ["t_pre"]),
+        ]
+        x = "t_pre"
     nodes += [
-        helper.make_node("Unsqueeze", ["x", "ax"], ["t_u"]),  # (1, 1, 12)
+        helper.make_node("Unsqueeze", [x, "ax"], ["t_u"]),  # (1, 1, 12)
         helper.make_node("Squeeze", ["t_u", "ax2"], ["t_s"]),  # (1, 12)
         helper.make_node("Identity", ["t_s"], ["t_id"]),
     ]

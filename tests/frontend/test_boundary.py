@@ -107,3 +107,16 @@ def test_golden_equals_qonnx_on_1000_grid_inputs(float_models):
     feeds = flow.draw_model_inputs(p, 1000, 0, parse_precision("fixed<6,2>"))
     x, ints = flow.qonnx_reference(p, g, feeds)
     np.testing.assert_array_equal(golden.outputs(g, x), ints)
+
+
+def test_stated_type_through_host_preprocessing(tmp_path):
+    # fixed<8,3> levels k * 2**-5, then x * 0.5 - 0.25 on the host: the image is on the
+    # 2**-6 grid: the hardware input is k - 16 (0.25 = 16 * 2**-6), in [-144, 111].
+    p = build_float_input_mlp(tmp_path / "m.onnx", 0, "Softmax", scale_input=True)
+    g = import_qonnx(p, "fixed<8,3>")
+    (inp,) = g.inputs
+    assert (inp.range.lo, inp.range.hi, inp.exp) == (-144, 111, -6)
+    assert "Mul, Sub" in g.host_input.how
+    feeds = flow.draw_model_inputs(p, 300, 0, parse_precision("fixed<8,3>"))
+    x, ints = flow.qonnx_reference(p, g, feeds)
+    np.testing.assert_array_equal(golden.outputs(g, x), ints)

@@ -84,17 +84,25 @@ def _chain_image(st: ImportState, src: FloatInput, node, lo, hi, exp, dt, run_no
             f"evaluated on {hi - lo + 1} values, more than {MAX_INPUT_VALUES}; use a narrower "
             "--input-type or quantize the preprocessed input with a Quant node"
         )
-    in_shape = (1, *st.model.get_tensor_shape(src.name)[1:])
+    in_shape = tuple(st.model.get_tensor_shape(src.name)[1:])
     consts = st.consts(src.nodes, src.name)
     opsets = st.model.model.opset_import
+    vals = np.array(
+        [v for v in range(lo, hi + 1) if st.input_type is not None or dt.allowed(v)],
+        dtype=np.float64,
+    )
+    # Every element of the input takes the same value in one row; rows are batched unless a
+    # shape op (whose constant target shape holds the batch of 1) is among the nodes.
+    step = max(1, 2**22 // max(size(in_shape), 1))
+    if any(n.op_type in SHAPE_OPS for n in src.nodes):
+        step = 1
     image = []
-    for v in range(lo, hi + 1):
-        if st.input_type is None and not dt.allowed(v):
-            continue
-        x = np.full(in_shape, v * 2.0**exp, dtype=np.float32)
-        x = run_nodes(src.nodes, src.name, x, consts, opsets)
-        image.append(np.asarray(x, dtype=np.float64).reshape(-1))
-    img = np.stack(image)
+    for a in range(0, len(vals), step):
+        v = vals[a : a + step] * 2.0**exp
+        x = np.broadcast_to(v.reshape(-1, *([1] * len(in_shape))), (len(v), *in_shape))
+        y = run_nodes(src.nodes, src.name, x.astype(np.float32), consts, opsets)
+        image.append(np.asarray(y, dtype=np.float64).reshape(len(v), -1))
+    img = np.concatenate(image)
     # The coarsest power-of-two grid holding every image value (integers: exponent 0).
     for e in range(0, -48, -1):
         if np.all(img * 2.0**-e == np.round(img * 2.0**-e)):

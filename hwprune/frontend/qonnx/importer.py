@@ -8,7 +8,8 @@ before anything is written.
 ``Graph.meta`` records ``input_name``, ``input_shape`` (the graph input's shape without batch),
 ``output_name``, ``output_exp`` and ``layers``: for every Dense the importer creates, its kind
 (conv1d, conv2d, linear, avgpool) and kernel-level counts, so reports can show both the kernel
-and the unrolled rows; and the host boundary (boundary.py) when there is one.
+and the unrolled rows. The host boundary (boundary.py) is the graph's typed ``host_input`` /
+``host_output``.
 """
 
 from __future__ import annotations
