@@ -22,13 +22,39 @@ MARKER = ".hwprune"
 
 
 def check_writable(out_dir: Path) -> None:
-    """Refuse an existing, non-empty folder that hwprune did not create, or a file."""
+    """Refuse an existing, non-empty folder that hwprune did not create, or a file (also one
+    standing where a parent folder would have to be)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise HwpruneError(f"{out_dir} is a file; pass a directory with -o")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise HwpruneError(f"{out_dir}: {parent} is a file; pass a directory with -o")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
         raise HwpruneError(
             f"{out_dir} exists and is not an hwprune build directory; choose a new or empty -o DIR"
         )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_stages(out_dir: Path) -> None:
+    """Remove staging folders beside ``out_dir`` left by a run that was killed (SIGKILL, a
+    crash): their names carry the process id, and that process no longer exists."""
+    prefix = f".{out_dir.name}.staging-"
+    if not out_dir.parent.is_dir():
+        return
+    for p in out_dir.parent.glob(prefix + "*"):
+        pid = p.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -39,8 +65,16 @@ def staged(out_dir: Path) -> Iterator[Path]:
     """
     out_dir = Path(out_dir)
     check_writable(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_stages(out_dir)
+        prefix = f".{out_dir.name}.staging-{os.getpid()}-"
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+    except OSError as e:
+        raise HwpruneError(
+            f"{out_dir}: cannot create the build directory there ({e.strerror}: "
+            f"{e.filename}); choose a writable -o DIR"
+        ) from None
     try:
         yield stage
         out_dir.mkdir(exist_ok=True)

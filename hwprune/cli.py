@@ -193,10 +193,44 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+class _Signalled(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is so staging folders are removed on the
+    way out (like Ctrl-C)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    raise _Signalled(signum)
+
+
+def _last_resort(e: BaseException) -> int:
+    """An unexpected exception: save the traceback to a file, one line, exit 3."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="hwprune-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(traceback.format_exception(e)))
+    first = str(e).splitlines()[0][:120] if str(e) else ""
+    print(
+        f"hwprune: internal error ({type(e).__name__}: {first}); this is a bug: please "
+        f"report it with the traceback saved in {path}",
+        file=sys.stderr,
+    )
+    return 3
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
+    import signal
+
     args = build_parser().parse_args(argv)
     _quiet_libraries()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     try:
         return args.func(args)
     except MismatchError as e:
@@ -208,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hwprune: interrupted", file=sys.stderr)
         return 130
+    except _Signalled as e:
+        name = signal.Signals(e.signum).name
+        print(f"hwprune: stopped by {name}; partial outputs removed", file=sys.stderr)
+        return 128 + e.signum
+    except Exception as e:  # noqa: BLE001 - the last resort: never a bare traceback
+        return _last_resort(e)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,12 @@ def compile(
     model_onnx = Path(model_onnx)
     imported = import_qonnx(model_onnx, input_type or None)
     g = optimize(imported)
+    largest = max((op.n_in * op.n_out for op in g.dense_ops()), default=1)
+    if reuse_factor > largest:
+        raise HwpruneError(
+            f"--reuse-factor {reuse_factor} exceeds every layer's size (the largest has "
+            f"{largest} weights); use a reuse factor from 1 to {largest}"
+        )
     meta = {
         **imported.meta,
         "source": str(model_onnx.resolve()),
@@ -492,6 +498,8 @@ def sim(
     check_simulator(simulator)  # before the C-sim spends its time
     if vectors < 1:
         raise HwpruneError(f"--vectors {vectors}: use 1 or more")
+    if seed < 0:
+        raise HwpruneError(f"--seed {seed}: use 0 or more")
     g = load_graph(build_dir)
     model = build_dir / "model.onnx"
     if not model.is_file():

@@ -1,6 +1,7 @@
 """Bad input: one line naming the problem and the fix, exit code 2, no traceback, and nothing
 written (no half-done build directory, no user file overwritten)."""
 
+import os
 import subprocess
 import sys
 
@@ -118,3 +119,77 @@ def test_estimate_with_yosys_synthesis(tmp_path, small_qonnx):
     assert (out / "synth" / "xc7" / "yosys.log").is_file()
     r = hwprune("estimate", small_qonnx, "--synth", "yosys")
     assert_clean_error(r, "--synth needs a build directory")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["seed", "vectors", "file_parent", "unwritable", "reuse_factor"],
+)
+def test_bad_options_one_line_exit_2(tmp_path, small_qonnx, case):
+    # Each was a traceback or silently accepted before (issue 10).
+    build = tmp_path / "b"
+    blocker = tmp_path / "afile"
+    blocker.write_text("user data\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    args, words = {
+        "seed": (["sim", build, "--seed", "-1"], ["--seed -1", "0 or more"]),
+        "vectors": (["sim", build, "--vectors", "0"], ["--vectors 0", "1 or more"]),
+        "file_parent": (["compile", small_qonnx, "-o", blocker / "sub"], ["afile", "is a file"]),
+        "unwritable": (
+            ["compile", small_qonnx, "-o", locked / "x" / "y"],
+            ["cannot create", "writable -o DIR"],
+        ),
+        "reuse_factor": (
+            ["compile", small_qonnx, "-o", tmp_path / "c", "--reuse-factor", "1000000000"],
+            ["--reuse-factor 1000000000", "the largest has"],
+        ),
+    }[case]
+    if case in ("seed", "vectors"):
+        assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    if case == "unwritable":
+        locked.chmod(0o500)
+        if os.access(locked, os.W_OK):  # root ignores permissions; sysfs refuses even root
+            args[3] = "/sys/hwprune_test/out"
+    r = hwprune(*args)
+    locked.chmod(0o700)
+    assert_clean_error(r, *words)
+    assert blocker.read_text() == "user data\n"
+    assert not list(tmp_path.glob(".*staging*"))
+
+
+def test_stale_staging_of_a_killed_run_is_removed(tmp_path, small_qonnx):
+    # A staging folder whose process is gone (SIGKILL) is removed by the next run there;
+    # one of a live process (this test's) is left alone.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = tmp_path / f".b.staging-{int(dead.stdout)}-abc"
+    live = tmp_path / f".b.staging-{os.getpid()}-abc"
+    stale.mkdir()
+    live.mkdir()
+    assert hwprune("compile", small_qonnx, "-o", tmp_path / "b").returncode == 0
+    assert not stale.exists() and live.exists()
+
+
+def test_sigterm_leaves_nothing_behind(tmp_path, small_qonnx):
+    import signal
+    import time
+
+    build = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    p = subprocess.Popen(
+        [sys.executable, "-m", "hwprune.cli", "sim", str(build), "--vectors", "2000"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".b.staging-*")) and time.time() < deadline:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143, err
+    # The progress bar may have drawn lines before; the message is the one last line.
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "hwprune: stopped by SIGTERM; partial outputs removed"
+    assert not list(tmp_path.glob(".b.staging-*"))
