@@ -213,6 +213,12 @@ def _one_of(names):
 
 
 # key -> (check, allowed-values text); checks run after the type check.
+def _board_names() -> tuple[str, ...]:
+    from hwprune.boards import list_boards
+
+    return tuple(b.name for b in list_boards())
+
+
 _CHECKS = {
     "data.dataset": _one_of(tuple(DATASETS)),
     "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
@@ -252,6 +258,7 @@ _CHECKS = {
     "distill.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
+    "compile.board": (lambda v: v in _board_names(), "one of " + ", ".join(_board_names())),
     "compile.input_type": (
         lambda v: _precision_ok(v),
         "an hls4ml precision such as 'fixed<16,6>', 'ufixed<8,0>', 'int<8>' or "

@@ -14,6 +14,7 @@ CLI turns them into exit codes.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -80,6 +81,9 @@ def train(config: Config, out_dir: Path, progress: bool = True) -> TrainReport:
 
 
 # --- compile --------------------------------------------------------------------------------
+
+# Outputs of later steps that a new compile makes stale: removed when compile replaces them.
+DERIVED_FROM_COMPILE = ("sim", "synth", "report.md")
 
 
 def _manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -> dict:
@@ -205,6 +209,14 @@ def compile(
         # Every board of the catalogue: the file answers "where does this design fit?".
         est = estimate_boards(g, list_boards())
         (stage / "estimate.json").write_text(json.dumps(est, indent=1, sort_keys=True) + "\n")
+    # What was derived from the model compiled before (a verdict, synthesis, the report) no
+    # longer describes this one.
+    for stale in DERIVED_FROM_COMPILE:
+        p = Path(out_dir) / stale
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
     return g
 
 

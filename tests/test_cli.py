@@ -193,3 +193,13 @@ def test_sigterm_leaves_nothing_behind(tmp_path, small_qonnx):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "hwprune: stopped by SIGTERM; partial outputs removed"
     assert not list(tmp_path.glob(".b.staging-*"))
+
+
+def test_recompile_removes_the_old_verdict(tmp_path, small_qonnx):
+    # A verdict about the previous model must not outlive it.
+    build = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    assert hwprune("sim", build, "--vectors", "5").returncode == 0
+    assert (build / "sim" / "report.json").is_file()
+    assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    assert not (build / "sim").exists()

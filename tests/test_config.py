@@ -42,6 +42,7 @@ def test_bundled_example_is_the_default_config():
         ({"distill": {"teacher": "huge"}}, ["distill.teacher", "dense", "larger"]),
         ({"compile": {"input_type": "fixd<16,6>"}}, ["compile.input_type", "fixed<16,6>"]),
         ({"compile": {"input_type": 16}}, ["compile.input_type", "str"]),
+        ({"compile": {"board": "nosuch"}}, ["compile.board", "nosuch", "pynq-z2", "zcu104"]),
         ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[1, 8]"]),
         ({"model": {"act_bits": 9}}, ["model.act_bits", "[1, 8]"]),
         ({"model": {"weight_bits": 1}}, ["linear0", "1-bit (bipolar)", "weight_bits = 2"]),
