@@ -606,6 +606,11 @@ def estimate(
         )
     chosen = list_boards() if board == "all" else [get_board(board)]
     if target.is_dir():
+        if input_type:  # stored and never used would mislead: the build already fixed it
+            raise HwpruneError(
+                f"--input-type {input_type}: {target} is a build directory, whose input type "
+                "was fixed when it was compiled; drop --input-type or pass the .onnx model"
+            )
         g = load_graph(target)
     elif target.is_file():
         g = optimize(import_qonnx(target, input_type or None))

@@ -255,7 +255,15 @@ def _c(name: str, value) -> TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
 
 
-def _quant(x: str, y: str, scale: float, bits: int, signed: bool, narrow: bool = False):
+def _quant(
+    x: str,
+    y: str,
+    scale: float,
+    bits: int,
+    signed: bool,
+    narrow: bool = False,
+    mode: str = "ROUND",
+):
     """A qonnx Quant node (zero point 0) and its three parameter initializers."""
     inits = [_c(f"{y}_s", scale), _c(f"{y}_z", 0.0), _c(f"{y}_b", bits)]
     node = helper.make_node(
@@ -265,7 +273,7 @@ def _quant(x: str, y: str, scale: float, bits: int, signed: bool, narrow: bool =
         domain=QONNX_DOMAIN,
         signed=int(signed),
         narrow=int(narrow),
-        rounding_mode="ROUND",
+        rounding_mode=mode,
     )
     return node, inits
 

@@ -70,14 +70,15 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
     models, out = Path(argv[0]), Path(argv[1])
     lines = []
-    for p in build_models(models):
+    paths = build_models(models)
+    for p in paths:
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp) / "b"
             flow.compile(p, d)
             lines += [f"{p.stem}/{x}" for x in digest(d)]
         print(p.stem, flush=True)
     out.write_text("\n".join(lines) + "\n")
-    print(f"{len(lines)} files from {len(build_models(models))} models -> {out}")
+    print(f"{len(lines)} files from {len(paths)} models -> {out}")
     return 0
 
 

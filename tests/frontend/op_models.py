@@ -13,23 +13,9 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper
 
-from tests.qonnx_coverage_models import QONNX_DOMAIN, _c, _pruned
+from tests.qonnx_coverage_models import QONNX_DOMAIN, _c, _pruned, _quant
 
 FINAL_OPS = ("Softmax", "LogSoftmax", "ArgMax")
-
-
-def _quant(x: str, y: str, scale, bits: int, signed: bool, mode: str = "ROUND"):
-    inits = [_c(f"{y}_s", scale), _c(f"{y}_z", 0.0), _c(f"{y}_b", bits)]
-    node = helper.make_node(
-        "Quant",
-        [x, f"{y}_s", f"{y}_z", f"{y}_b"],
-        [y],
-        domain=QONNX_DOMAIN,
-        signed=int(signed),
-        narrow=0,
-        rounding_mode=mode,
-    )
-    return node, inits
 
 
 def _finish(nodes, inits, name: str, x_shape, y, path: Path) -> Path:
@@ -122,7 +108,7 @@ def build_conv_variants(path: Path, seed: int) -> Path:
         inits.extend(node_inits[1])
 
     def quant(x, y, scale, bits, signed, zp=0.0, mode="ROUND"):
-        node, qi = _quant(x, y, scale, bits, signed, mode)
+        node, qi = _quant(x, y, scale, bits, signed, mode=mode)
         qi[1] = _c(f"{y}_z", zp)
         return node, qi
 

@@ -54,6 +54,14 @@ def test_cli_without_type_is_one_line_exit_2(float_models, tmp_path):
     assert not out.exists()
 
 
+def test_estimate_takes_the_type_for_a_model_and_refuses_it_for_a_build(float_models, tmp_path):
+    est = flow.estimate(float_models["Softmax"], "pynq-z2", input_type="fixed<8,3>")
+    assert est["pynq-z2"]["totals"]["lut"] > 0
+    flow.compile(float_models["Softmax"], tmp_path / "b", input_type="fixed<8,3>")
+    with pytest.raises(HwpruneError, match="drop --input-type"):
+        flow.estimate(tmp_path / "b", "pynq-z2", input_type="fixed<8,3>")
+
+
 def test_type_refused_when_the_model_quantizes_its_input(tmp_path):
     p = COVERAGE_MODELS["mlp_bn"](tmp_path / "m.onnx", 0)
     with pytest.raises(HwpruneError, match="drop --input-type"):
