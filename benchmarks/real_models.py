@@ -3,7 +3,7 @@
 Models: every model in tests/models (the zoo models of ../shared/models, vendored) and the
 corpus of tests/corpus_models.py (QKeras, FINN 1-bit and 2-bit, Brevitas per-channel, a wide
 network), built with seed 0; or any paths given on the command line. For each this measures:
-import + compile time (``hwprune.flow.compile``: IR, HLS project, Verilog, estimate), what was
+import + compile time (``hwprune.api.compile``: IR, HLS project, Verilog, estimate), what was
 assumed (the stated input type, what the host does), nonzero weights and emitted product
 terms per the manifest, whether golden equals qonnx execution bit for bit on ``--vectors``
 model inputs (drawn as ``hwprune sim`` draws them), the estimate (LUT, FF, DSP) on pynq-z2
@@ -32,9 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwprune import flow  # noqa: E402
+from hwprune import api  # noqa: E402
 from hwprune.errors import HwpruneError  # noqa: E402
 from hwprune.ir import golden  # noqa: E402
+from hwprune.names import TOP  # noqa: E402
+from hwprune.sim import ladder, reference  # noqa: E402
 
 MODELS = ROOT / "tests" / "models"
 BOARDS = ("pynq-z2", "zcu104")
@@ -52,14 +54,14 @@ def measure(
 
     out = work / model.stem
     t0 = time.perf_counter()
-    g = flow.compile(model, out, input_type=input_type)
+    g = api.compile(model, out, input_type=input_type)
     compile_s = time.perf_counter() - t0
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     est = json.loads((out / "estimate.json").read_text())
     t0 = time.perf_counter()
-    x, q_out = flow.sim_vectors(g, model, vectors, 0)
+    x, q_out = ladder.sim_vectors(g, model, vectors, 0)
     if q_out is None:
-        q_out = flow.qonnx_outputs(model, g, x)
+        q_out = reference.qonnx_outputs(model, g, x)
     exact = bool(np.array_equal(golden.outputs(g, x), q_out))
     row = {
         "model": model.name,
@@ -84,7 +86,7 @@ def measure(
     write_vectors(vec, g, x)
     for sim in SIMULATORS:
         try:
-            r = run_rtl(out / "rtl", work / f"{model.stem}-{sim}", vec, sim, flow.TOP)
+            r = run_rtl(out / "rtl", work / f"{model.stem}-{sim}", vec, sim, TOP)
         except HwpruneError as e:
             row["sim"][sim] = {"error": str(e).splitlines()[0][:160]}
             continue

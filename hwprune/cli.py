@@ -1,4 +1,4 @@
-"""The `hwprune` command: a thin wrapper over hwprune.flow (one function per subcommand).
+"""The `hwprune` command: a thin wrapper over hwprune.api (one function per subcommand).
 
 Exit codes: 0 success; 1 a level of the bit-exactness ladder disagreed; 2 bad input (a one-line
 message naming the problem and the fix, no traceback).
@@ -39,19 +39,19 @@ def _print_sim(rep) -> None:
 
 
 def cmd_run(a) -> int:
-    from hwprune import flow
+    from hwprune import api
 
     cfg = _config(a.config)
-    rep = flow.run(cfg, Path(a.output))
-    print(flow.summary(rep))
+    rep = api.run(cfg, Path(a.output))
+    print(api.summary(rep))
     print(f"Build directory: {a.output} (report.md, model.onnx, ir.json, hls/, rtl/, sim/)")
     return 0
 
 
 def cmd_train(a) -> int:
-    from hwprune import flow
+    from hwprune import api
 
-    rep = flow.train(_config(a.config), Path(a.output))
+    rep = api.train(_config(a.config), Path(a.output))
     print(
         f"dense QAT accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
         f"({rep.seconds:.0f} s); wrote {a.output}/model.pt, model.onnx and train.json"
@@ -62,9 +62,9 @@ def cmd_train(a) -> int:
 
 
 def cmd_compile(a) -> int:
-    from hwprune import flow
+    from hwprune import api
 
-    g = flow.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
+    g = api.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
     man = json.loads((Path(a.output) / "rtl" / "manifest.json").read_text())
     print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} weight layers")
     for ly in man["layers"]:
@@ -82,10 +82,10 @@ def cmd_compile(a) -> int:
 
 
 def cmd_sim(a) -> int:
-    from hwprune import flow
+    from hwprune import api
 
     try:
-        rep = flow.sim(Path(a.dir), a.simulator, a.vectors, a.seed)
+        rep = api.sim(Path(a.dir), a.simulator, a.vectors, a.seed)
     except MismatchError:
         report = Path(a.dir) / "sim" / "report.json"
         if report.is_file():
@@ -99,7 +99,7 @@ def cmd_sim(a) -> int:
 
 
 def cmd_estimate(a) -> int:
-    from hwprune import flow
+    from hwprune import api
     from hwprune.estimate import format_table
     from hwprune.estimate.synth import format_synth_table
 
@@ -109,7 +109,7 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  yosys: {step:<24}", end="", file=sys.stderr, flush=True)
 
-    ests = flow.estimate(
+    ests = api.estimate(
         Path(a.target), a.board, synth=a.synth, progress=progress, input_type=a.input_type
     )
     if progress is not None:
@@ -125,12 +125,12 @@ def cmd_estimate(a) -> int:
 
 
 def cmd_boards(a) -> int:
-    from hwprune import flow
+    from hwprune import api
 
     print(
         f"{'name':<16} {'part':<24} {'lut':>9} {'ff':>10} {'dsp':>6} {'bram18':>7} {'clock_mhz':>9}"
     )
-    for b in flow.boards():
+    for b in api.boards():
         print(
             f"{b.name:<16} {b.part:<24} {b.lut:>9} {b.ff:>10} {b.dsp:>6} {b.bram18:>7} "
             f"{b.clock_mhz:>9g}"

@@ -15,25 +15,15 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from hwprune.errors import HwpruneError
-from hwprune.sim.rtl import SIMULATORS
-from hwprune.train.data import DATASETS
-
-# The names of the training-side registries, kept here so validating a config does not
-# import torch; tests/test_config.py checks each against its table.
-PRUNE_CRITERIA = (  # hwprune.prune.criteria.CRITERIA
-    "magnitude",
-    "global-magnitude",
-    "random",
-    "l1-neuron",
-    "l2-neuron",
-    "l1-channel",
-    "l2-channel",
-    "mrmr",
+from hwprune.names import (
+    DATASETS,
+    PRUNE_CRITERIA,
+    PRUNE_METHODS,
+    PRUNE_SCHEDULES,
+    ROUNDINGS,
+    SIMULATORS,
+    TEACHERS,
 )
-PRUNE_SCHEDULES = ("one-shot", "iterative", "agp", "constant")  # hwprune.prune.schedules
-PRUNE_METHODS = ("standard", "lottery-ticket", "dns")  # hwprune.train.loop.METHODS
-TEACHERS = ("none", "dense", "larger")  # hwprune.train.loop.TEACHERS
-ROUNDINGS = ("floor", "half_even")
 
 # Layer kind -> the keys a [[model.layers]] table of that kind may set (besides kind, name).
 # "out" is features (linear) or channels (conv); 0 on the last layer = the number of classes.
@@ -220,7 +210,7 @@ def _board_names() -> tuple[str, ...]:
 
 
 _CHECKS = {
-    "data.dataset": _one_of(tuple(DATASETS)),
+    "data.dataset": _one_of(DATASETS),
     "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "data.train_samples": (lambda v: v >= 0, "0 (all) or a positive integer"),
     "data.downsample": (lambda v: v >= 1, "a positive integer"),
@@ -265,7 +255,7 @@ _CHECKS = {
         "'fixed<16,6,RND,SAT>' (or \"\" for none)",
     ),
     "sim.vectors": (lambda v: v >= 1, "a positive integer"),
-    "sim.simulator": _one_of(tuple(SIMULATORS)),
+    "sim.simulator": _one_of(SIMULATORS),
 }
 
 

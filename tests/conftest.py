@@ -12,7 +12,7 @@ import pytest
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory):
     """The bundled default job (train, export, compile, simulate, estimate), run once."""
-    from hwprune import flow
+    from hwprune import api
     from hwprune.cli import DEFAULT_EXAMPLE
     from hwprune.config import load_config
     from hwprune.resources import data_dir
@@ -20,7 +20,7 @@ def default_run(tmp_path_factory):
     warnings.filterwarnings("ignore")
     out = tmp_path_factory.mktemp("default") / "build"
     cfg = load_config(data_dir("examples") / DEFAULT_EXAMPLE)
-    report = flow.run(cfg, out, progress=False)
+    report = api.run(cfg, out, progress=False)
     return out, cfg, report
 
 

@@ -65,7 +65,7 @@ def digest(build: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from hwprune import flow
+    from hwprune import api
 
     warnings.filterwarnings("ignore")
     models, out = Path(argv[0]), Path(argv[1])
@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     for p in paths:
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp) / "b"
-            flow.compile(p, d)
+            api.compile(p, d)
             lines += [f"{p.stem}/{x}" for x in digest(d)]
         print(p.stem, flush=True)
     out.write_text("\n".join(lines) + "\n")

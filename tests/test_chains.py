@@ -9,10 +9,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from hwprune.errors import HwpruneError
-from hwprune.flow import qonnx_outputs
 from hwprune.frontend.qonnx import chains, import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Requant, Rounding, Threshold
+from hwprune.sim.reference import qonnx_outputs
 
 
 def _t(name, dims, vals):

@@ -113,6 +113,15 @@ def test_allowed_names_match_the_registries():
     assert list(TEACHERS) == list(LOOP_TEACHERS)
 
 
+def test_dataset_and_simulator_names_match_their_tables():
+    from hwprune.names import DATASETS, SIMULATORS
+    from hwprune.sim.rtl import _INSTALL
+    from hwprune.train.data import DATASETS as LOADERS
+
+    assert tuple(LOADERS) == DATASETS
+    assert tuple(_INSTALL) == SIMULATORS
+
+
 def test_layer_list_round_trips_and_names_fill_in(tmp_path):
     doc = {
         "model": {

@@ -1,5 +1,5 @@
-"""Every self-made coverage model of issue 4 compiles with ``flow.compile`` and passes
-``flow.sim`` bit-exactly: qonnx execution, HLS C-sim and RTL (Icarus) all equal the golden
+"""Every self-made coverage model of issue 4 compiles with ``api.compile`` and passes
+``api.sim`` bit-exactly: qonnx execution, HLS C-sim and RTL (Icarus) all equal the golden
 interpreter, and the emitted Verilog and HLS C++ have exactly one product term per nonzero
 integer weight of each layer."""
 
@@ -10,8 +10,9 @@ import json
 import numpy as np
 import pytest
 
-from hwprune import flow
+from hwprune import api
 from hwprune.ir.graph import Requant, Threshold
+from hwprune.sim import reference
 from tests.qonnx_coverage_models import COVERAGE_MODELS
 
 # Vectors per model in CI. cnn2d's unrolled convolutions make its Icarus run the slowest
@@ -22,8 +23,8 @@ VECTORS = {name: 200 for name in COVERAGE_MODELS} | {"cnn2d": 40}
 def _build_compile_sim(name: str, tmp_path, vectors: int):
     model = COVERAGE_MODELS[name](tmp_path / f"{name}.onnx", 0)
     out = tmp_path / "build"
-    g = flow.compile(model, out)
-    rep = flow.sim(out, vectors=vectors, progress=False)
+    g = api.compile(model, out)
+    rep = api.sim(out, vectors=vectors, progress=False)
     return g, rep, json.loads((out / "rtl" / "manifest.json").read_text())
 
 
@@ -63,7 +64,7 @@ def test_cnn2d_200_vectors(tmp_path):
 
 def test_softmax_argmax_matches_qonnx(tmp_path):
     """The host's argmax of the hardware's integer logits (golden) equals argmax of qonnx's
-    softmax output on fresh inputs (checked here independently of flow.sim)."""
+    softmax output on fresh inputs (checked here independently of api.sim)."""
     from qonnx.core.onnx_exec import execute_onnx
 
     from hwprune.frontend.qonnx import import_qonnx, load_model
@@ -71,8 +72,8 @@ def test_softmax_argmax_matches_qonnx(tmp_path):
 
     p = COVERAGE_MODELS["mlp_bn"](tmp_path / "mlp_bn.onnx", 0)
     g = import_qonnx(p)
-    feeds = flow.draw_model_inputs(p, 100, seed=5)
-    x, ints = flow.qonnx_reference(p, g, feeds)
+    feeds = reference.draw_model_inputs(p, 100, seed=5)
+    x, ints = reference.qonnx_reference(p, g, feeds)
     got = golden.outputs(g, x)
     np.testing.assert_array_equal(ints, got)
     ho = g.host_output

@@ -5,9 +5,9 @@ import json
 import re
 import shutil
 
-from hwprune.flow import TOP
 from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
+from hwprune.names import TOP
 from tests.qonnx_ref import quantized_weight_nonzeros
 
 LEVELS = ["brevitas", "qonnx", "csim", "rtl (icarus)"]

@@ -44,12 +44,12 @@ def shortened(cfg):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_runs_bit_exact(name, tmp_path):
-    from hwprune import flow
+    from hwprune import api
 
     warnings.filterwarnings("ignore")
     cfg = shortened(load_config(data_dir("examples") / name))
     out = tmp_path / "build"
-    report = flow.run(cfg, out, progress=False)
+    report = api.run(cfg, out, progress=False)
     names = [lv.name for lv in report.sim.levels]
     assert names[:3] == ["brevitas", "qonnx", "csim"] and names[3].startswith("rtl")
     assert all(lv.passed and lv.skipped is None for lv in report.sim.levels)
@@ -83,7 +83,7 @@ def _uncovered() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("key, name", _uncovered())
 def test_registry_name_without_example_runs_bit_exact(key, name, tmp_path):
-    from hwprune import flow
+    from hwprune import api
 
     warnings.filterwarnings("ignore")
     cfg = shortened(load_config(data_dir("examples") / "digits.toml"))
@@ -91,6 +91,6 @@ def test_registry_name_without_example_runs_bit_exact(key, name, tmp_path):
         cfg = replace(cfg, distill=replace(cfg.distill, teacher=name))
     else:
         cfg = replace(cfg, prune=replace(cfg.prune, **{key: name}))
-    report = flow.run(cfg, tmp_path / "build", progress=False)
+    report = api.run(cfg, tmp_path / "build", progress=False)
     assert all(lv.passed and lv.skipped is None for lv in report.sim.levels)
     assert report.train.sparsity  # the pruned layers' mask sparsity is reported

@@ -7,10 +7,10 @@ import pytest
 from onnx import TensorProto, helper
 
 from hwprune.errors import HwpruneError
-from hwprune.flow import qonnx_outputs
 from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.passes import optimize
+from hwprune.sim.reference import qonnx_outputs
 from tests.qonnx_ref import quantized_weight_nonzeros
 
 

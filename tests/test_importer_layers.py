@@ -12,10 +12,10 @@ from onnx import TensorProto, helper
 from torch import manual_seed, nn
 
 from hwprune.errors import HwpruneError
-from hwprune.flow import qonnx_outputs
 from hwprune.frontend.qonnx import HANDLERS, SUPPORTED_OPS, import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Max, Requant, Rounding, Threshold
+from hwprune.sim.reference import qonnx_outputs
 from tests import qonnx_layer_models as lm
 
 # model builder -> (IR op kinds it lowers to, Dense kinds in meta["layers"] in order,

@@ -136,7 +136,7 @@ def _grid_inputs(cfg: ModelConfig, n_in: int, n: int, seed: int = 0) -> np.ndarr
 
 def _qonnx_execute(path: Path, x: np.ndarray) -> np.ndarray:
     """qonnx's own execution of the cleaned QONNX model, one input row at a time (the export
-    has batch size 1), as hwprune.flow.qonnx_outputs feeds it."""
+    has batch size 1), as hwprune.reference.qonnx_outputs feeds it."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune import flow
+from hwprune import api
 from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Requant, Threshold
+from hwprune.sim import reference
 
 # Vendored (about 450 KB, licences and source in tests/models/README.md) so a clean clone
 # tests them wherever it lives; a missing file is a failure, not a skip.
@@ -38,14 +39,14 @@ def test_imports_integer_only(name):
 def test_golden_equals_qonnx_on_1000_inputs(name):
     p = _path(name)
     g = import_qonnx(p)
-    x, got = flow.qonnx_reference(p, g, flow.draw_model_inputs(p, 1000, seed=7))
+    x, got = reference.qonnx_reference(p, g, reference.draw_model_inputs(p, 1000, seed=7))
     np.testing.assert_array_equal(got, golden.outputs(g, x))
 
 
 def _compile_and_sim(name, tmp_path, vectors):
     out = tmp_path / name
-    flow.compile(_path(name), out)
-    rep = flow.sim(out, vectors=vectors, progress=False)
+    api.compile(_path(name), out)
+    rep = api.sim(out, vectors=vectors, progress=False)
     assert rep.passed
     assert [lv.vectors for lv in rep.levels] == [vectors] * 3  # qonnx, csim, rtl
 

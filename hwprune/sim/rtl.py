@@ -19,8 +19,7 @@ from pathlib import Path
 from cocotb_tools.runner import Icarus, Verilator
 
 from hwprune.errors import HwpruneError
-
-SIMULATORS = ("icarus", "verilator")
+from hwprune.names import SIMULATORS
 
 # What to install when a simulator's binary is missing.
 _INSTALL = {

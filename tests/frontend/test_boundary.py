@@ -10,11 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from hwprune import flow
+from hwprune import api
 from hwprune.errors import HwpruneError
 from hwprune.frontend.precision import parse_precision
 from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
+from hwprune.sim import reference
 from tests.frontend.op_models import FINAL_OPS, build_float_input_mlp
 from tests.qonnx_coverage_models import COVERAGE_MODELS
 
@@ -55,11 +56,11 @@ def test_cli_without_type_is_one_line_exit_2(float_models, tmp_path):
 
 
 def test_estimate_takes_the_type_for_a_model_and_refuses_it_for_a_build(float_models, tmp_path):
-    est = flow.estimate(float_models["Softmax"], "pynq-z2", input_type="fixed<8,3>")
+    est = api.estimate(float_models["Softmax"], "pynq-z2", input_type="fixed<8,3>")
     assert est["pynq-z2"]["totals"]["lut"] > 0
-    flow.compile(float_models["Softmax"], tmp_path / "b", input_type="fixed<8,3>")
+    api.compile(float_models["Softmax"], tmp_path / "b", input_type="fixed<8,3>")
     with pytest.raises(HwpruneError, match="drop --input-type"):
-        flow.estimate(tmp_path / "b", "pynq-z2", input_type="fixed<8,3>")
+        api.estimate(tmp_path / "b", "pynq-z2", input_type="fixed<8,3>")
 
 
 def test_type_refused_when_the_model_quantizes_its_input(tmp_path):
@@ -87,7 +88,7 @@ def test_input_is_the_stated_grid(float_models):
 
 def test_drawn_inputs_are_host_quantized_with_corners(float_models):
     t = parse_precision("fixed<8,3,RND,SAT>")
-    x = flow.draw_model_inputs(float_models["Softmax"], 50, 3, t)
+    x = reference.draw_model_inputs(float_models["Softmax"], 50, 3, t)
     levels = x.astype(np.float64) / t.step
     assert np.array_equal(levels, np.round(levels))  # on the grid
     assert levels.min() >= t.lo and levels.max() <= t.hi
@@ -98,9 +99,9 @@ def test_drawn_inputs_are_host_quantized_with_corners(float_models):
 @pytest.mark.parametrize("final", FINAL_OPS)
 def test_float_input_and_final_op_bit_exact_at_every_level(float_models, final, tmp_path):
     out = tmp_path / "b"
-    g = flow.compile(float_models[final], out, input_type="fixed<8,3,RND,SAT>")
+    g = api.compile(float_models[final], out, input_type="fixed<8,3,RND,SAT>")
     assert g.host_output.final_op == final and g.host_output.tail
-    rep = flow.sim(out, vectors=60, progress=False)
+    rep = api.sim(out, vectors=60, progress=False)
     assert [lv.passed for lv in rep.levels] == [True, True, True]
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     assert man["input_type"] == "fixed<8,3,RND,SAT>" and "RND" in man["input"]
@@ -112,8 +113,8 @@ def test_golden_equals_qonnx_on_1000_grid_inputs(float_models):
     # the range are wrapped by the host exactly as ap_fixed wraps them).
     p = float_models["ArgMax"]
     g = import_qonnx(p, "fixed<6,2>")
-    feeds = flow.draw_model_inputs(p, 1000, 0, parse_precision("fixed<6,2>"))
-    x, ints = flow.qonnx_reference(p, g, feeds)
+    feeds = reference.draw_model_inputs(p, 1000, 0, parse_precision("fixed<6,2>"))
+    x, ints = reference.qonnx_reference(p, g, feeds)
     np.testing.assert_array_equal(golden.outputs(g, x), ints)
 
 
@@ -125,6 +126,6 @@ def test_stated_type_through_host_preprocessing(tmp_path):
     (inp,) = g.inputs
     assert (inp.range.lo, inp.range.hi, inp.exp) == (-144, 111, -6)
     assert "Mul, Sub" in g.host_input.how
-    feeds = flow.draw_model_inputs(p, 300, 0, parse_precision("fixed<8,3>"))
-    x, ints = flow.qonnx_reference(p, g, feeds)
+    feeds = reference.draw_model_inputs(p, 300, 0, parse_precision("fixed<8,3>"))
+    x, ints = reference.qonnx_reference(p, g, feeds)
     np.testing.assert_array_equal(golden.outputs(g, x), ints)

@@ -13,11 +13,12 @@ import onnx
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
 
-from hwprune import flow
+from hwprune import api
 from hwprune.frontend.precision import parse_precision
 from hwprune.frontend.qonnx import import_qonnx
 from hwprune.ir import golden
 from hwprune.ir.graph import Threshold
+from hwprune.sim import reference
 from tests.corpus_models import CORPUS, has_dynamic_flatten, write_corpus
 
 # Vectors per C-sim / RTL run in the default subset (the slow cases run 200).
@@ -52,7 +53,7 @@ def feeds(name: str, path, n: int) -> np.ndarray:
 def test_golden_equals_qonnx_on_1000_inputs(corpus, name):
     p = corpus[name]
     g = import_qonnx(p, CORPUS[name].input_type)
-    x, ints = flow.qonnx_reference(p, g, feeds(name, p, 1000))
+    x, ints = reference.qonnx_reference(p, g, feeds(name, p, 1000))
     assert x is not None and len(x) == 1003  # every corpus input is prepared on the host
     np.testing.assert_array_equal(golden.outputs(g, x), ints)
 
@@ -95,8 +96,8 @@ def test_export_patterns_are_the_third_party_ones(corpus):
 )
 def test_compiles_and_simulates_bit_exactly(corpus, name, vectors, simulator, tmp_path):
     out = tmp_path / "b"
-    flow.compile(corpus[name], out, input_type=CORPUS[name].input_type)
-    rep = flow.sim(out, simulator=simulator, vectors=vectors, progress=False)
+    api.compile(corpus[name], out, input_type=CORPUS[name].input_type)
+    rep = api.sim(out, simulator=simulator, vectors=vectors, progress=False)
     assert [lv.name for lv in rep.levels] == ["qonnx", "csim", f"rtl ({simulator})"]
     assert all(lv.passed and lv.vectors >= vectors for lv in rep.levels)
     man = json.loads((out / "rtl" / "manifest.json").read_text())

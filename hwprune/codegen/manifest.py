@@ -1,0 +1,68 @@
+"""rtl/manifest.json: what the emitted code holds, per layer, against what the model held.
+
+The manifest is the checkable form of "zero-weight multipliers removed": per Dense layer the
+product terms of the emitted Verilog and HLS C++ equal the compiled nonzero weights.
+"""
+
+from __future__ import annotations
+
+from hwprune.ir.graph import Graph
+from hwprune.ir.passes import unread_inputs
+from hwprune.names import TOP
+
+
+def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -> dict:
+    """Per Dense layer: the layer's own weights and nonzeros (a convolution's kernel, counted
+    once), the product terms it lowers to, what the passes removed, and the product terms of
+    the emitted Verilog and HLS C++ (which must equal ``nonzero_weights``, the compiled terms)."""
+    layers = []
+    compiled = {op.name: op for op in g.dense_ops()}
+    kernels = imported.meta.get("layers", {})
+    for op in imported.dense_ops():
+        new = compiled[op.name]
+        k = kernels.get(op.name, {})
+        layers.append(
+            {
+                "name": op.name,
+                "kind": k.get("kind", "linear"),
+                "weights": k.get("kernel_weights", op.n_in * op.n_out),
+                "kernel_nonzeros": k.get("kernel_nonzeros", op.n_terms),
+                "positions": k.get("positions", 1),
+                "nonzero_weights_imported": op.n_terms,
+                "nonzero_weights": new.n_terms,
+                "removed_neurons": op.n_out - new.n_out,
+                "removed_inputs": op.n_in - new.n_in,
+                "product_terms_verilog": verilog_terms.get(op.name, 0),
+                "product_terms_hls": hls_terms.get(op.name, 0),
+            }
+        )
+    softmax = "none (raw accumulator outputs; argmax is taken outside)"
+    ho = imported.host_output
+    if ho:  # a float tail after the last layer: the host maps the hardware's integers
+        tail = ", ".join(ho.tail) or "the scale only"
+        off = " plus the layer's float bias (offset)" if ho.offset is not None else ""
+        softmax = (
+            f"none in hardware: outputs are the integers of tensor {ho.tensor!r}, which is "
+            f"integers times its scale{off}; the host applies the model's float tail ({tail}); "
+            "argmax is taken outside"
+        )
+        if ho.final is not None:
+            softmax = (
+                f"argmax taken outside the hardware (monotonic, so argmax of the integer logits "
+                f"equals argmax of qonnx's {ho.final_op}); the hardware outputs the integers of "
+                f"tensor {ho.tensor!r} (= integers * scale{off}, the logits; host tail: {tail})"
+            )
+    hi = imported.host_input
+    host_in = (
+        "none: the hardware reads the integer levels of the model's input quantizer"
+        if hi is None
+        else f"{hi.how}; the hardware input is tensor {hi.tensor!r} / {hi.scale!r}"
+    )
+    return {
+        "top": TOP,
+        "layers": layers,
+        "unread_inputs": unread_inputs(g),
+        "input": host_in,
+        "input_type": None if hi is None else hi.input_type,
+        "softmax": softmax,
+    }

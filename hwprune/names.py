@@ -1,0 +1,31 @@
+"""The names a configuration or the command line may choose from, in one light module.
+
+Validating a config or parsing the command line must not import torch, cocotb or hls4ml, so
+the choices live here; the modules that implement them import their names from here (or, for
+registries that hold functions, tests/test_config.py checks each table against its names).
+"""
+
+from __future__ import annotations
+
+TOP = "hwprune_top"  # the generated Verilog's top module
+HLS_PROJECT = "myproject"  # the hls4ml project name (hls4ml's own default)
+
+KERNELS = ("mac",)  # dense kernels of the Verilog generator
+SIMULATORS = ("icarus", "verilator")  # RTL simulators cocotb drives (hwprune.sim.rtl)
+SYNTH_TOOLS = ("yosys",)  # hwprune estimate --synth
+
+DATASETS = ("digits", "fashion-mnist")  # hwprune.train.data.DATASETS
+PRUNE_CRITERIA = (  # hwprune.prune.criteria.CRITERIA
+    "magnitude",
+    "global-magnitude",
+    "random",
+    "l1-neuron",
+    "l2-neuron",
+    "l1-channel",
+    "l2-channel",
+    "mrmr",
+)
+PRUNE_SCHEDULES = ("one-shot", "iterative", "agp", "constant")  # hwprune.prune.schedules
+PRUNE_METHODS = ("standard", "lottery-ticket", "dns")  # hwprune.train.loop.METHODS
+TEACHERS = ("none", "dense", "larger")  # hwprune.train.loop.TEACHERS
+ROUNDINGS = ("floor", "half_even")

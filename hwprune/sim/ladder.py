@@ -1,0 +1,228 @@
+"""The bit-exactness ladder: every level compared with the golden interpreter.
+
+    simulate(build_dir, g, model, simulator, vectors, seed)   qonnx, C-sim, RTL -> SimReport
+    brevitas_level(config, build_dir, g, vectors, seed)       the trained model's own forward
+
+Each level gets the same vectors; a level that differs reports its first mismatch (vector,
+layer, element, expected, got). ``sim/report.json`` records the verdict with the host-side
+assumptions it rests on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from hwprune.builddir import staged
+from hwprune.errors import HwpruneError, MismatchError
+from hwprune.ir import golden
+from hwprune.ir.graph import Graph
+from hwprune.names import TOP
+from hwprune.sim.reference import draw_model_inputs, qonnx_outputs, qonnx_reference, to_grid
+
+if TYPE_CHECKING:
+    from hwprune.config import Config
+
+
+@dataclass
+class Level:
+    """One rung of the bit-exactness ladder compared with the golden interpreter."""
+
+    name: str
+    passed: bool
+    vectors: int
+    seconds: float
+    first_mismatch: dict | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class SimReport:
+    levels: list[Level] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(lv.passed for lv in self.levels if lv.skipped is None)
+
+
+def first_mismatch(g: Graph, x: np.ndarray, want: np.ndarray, got: np.ndarray) -> dict | None:
+    bad = np.argwhere(want != got)
+    if len(bad) == 0:
+        return None
+    v, i = (int(t) for t in bad[0])
+    return {
+        "vector": v,
+        "layer": g.outputs[0],
+        "index": i,
+        "expected": int(want[v, i]),
+        "got": int(got[v, i]),
+        "input": [int(t) for t in x[v]],
+    }
+
+
+@dataclass(frozen=True)
+class _SimContext:
+    """What every ladder level needs: the build, the graph, the vectors and golden's answer."""
+
+    build_dir: Path
+    simdir: Path
+    g: Graph
+    x: np.ndarray
+    want: np.ndarray
+    model: Path
+    simulator: str
+    qonnx_out: np.ndarray | None = None  # qonnx's outputs, when drawing x already ran it
+    qonnx_seconds: float = 0.0  # the time that drawing spent in qonnx, counted at its level
+
+
+def _level_qonnx(c: _SimContext) -> Level:
+    if not c.model.is_file():
+        return Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
+    t0 = time.perf_counter()
+    got = c.qonnx_out if c.qonnx_out is not None else qonnx_outputs(c.model, c.g, c.x)
+    mm = first_mismatch(c.g, c.x, c.want, got)
+    seconds = time.perf_counter() - t0 + c.qonnx_seconds
+    return Level("qonnx", mm is None, len(c.x), seconds, mm)
+
+
+def _level_csim(c: _SimContext) -> Level:
+    from hwprune.sim.csim import first_failing_layer, run_csim
+
+    t0 = time.perf_counter()
+    hls = c.build_dir / "hls"
+    mm = first_mismatch(c.g, c.x, c.want, run_csim(hls, c.x))
+    if mm is not None:
+        # Name the first layer that differs (hls4ml's trace), not just the output.
+        try:
+            first = first_failing_layer(hls, c.g, c.x[mm["vector"]])
+        except HwpruneError:  # a project written without tracing: keep the output's
+            first = None
+        mm.update(first or {})
+    return Level("csim", mm is None, len(c.x), time.perf_counter() - t0, mm)
+
+
+def _level_rtl(c: _SimContext) -> Level:
+    from hwprune.codegen.cocotb_tb import write_vectors
+    from hwprune.sim.rtl import run_rtl
+
+    vec = c.simdir / "vectors.json"
+    write_vectors(vec, c.g, c.x)
+    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP)
+    return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
+
+
+# The rungs `hwprune sim` checks, in order (Brevitas is added by `run`, which has the model).
+SIM_LEVELS = (("qonnx", _level_qonnx), ("csim", _level_csim), ("rtl", _level_rtl))
+
+
+def simulate(
+    build_dir: Path,
+    g: Graph,
+    model: Path,
+    simulator: str,
+    vectors: int,
+    seed: int,
+    progress: bool = True,
+) -> SimReport:
+    """Run every level of ``SIM_LEVELS`` on ``vectors`` inputs and write sim/report.json
+    (staged: the folder appears whole or not at all).
+
+    Raises MismatchError naming the first failing level, vector, layer and value.
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    x, q_out = sim_vectors(g, model, vectors, seed)
+    drawn_with_qonnx = time.perf_counter() - t0 if q_out is not None else 0.0
+    report = SimReport()
+    with staged(build_dir) as stage:
+        simdir = stage / "sim"
+        simdir.mkdir()
+        want = golden.outputs(g, x)
+        ctx = _SimContext(build_dir, simdir, g, x, want, model, simulator, q_out, drawn_with_qonnx)
+        bar = tqdm(SIM_LEVELS, desc="simulate", unit="level", disable=not progress, leave=False)
+        for name, level in bar:
+            bar.set_description(f"simulate: {name}")
+            report.levels.append(level(ctx))
+        doc = {
+            "passed": report.passed,
+            "host_boundary": host_boundary(g),
+            "levels": [asdict(lv) for lv in report.levels],
+        }
+        (simdir / "report.json").write_text(json.dumps(doc, indent=1) + "\n")
+    if not report.passed:
+        bad = next(lv for lv in report.levels if not lv.passed)
+        raise MismatchError(
+            f"{bad.name} differs from golden: {describe_mismatch(bad.first_mismatch)}"
+        )
+    return report
+
+
+def sim_vectors(g: Graph, model: Path, n: int, seed: int) -> tuple:
+    """The IR input vectors a simulation uses and, when already computed, qonnx's outputs.
+
+    A model whose input is prepared on the host (g.host_input) gets n model inputs drawn
+    from its input datatype or its stated input type, run through qonnx; the IR inputs are
+    read from qonnx's execution context. Otherwise (or without the model file): corner +
+    random IR inputs.
+    """
+    from hwprune.frontend.precision import parse_precision
+
+    hi = g.host_input
+    if hi is not None and Path(model).is_file():
+        t = None if hi.input_type is None else parse_precision(hi.input_type)
+        return qonnx_reference(model, g, draw_model_inputs(model, n, seed, t))
+    return golden.stimulus_vectors(g, n, seed), None
+
+
+def describe_mismatch(mm: dict | None) -> str:
+    """One line: first failing vector, layer, element, expected and got."""
+    if not mm:
+        return "no details"
+    inp = mm.get("input")
+    shown = "" if inp is None else f" input={inp[:8]}{'...' if len(inp) > 8 else ''}"
+    return (
+        f"vector {mm.get('vector')} layer {mm.get('layer')} element {mm.get('index')}: "
+        f"expected {mm.get('expected')}, got {mm.get('got')}{shown}"
+    )
+
+
+def brevitas_level(config: Config, out_dir: Path, g: Graph, vectors: int, seed: int) -> Level:
+    """Brevitas forward (rebuilt from config.toml + model.pt) vs golden on the same vectors."""
+    import torch
+
+    from hwprune.train.model import build_model, forward_numpy
+
+    t0 = time.perf_counter()
+    (inp,) = g.inputs
+    info = json.loads((out_dir / "train.json").read_text())
+    model = build_model(config.model, tuple(info["shape"]), info["n_classes"], fold_bn=True)
+    model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
+    x = golden.stimulus_vectors(g, vectors, seed)
+    got = to_grid(forward_numpy(model, x * 2.0**inp.exp), g)
+    mm = first_mismatch(g, x, golden.outputs(g, x), got)
+    return Level("brevitas", mm is None, len(x), time.perf_counter() - t0, mm)
+
+
+def host_boundary(g: Graph) -> list[str]:
+    """What the host does around the hardware, in words (report.md, sim/report.json)."""
+    hi, ho = g.host_input, g.host_output
+    lines = [
+        "input: the hardware reads the integer levels of the model's input quantizer"
+        if hi is None
+        else f"input: {hi.how}"
+    ]
+    if hi is not None and hi.input_type:
+        lines.append(f"input type: {hi.input_type} (stated with --input-type / compile.input_type)")
+    if ho is None:
+        lines.append("output: the hardware's integers times 2**output_exp")
+    else:
+        tail = ", ".join(ho.tail) or "none"
+        fin = f"; {ho.final_op} taken as argmax" if ho.final else ""
+        lines.append(f"output: integers of tensor {ho.tensor!r}, host tail: {tail}{fin}")
+    return lines
