@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper
 
 from tests.qonnx_coverage_models import QONNX_DOMAIN, _c, _pruned, _quant
@@ -169,3 +170,71 @@ def build_per_channel_input(path: Path, seed: int) -> Path:
         helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5]),
         path,
     )
+
+
+# Faults build_user_named can plant, each refused by the importer at one node after cleanup.
+USER_NAMED_FAULTS = (
+    "rounding_mode",
+    "bit_width",
+    "zero_point",
+    "negative_scale",
+    "gemm_alpha",
+    "float_input",
+    "unsupported_op",
+)
+
+
+def build_user_named(path: Path, fault: str | None = None, input_scale: float = 0.125) -> Path:
+    """A model whose node names are not the ones qonnx cleanup gives, saved as written (not
+    cleaned): FLOAT32 input ``x`` (1, 6) -> Quant ``my_quant`` (signed 4-bit,
+    ``input_scale``) -> Gemm ``fc1`` (weights from an unnamed Quant producing ``w``) -> Relu
+    ``relu`` -> Quant ``Quant_0`` (unsigned 4-bit, 2**-2) -> BipolarQuant ``BipolarQuant_11``.
+
+    Cleanup renames them Quant_0, Gemm_0, Quant_1, Relu_0, Quant_2 and BipolarQuant_0, so the
+    user's ``Quant_0`` is cleanup's ``Quant_2``. ``fault`` (one of ``USER_NAMED_FAULTS``)
+    makes one node unsupported."""
+    from qonnx.util.basic import qonnx_make_model
+
+    rng = np.random.default_rng(0)
+    q_in, inits = _quant("x", "q_in", input_scale, 4, signed=True)
+    q_in.name = "my_quant"
+    w, wi = _quant("w_f", "w", 0.125, 4, signed=True)
+    inits += wi + [_c("w_f", _pruned(rng, (6, 5), -7, 7) * 0.125)]
+    gemm = helper.make_node("Gemm", ["q_in", "w"], ["h"], name="fc1")
+    relu = helper.make_node("Relu", ["h"], ["r"], name="relu")
+    act, ai = _quant("r", "a", 0.25, 4, signed=False)
+    act.name = "Quant_0"
+    inits += ai + [_c("y_s", 1.0)]
+    sign = helper.make_node(
+        "BipolarQuant", ["a", "y_s"], ["y"], domain=QONNX_DOMAIN, name="BipolarQuant_11"
+    )
+    nodes = [q_in, w, gemm, relu, act, sign]
+    inits_by_name = {i.name: i for i in inits}
+    if fault == "rounding_mode":
+        q_in.attribute[-1].CopyFrom(helper.make_attribute("rounding_mode", "CEIL"))
+    elif fault == "bit_width":
+        inits_by_name["w_b"].CopyFrom(_c("w_b", 2.5))
+    elif fault == "zero_point":
+        inits_by_name["a_z"].CopyFrom(_c("a_z", 0.5))
+    elif fault == "negative_scale":
+        inits_by_name["y_s"].CopyFrom(_c("y_s", -1.0))
+    elif fault == "gemm_alpha":
+        gemm.attribute.append(helper.make_attribute("alpha", 0.5))
+    elif fault == "float_input":
+        nodes.remove(q_in)
+        gemm.input[0] = "x"
+    elif fault == "unsupported_op":
+        nodes.insert(4, helper.make_node("Erf", ["r"], ["r_erf"]))
+        act.input[0] = "r_erf"
+    elif fault is not None:
+        raise ValueError(f"unknown fault {fault!r}; use one of {USER_NAMED_FAULTS}")
+    graph = helper.make_graph(
+        nodes,
+        "user_named",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+        initializer=list(inits_by_name.values()),
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid(QONNX_DOMAIN, 1)]
+    onnx.save(qonnx_make_model(graph, opset_imports=opsets), str(path))
+    return path

@@ -37,15 +37,16 @@ def float_input(st: ImportState, name: str, src: FloatInput, node) -> Act:
 
     dt = st.model.get_tensor_datatype(src.name)
     t = st.input_type
+    user = st.tensor(src.name)  # the input's name in the user's file, for messages
     if t is None and (not dt.is_integer() or dt.get_num_possible_values() > MAX_INPUT_VALUES):
         raise HwpruneError(
-            f"{st.where(node)}: reads the float graph input {src.name!r} ({dt.name}) without a "
+            f"{st.where(node)}: reads the float graph input {user!r} ({dt.name}) without a "
             "quantizer; state the precision the host quantizes it to with --input-type (for "
             "example --input-type 'fixed<16,6>', hls4ml's default) or put a Quant in front of it"
         )
     if t is not None and dt.name != "FLOAT32":
         raise HwpruneError(
-            f"--input-type {t.spelling()}: input {src.name!r} is annotated {dt.name} in the "
+            f"--input-type {t.spelling()}: input {user!r} is annotated {dt.name} in the "
             "model, which already fixes its values; drop --input-type"
         )
     if t is not None and t.width > MAX_INPUT_BITS:
@@ -57,12 +58,12 @@ def float_input(st: ImportState, name: str, src: FloatInput, node) -> Act:
     if t is not None:
         lo, hi, exp = t.lo, t.hi, t.exp
         how = (
-            f"the host quantizes float input {src.name!r} to {t.spelling()} (ap_fixed "
+            f"the host quantizes float input {user!r} to {t.spelling()} (ap_fixed "
             f"semantics: rounding {t.rounding}, overflow {t.saturation})"
         )
     else:
         lo, hi, exp = int(dt.min()), int(dt.max()), 0
-        how = f"the host feeds input {src.name!r} as its annotated {dt.name} values"
+        how = f"the host feeds input {user!r} as its annotated {dt.name} values"
     if elementwise:
         names = ", ".join(n.op_type for n in elementwise)
         lo, hi, exp = _chain_image(st, src, node, lo, hi, exp, dt, run_nodes)
@@ -80,9 +81,9 @@ def _chain_image(st: ImportState, src: FloatInput, node, lo, hi, exp, dt, run_no
     """Range and grid exponent of the host chain's image of every input value."""
     if hi - lo + 1 > MAX_INPUT_VALUES:
         raise HwpruneError(
-            f"{st.where(node)}: the float preprocessing of input {src.name!r} would have to be "
-            f"evaluated on {hi - lo + 1} values, more than {MAX_INPUT_VALUES}; use a narrower "
-            "--input-type or quantize the preprocessed input with a Quant node"
+            f"{st.where(node)}: the float preprocessing of input {st.tensor(src.name)!r} would "
+            f"have to be evaluated on {hi - lo + 1} values, more than {MAX_INPUT_VALUES}; use a "
+            "narrower --input-type or quantize the preprocessed input with a Quant node"
         )
     in_shape = tuple(st.model.get_tensor_shape(src.name)[1:])
     consts = st.consts(src.nodes, src.name)
@@ -131,8 +132,8 @@ def input_quant(
     op = Input(src.name, (), n, rng, 0 if exp is None else exp)
     kind = "sign (" + node.op_type + ")" if sign else f"quantizer {node.op_type}"
     pre = ", ".join(x.op_type for x in src.nodes if x.op_type not in SHAPE_OPS)
-    how = f"the host applies the model's input {kind} {node.name!r}" + (
-        f" after its float preprocessing ({pre})" if pre else ""
+    how = f"the host applies the model's input {kind}, {st.where(node)}" + (
+        f", after its float preprocessing ({pre})" if pre else ""
     )
     if exp is None:
         s = np.asarray(scale, dtype=np.float64)

@@ -22,12 +22,16 @@ from hwprune.errors import HwpruneError
 from hwprune.frontend.precision import FixedType, parse_precision
 from hwprune.frontend.qonnx.boundary import host_output
 from hwprune.frontend.qonnx.handlers import FOLDED_BY_CLEANUP, HANDLERS, SUPPORTED_OPS
+from hwprune.frontend.qonnx.names import describe, tag
 from hwprune.frontend.qonnx.state import FloatInput, ImportState
 from hwprune.ir.graph import Graph, verify
 
 
 def load_model(path: str | Path):
-    """Load and clean a QONNX file; one-line HwpruneError if it is missing or not ONNX."""
+    """Load and clean a QONNX file; one-line HwpruneError if it is missing or not ONNX.
+
+    Each node's doc_string records its name, op type and tensors as the file has them
+    (``names.tag``): cleanup renames all of them, and messages name what the user wrote."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.util.cleanup import cleanup_model
 
@@ -43,7 +47,6 @@ def load_model(path: str | Path):
         ) from None
     if not proto.graph.node:
         raise HwpruneError(f"{p}: ONNX graph has no nodes; pass a QONNX model of a network")
-    # Checked before cleanup, which renames nodes: the message names the node as the user did.
     # A node whose inputs are all constant (e.g. a Pow computing a scale) is folded by cleanup.
     const = {i.name for i in proto.graph.initializer}
     for node in proto.graph.node:
@@ -51,11 +54,11 @@ def load_model(path: str | Path):
             const.update(node.output)
             continue
         if node.op_type not in SUPPORTED_OPS:
-            name = node.name or f"producing {node.output[0]!r}"
             raise HwpruneError(
-                f"{p}: node {name!r} has op type {node.op_type}, which is not supported; "
-                f"supported: {', '.join(SUPPORTED_OPS)}"
+                f"{p}: {describe(node.name, node.op_type, node.output)}: op type "
+                f"{node.op_type} is not supported; supported: {', '.join(SUPPORTED_OPS)}"
             )
+    tag(proto.graph)
     try:
         return cleanup_model(ModelWrapper(proto))
     except Exception as e:
@@ -98,8 +101,8 @@ def import_model(model, input_type: str | FixedType | None = None) -> Graph:
         or not all(isinstance(d, int) and d >= 1 for d in in_shape)
     ):
         raise HwpruneError(
-            f"input {in_name!r} has shape {in_shape}; (1, N), (1, C, L) and (1, C, H, W) "
-            "inputs are supported"
+            f"input {st.tensor(in_name)!r} has shape {in_shape}; (1, N), (1, C, L) and "
+            "(1, C, H, W) inputs are supported"
         )
     st.env[in_name] = FloatInput(in_name, tuple(in_shape[1:]))
     for node in nodes:

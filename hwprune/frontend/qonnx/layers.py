@@ -161,8 +161,13 @@ def bias_chain(st: ImportState, node, acc: Act, b_name: str) -> Act:
     model does not name, ``<output>__hwprune_acc``) plus an Add of the bias joins the
     float map, so the next quantizer's thresholds take it exactly."""
     start = node.output[0] + "__hwprune_acc"
+    # The Add is the layer's own bias: messages about it name the layer (its doc_string).
     add = onnx.helper.make_node(
-        "Add", [start, b_name], [node.output[0]], name=node.name + "__hwprune_bias"
+        "Add",
+        [start, b_name],
+        [node.output[0]],
+        name=node.name + "__hwprune_bias",
+        doc_string=node.doc_string,
     )
     acc = st.floated(start, acc, node)
     return replace(acc, start=start, nodes=acc.nodes + (add,))

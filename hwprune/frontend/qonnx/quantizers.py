@@ -135,7 +135,7 @@ def trunc(st: ImportState, node) -> None:
     lo, hi = int(min_int(signed, narrow, bw)), int(max_int(signed, narrow, bw))
     if not isinstance(st.get(node.input[0]), Act):
         raise HwpruneError(
-            f"{st.where(node)}: input {node.input[0]!r} must be a quantized activation"
+            f"{st.where(node)}: input {st.tensor(node.input[0])!r} must be a quantized activation"
         )
     src = st.dyn(node.input[0], node)
     st.no_perm(src, node)

@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 from hwprune.errors import HwpruneError
 from hwprune.frontend.precision import FixedType
+from hwprune.frontend.qonnx.names import UserNames
 from hwprune.ir.graph import HostInput, Op, Requant, Value
 
 
@@ -134,6 +135,8 @@ class ImportState:
         self.host_input: HostInput | None = None
         # A final Softmax / LogSoftmax / ArgMax, left to the host (see boundary.final).
         self.final_node = None
+        # Messages name nodes and tensors as the user's file does, not as cleanup renamed them.
+        self.names = UserNames(model.graph)
 
     def fresh(self, kind: str) -> str:
         """A new IR op name: kind followed by a per-kind counter."""
@@ -142,7 +145,13 @@ class ImportState:
         return f"{kind}{k}"
 
     def where(self, node) -> str:
-        return f"node {node.name!r} ({node.op_type})"
+        """The node as every message names it: its name and op type in the user's file
+        (``names.UserNames.node``), never the name qonnx cleanup gave it."""
+        return self.names.node(node)
+
+    def tensor(self, name: str) -> str:
+        """A tensor's name in the user's file, for messages (``names.UserNames.tensor``)."""
+        return self.names.tensor(name)
 
     def emit(self, op: Op, shape: tuple[int, ...], exp: int, relu: bool = False) -> Act:
         """Append an op and infer its value now (ranges are needed by later ReLUs)."""
@@ -156,7 +165,9 @@ class ImportState:
         if name in self.inits:
             raw = self.inits[name]
             return Const(None, None, raw)
-        raise HwpruneError(f"tensor {name!r} is used before it is produced; re-export the model")
+        raise HwpruneError(
+            f"tensor {self.tensor(name)!r} is used before it is produced; re-export the model"
+        )
 
     def dyn(self, name: str, node) -> Act:
         """A dynamic operand as is (a pending ReLU stays pending).
@@ -172,8 +183,8 @@ class ImportState:
             v = self.env[name] = float_input(self, name, v, node)
         if not isinstance(v, Act):
             raise HwpruneError(
-                f"{self.where(node)}: input {name!r} must be a quantized activation; put a "
-                "Quant (e.g. QuantIdentity / QuantReLU) in front of it"
+                f"{self.where(node)}: input {self.tensor(name)!r} must be a quantized "
+                "activation; put a Quant (e.g. QuantIdentity / QuantReLU) in front of it"
             )
         return v
 
@@ -186,8 +197,9 @@ class ImportState:
         if v.nodes:
             ops = ", ".join(n.op_type for n in v.nodes)
             raise HwpruneError(
-                f"{self.where(node)}: input {name!r} is a float map ({ops}) of integers that is "
-                "not re-quantized; put a Quant (activation quantizer) before this node"
+                f"{self.where(node)}: input {self.tensor(name)!r} is a float map ({ops}) of "
+                "integers that is not re-quantized; put a Quant (activation quantizer) before "
+                "this node"
             )
         if v.relu:
             hi = self.vals[v.op].range.hi
@@ -229,7 +241,7 @@ class ImportState:
                     c = self.get(i)
                     if not isinstance(c, Const):
                         raise HwpruneError(
-                            f"node {n.name!r} ({n.op_type}): input {i!r} must be a constant"
+                            f"{self.where(n)}: input {self.tensor(i)!r} must be a constant"
                         )
                     out[i] = c.raw
             produced.update(n.output)
