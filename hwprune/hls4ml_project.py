@@ -32,11 +32,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+
+import numpy as np
 
 from hwprune.errors import HwpruneError
 from hwprune.ir import golden
@@ -71,6 +75,16 @@ ZERO_TERM_PASS = "hwprune_remove_zero_terms"
 # hwprune.sim.csim.trace_csim can key the bridge's layer traces by IR name without the IR.
 NAMES_FILE = "hwprune_names.json"
 NAMES_FORMAT = 1
+# The files hls4ml's C++ test bench (<project>_test.cpp, run by build_prj.tcl's csim and cosim)
+# reads from the directory it runs in; without them it simulates a few all-zero inputs.
+TB_INPUTS = "tb_data/tb_input_features.dat"
+TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
+# That test bench parses every value with atof into a std::vector<float> before copying it
+# into input_t: an integer is exact through it only up to 2**24 in magnitude. Projects whose
+# input range goes beyond get a test bench that reads doubles (_double_test_bench), exact up
+# to 2**53 like the C-simulation bridge; the others keep hls4ml's test bench unchanged.
+_FLOAT_EXACT = 2**24
+_DOUBLE_EXACT = 2**53
 
 # Markers around each generated Dense, Max and Threshold config in parameters.h; the op name is
 # JSON-quoted so any IR name survives the round trip through the C++ comment.
@@ -707,6 +721,28 @@ def _untrace_test_bench(path: Path) -> None:
     path.write_text(text.replace(on, "bool trace_enabled = false;"))
 
 
+def _tb_exact(g: Graph) -> int:
+    """The largest input magnitude the project's test bench reads exactly."""
+    r = g.inputs[0].range
+    return _FLOAT_EXACT if max(-r.lo, r.hi) <= _FLOAT_EXACT else _DOUBLE_EXACT
+
+
+def _double_test_bench(path: Path) -> None:
+    """Make hls4ml's test bench keep the inputs it parses as double instead of float, so that
+    every integer input up to 2**53 in magnitude reaches input_t exactly (atof returns a
+    double; the std::vector<float> rounded it)."""
+    text = path.read_text()
+    edits = (
+        ("std::vector<float> in;", "std::vector<double> in;"),
+        ("nnet::copy_data<float, ", "nnet::copy_data<double, "),
+    )
+    for old, new in edits:
+        if text.count(old) != 1:
+            raise HwpruneError(f"{path} has no '{old}' line: this hls4ml version is not supported")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
 def _finish(staging: Path, out_dir: Path, random_stamp: str) -> None:
     """Make the written project deterministic, then move it into place.
 
@@ -720,7 +756,8 @@ def _finish(staging: Path, out_dir: Path, random_stamp: str) -> None:
     stamped = {"build_lib.sh", "hls4ml_config.yml"}
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
         rel = path.relative_to(staging).as_posix()
-        if rel not in stamped:
+        # Test vectors are no source of the library: with or without them, the same stamp.
+        if rel not in stamped and not rel.startswith("tb_data/"):
             digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     stamp = digest.hexdigest()[:8]
     build = staging / "build_lib.sh"
@@ -748,6 +785,7 @@ def write_hls_project(
     clock_period_ns: float = 10.0,
     reuse_factor: int = 1,
     project_name: str = "myproject",
+    vectors: np.ndarray | None = None,
 ) -> None:
     """Write an hls4ml Vitis (io_parallel) project for graph ``g`` into ``out_dir``.
 
@@ -763,6 +801,10 @@ def write_hls_project(
     unchanged), only while the bridge's ``allocate_trace_storage`` has switched tracing on
     (the test bench leaves it off). ``NAMES_FILE`` maps the IR op names to the layer names
     for ``hwprune.sim.csim.trace_csim`` and ``first_failing_layer``.
+
+    ``vectors``, integer IR inputs of shape (n, input size), become the test bench's
+    ``tb_data`` files with the golden outputs (see ``tb_data_files``); without them tb_data/
+    stays empty and the test bench simulates a few all-zero inputs.
     """
     try:
         verify(g)
@@ -783,6 +825,7 @@ def write_hls_project(
         raise HwpruneError(f"project_name {project_name!r} must be a C identifier")
     if not part.strip():
         raise HwpruneError("part is empty; give an FPGA part string such as xc7z020clg400-1")
+    tb_files = tb_data_files(g, vectors) if vectors is not None else {}
 
     out_dir = Path(out_dir).resolve()
     _check_target(out_dir)
@@ -826,9 +869,97 @@ def write_hls_project(
         _copy_used_headers(model, staging / "firmware")
         _write_trace_names(g, model, staging / NAMES_FILE)
         _untrace_test_bench(staging / f"{project_name}_test.cpp")
+        if _tb_exact(g) > _FLOAT_EXACT:
+            _double_test_bench(staging / f"{project_name}_test.cpp")
+        for rel, text in tb_files.items():
+            (staging / rel).write_text(text)
         _finish(staging, out_dir, model.config.get_config_value("Stamp"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # only left if something failed
+
+
+# --- test bench data --------------------------------------------------------------------------
+
+
+def _tb_lines(rows: np.ndarray) -> str:
+    # Every value followed by one space, one vector per line: what nnet::print_result writes
+    # into tb_data/csim_results.log (ap_int in decimal), so a correct simulation's log equals
+    # the predictions file byte for byte. No banner: the test bench would read it as a vector.
+    return "".join("".join(f"{v} " for v in row) + "\n" for row in rows.tolist())
+
+
+def tb_data_files(g: Graph, x: np.ndarray) -> dict[str, str]:
+    """The test bench's input and expected-output files for inputs ``x``: {path: text}.
+
+    ``x`` holds integer IR inputs, shape (n, input size), n >= 1, inside the input's range.
+    The project's ports are the IR's integer levels as ap_int/ap_uint (no scale), so both
+    files hold plain decimal integers, one vector per line, space-separated: the inputs
+    and their golden outputs (``golden.outputs``). hls4ml's test bench reads them with atof
+    into floats, then into input_t: exact for inputs up to 2**24 in magnitude; a project
+    whose input range goes beyond reads doubles (exact up to 2**53, larger inputs are
+    refused). Predictions it only prints, rounded to 6 digits; its results log holds the
+    outputs exactly, in the predictions file's format.
+    """
+    (inp,) = g.inputs
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != inp.size:
+        raise HwpruneError(
+            f"test bench vectors must have shape (n >= 1, {inp.size}), got {x.shape}"
+        )
+    if not np.issubdtype(x.dtype, np.integer):
+        if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+            raise HwpruneError("test bench vectors must be integers: the IR input levels")
+    limit = _tb_exact(g)
+    if np.abs(x).max() > limit:
+        raise HwpruneError(
+            f"a test bench input reaches {int(np.abs(x).max())}; the project's test bench "
+            f"reads inputs exactly only up to 2**{limit.bit_length() - 1} in magnitude"
+        )
+    x = x.astype(np.int64)
+    try:
+        y = golden.outputs(g, x)
+    except ValueError as e:
+        raise HwpruneError(f"test bench vectors: {e}") from e
+    return {TB_INPUTS: _tb_lines(x), TB_OUTPUTS: _tb_lines(y)}
+
+
+def write_tb_data(hls_dir: Path, g: Graph, x: np.ndarray) -> None:
+    """Write ``tb_data_files(g, x)`` into a project written from ``g`` by
+    ``write_hls_project``, each file atomically, replacing earlier vectors.
+
+    Vitis' C-simulation and co-simulation (build_prj.tcl) then run the test bench on ``x``;
+    each writes its outputs to tb_data/csim_results.log or rtl_cosim_results.log, which for a
+    correct design equal tb_data/tb_output_predictions.dat byte for byte.
+    """
+    hls_dir = Path(hls_dir)
+    names = hls_dir / NAMES_FILE
+    if not names.is_file():
+        raise HwpruneError(f"{names} is missing; write the project with write_hls_project")
+    if json.loads(names.read_text()).get("graph") != graph_digest(g):
+        raise HwpruneError(
+            f"{hls_dir} was not written from this graph (its {NAMES_FILE} records another "
+            f"graph digest); give the graph the project was written from, or rewrite it"
+        )
+    files = tb_data_files(g, x)
+    benches = sorted(hls_dir.glob("*_test.cpp"))
+    if _tb_exact(g) > _FLOAT_EXACT and not all(
+        "std::vector<double> in;" in b.read_text() for b in benches
+    ):
+        raise HwpruneError(
+            f"the test bench of {hls_dir} reads its inputs as float, which rounds this graph's "
+            f"wide inputs; rewrite the project with write_hls_project"
+        )
+    for rel, text in files.items():
+        path = hls_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
 
 # --- reading the emitted C++ back -------------------------------------------------------------
