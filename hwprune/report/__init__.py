@@ -3,6 +3,7 @@
     layer_rows(g, manifest, board_estimate)   -> list[dict]   one row per hardware op
     layer_table(rows)                         -> str          Markdown, also fine in a terminal
     load_layer_rows(build_dir, board)         -> list[dict]   the same, read from the files
+    read_build(build_dir)                     -> (graph, manifest | None, estimates)
     write_plots(build_dir, board)             -> list[Path]   build_dir/plots/*.png
     report_markdown_sections(build_dir, board, plots) -> str  table + plot links for report.md
     write_html(markdown_text, build_dir)      -> Path         build_dir/report.html, standalone
@@ -19,6 +20,7 @@ from hwprune.report.tables import (
     layer_table,
     layer_totals,
     load_layer_rows,
+    read_build,
     report_markdown_sections,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "layer_totals",
     "load_layer_rows",
     "markdown_to_html",
+    "read_build",
     "report_markdown_sections",
     "write_html",
     "write_plots",

@@ -12,11 +12,15 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hwprune import __version__
 from hwprune.builddir import staged
 from hwprune.errors import HwpruneError
 from hwprune.report.tables import choose_board, read_build
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PLOTS_DIR = "plots"
 # Resource bars of the utilisation plot: key in estimate.json, label.
@@ -68,7 +72,7 @@ def _history_x(history: list[dict]) -> tuple[list[float], dict[str, float]]:
     return xs, starts
 
 
-def plot_training(train: dict):
+def plot_training(train: dict) -> Figure | None:
     """Validation accuracy (top) and sparsity (bottom) over the training steps of train.json,
     one colour per phase; mask updates, guard checks and rollbacks marked. None when the
     history is empty."""
@@ -159,7 +163,7 @@ def _grouped_bars(ax, labels: list[str], series: list[tuple[str, list[float], st
     ax.set_xticks(range(len(labels)), labels)
 
 
-def plot_nonzeros(manifest: dict):
+def plot_nonzeros(manifest: dict) -> Figure | None:
     """Per weight layer: its weights (dense), the nonzero weights left after pruning and
     quantization, and the product terms after the passes. None without weight layers."""
     layers = manifest.get("layers", [])
@@ -195,7 +199,7 @@ def plot_nonzeros(manifest: dict):
 # --- (c) resources per layer ----------------------------------------------------------------
 
 
-def plot_layer_resources(board_estimate: dict):
+def plot_layer_resources(board_estimate: dict) -> Figure | None:
     """LUT and FF of every costed op on one board (DSP and BRAM18 too when any is used)."""
     layers = board_estimate["layers"]
     if not layers:
@@ -225,7 +229,7 @@ def plot_layer_resources(board_estimate: dict):
 # --- (d) utilisation per board --------------------------------------------------------------
 
 
-def plot_utilization(estimates: dict, board: str | None = None):
+def plot_utilization(estimates: dict, board: str | None = None) -> Figure | None:
     """LUT, FF, DSP and BRAM18 utilisation (% of what is available) on every board of
     estimate.json, on a log axis with the 100 % line; boards where the design does not fit
     are named in red, ``board`` in bold."""
@@ -291,7 +295,7 @@ def write_plots(build_dir: Path, board: str | None = None) -> list[Path]:
     g, manifest, estimates = read_build(build_dir)
     name = choose_board(g, estimates, board)
     train_json = build_dir / "train.json"
-    makers: list[tuple[str, Callable[[], object]]] = [
+    makers: list[tuple[str, Callable[[], Figure | None]]] = [
         ("layer_resources.png", lambda: plot_layer_resources(estimates[name])),
         ("utilization.png", lambda: plot_utilization(estimates, name)),
     ]
