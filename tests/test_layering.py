@@ -14,6 +14,7 @@ CORE = [
     "hwprune.estimate",
     "hwprune.estimate.synth",
     "hwprune.boards",
+    "hwprune.report",
 ]
 
 
