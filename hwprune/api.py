@@ -1,14 +1,29 @@
-"""The library behind every CLI subcommand: one public function per subcommand, same name.
+"""hwprune's Python API: the library's front door, and what every CLI subcommand calls.
 
-    train(config, out_dir)                  -> TrainReport   (model.pt, model.onnx, config.toml)
-    compile(model_onnx, out_dir, board)     -> Graph         (ir.json, hls/, rtl/, estimate.json)
-    sim(build_dir, simulator, vectors)      -> SimReport     (sim/report.json)
-    estimate(target, board)                 -> dict          (per-board estimates)
-    boards()                                -> list[Board]
-    run(config, out_dir)                    -> RunReport     (all of the above + report.md)
+    import hwprune
 
-Errors are ``HwpruneError`` (bad input) or ``MismatchError`` (a ladder level disagreed); the
-CLI turns them into exit codes.
+    design = hwprune.compile("model.onnx", "build/m", board="pynq-z2")      -> Design
+    design.predict(x)                 bit-exact outputs (the golden interpreter)
+    design.sim(vectors=200)           qonnx, C-sim and RTL vs golden     -> SimReport
+    design.estimate("zcu104")         resources and latency              -> {board: estimate}
+    design.layer_table("zcu104")      the per-layer table                -> str
+    design.paths                      what compile wrote                 -> {name: Path}
+    hwprune.load("build/m")           a build directory written before   -> Design
+
+    hwprune.train(config, out_dir)    QAT + pruning, then QONNX export   -> TrainReport
+    hwprune.run(config, out_dir)      every step, report.md and plots    -> RunReport
+    hwprune.sim(dir), hwprune.estimate(dir_or_onnx, board), hwprune.boards()
+
+``config`` is a ``Config``, the path of a TOML file, or None for the bundled default example.
+
+The main job is a sequence of steps held as data (``STEPS``): train, export, compile, sim,
+estimate, report. A step reads what the steps before it left in the build directory and
+passes its result to the next in memory, so ``run(config, out_dir, start="compile")``
+restarts from the files an earlier run left.
+
+Errors are exceptions: ``HwpruneError`` (bad input; the message names the problem and the
+fix) and its subclass ``MismatchError`` (a ladder level disagreed). Only the CLI turns them
+into exit codes.
 """
 
 from __future__ import annotations
@@ -16,8 +31,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from hwprune.builddir import staged, write_files
 from hwprune.config import Config
@@ -26,16 +44,46 @@ from hwprune.ir import golden
 from hwprune.ir.graph import Graph, from_json, to_json
 from hwprune.ir.passes import optimize
 from hwprune.names import HLS_PROJECT, KERNELS, SYNTH_TOOLS, TOP
-from hwprune.resources import banner
 from hwprune.sim.ladder import (
     SimReport,
     brevitas_level,
     describe_mismatch,
-    host_boundary,
     simulate,
 )
 
-# --- train ----------------------------------------------------------------------------------
+# Outputs of later steps that a new compile makes stale: removed when compile replaces them.
+DERIVED_FROM_COMPILE = (
+    "estimate.json",
+    "sim",
+    "synth",
+    "logs",
+    "plots",
+    "report.md",
+    "report.html",
+)
+# The most vectors one simulation takes (the RTL testbench holds them in memory).
+MAX_VECTORS = 1_000_000
+
+
+def _config(config: Config | str | Path | None) -> Config:
+    from hwprune.config import load_config
+    from hwprune.resources import data_dir
+
+    if isinstance(config, Config):
+        return config
+    return load_config(Path(config) if config else data_dir("examples") / "digits.toml")
+
+
+def _remove(out_dir: Path, names: tuple[str, ...]) -> None:
+    for name in names:
+        p = Path(out_dir) / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+# --- train and export -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -45,22 +93,35 @@ class TrainReport:
     seconds: float
     sparsity: dict = field(default_factory=dict)  # pruned layer -> achieved mask sparsity
 
+    @classmethod
+    def load(cls, build_dir: Path) -> TrainReport:
+        doc = json.loads(_need(build_dir, "train.json", "train").read_text())
+        return cls(doc["dense_accuracy"], doc["pruned_accuracy"], doc["seconds"], doc["sparsity"])
 
-def train(config: Config, out_dir: Path, progress: bool = True) -> TrainReport:
+
+def _need(build_dir: Path, name: str, step: str) -> Path:
+    """A file an earlier step wrote, or an error naming the step that writes it."""
+    p = Path(build_dir) / name
+    if not p.exists():
+        raise HwpruneError(
+            f"{build_dir} has no {name}; run the '{step}' step first "
+            f"(hwprune run CONFIG -o {build_dir} --from {step})"
+        )
+    return p
+
+
+def _train_files(config: Config, out_dir: Path, progress: bool) -> TrainReport:
     """QAT + pruning; writes config.toml (resolved), model.pt (BatchNorm folded, masks
-    squashed), model.onnx (cleaned QONNX) and train.json (accuracies, sparsity, history)."""
+    squashed) and train.json (accuracies, sparsity, history)."""
     import torch
 
-    from hwprune.export.qonnx import export_model
     from hwprune.train.loop import train as train_loop
 
-    out_dir = Path(out_dir)
     t0 = time.perf_counter()
     with staged(out_dir) as stage:
         res = train_loop(config, progress=progress)
         (stage / "config.toml").write_text(config.to_toml())
         torch.save(res.model.state_dict(), stage / "model.pt")
-        export_model(res.model, res.split.x_train.shape[1], stage / "model.onnx")
         rep = TrainReport(
             res.dense_accuracy,
             res.pruned_accuracy,
@@ -78,13 +139,246 @@ def train(config: Config, out_dir: Path, progress: bool = True) -> TrainReport:
             "history": res.history,
         }
         (stage / "train.json").write_text(json.dumps(doc, indent=1) + "\n")
+    # A new model: what was derived from the previous one describes it no longer.
+    _remove(out_dir, ("model.onnx", "ir.json", "hls", "rtl", *DERIVED_FROM_COMPILE))
     return rep
+
+
+def load_trained(config: Config, build_dir: Path):
+    """The trained Brevitas model of a build directory, rebuilt from the config and model.pt
+    (BatchNorm folded, as trained), in eval mode."""
+    import torch
+
+    from hwprune.train.model import build_model
+
+    info = json.loads(_need(build_dir, "train.json", "train").read_text())
+    model = build_model(config.model, tuple(info["shape"]), info["n_classes"], fold_bn=True)
+    state = torch.load(_need(build_dir, "model.pt", "train"), weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def export(config: Config | str | Path | None, build_dir: Path) -> Path:
+    """Export the trained model of ``build_dir`` to cleaned QONNX (build_dir/model.onnx)."""
+    from hwprune.export.qonnx import export_model
+
+    config, build_dir = _config(config), Path(build_dir)
+    info = json.loads(_need(build_dir, "train.json", "train").read_text())
+    model = load_trained(config, build_dir)
+    with staged(build_dir) as stage:
+        export_model(model, int(np.prod(info["shape"])), stage / "model.onnx")
+    return build_dir / "model.onnx"
+
+
+def train(config: Config | str | Path | None, out_dir: Path, progress: bool = True) -> TrainReport:
+    """QAT + pruning, then export: config.toml, model.pt, train.json and model.onnx."""
+    job = _Job(_config(config), Path(out_dir), progress)
+    _run_steps(job, "train", "export")
+    return job.train
 
 
 # --- compile --------------------------------------------------------------------------------
 
-# Outputs of later steps that a new compile makes stale: removed when compile replaces them.
-DERIVED_FROM_COMPILE = ("sim", "synth", "report.md")
+
+@dataclass
+class Design:
+    """A compiled design: its build directory, the IR, the manifest and the estimates.
+
+    ``predict`` is bit-exact (the golden interpreter, which every ladder level matches);
+    ``sim`` and ``estimate`` run on the files of the build directory.
+    """
+
+    build_dir: Path
+    graph: Graph
+    manifest: dict
+    estimates: dict = field(default_factory=dict)  # board -> estimate (every board)
+
+    @classmethod
+    def load(cls, build_dir: Path) -> Design:
+        build_dir = Path(build_dir)
+        g = load_graph(build_dir)
+        man = json.loads(_need(build_dir, "rtl/manifest.json", "compile").read_text())
+        est = build_dir / "estimate.json"
+        ests = json.loads(est.read_text()) if est.is_file() else {}
+        return cls(build_dir, g, man, ests)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """What compile wrote: ir.json, hls/ (the hls4ml project, tb_data/ with the golden
+        vectors), rtl/ (Verilog, cocotb testbench, manifest.json) and estimate.json."""
+        d = self.build_dir
+        return {
+            "ir": d / "ir.json",
+            "hls": d / "hls",
+            "rtl": d / "rtl",
+            "verilog": d / "rtl" / f"{TOP}.v",
+            "manifest": d / "rtl" / "manifest.json",
+            "estimate": d / "estimate.json",
+        }
+
+    @property
+    def model(self) -> Path:
+        """The QONNX model the design was compiled from."""
+        local = self.build_dir / "model.onnx"
+        return local if local.is_file() else Path(self.graph.meta.get("source", ""))
+
+    def predict(self, x, raw: bool = False) -> np.ndarray:
+        """The hardware's outputs for model inputs ``x`` (n, ...), bit for bit.
+
+        Inputs the hardware reads directly must be levels of the model's input quantizer
+        (multiples of its scale, in range); a model whose input the host prepares (a float
+        input with a stated input type, a float chain) gets it prepared exactly as qonnx does.
+        Returns the outputs as real values (integers times the output scale, plus the last
+        layer's float bias where the model has one), or the integers with ``raw=True``.
+        A float tail after the hardware (e.g. Softmax) is the host's and is not applied.
+        """
+        g = self.graph
+        levels = self._input_levels(np.asarray(x, dtype=np.float64))
+        ints = golden.outputs(g, levels)
+        if raw:
+            return ints
+        ho = g.host_output
+        if ho is None:
+            return ints * 2.0 ** g.meta["output_exp"]
+        y = ints * np.asarray(ho.scale, dtype=np.float64).reshape(-1)
+        return y if ho.offset is None else y + np.asarray(ho.offset, np.float64).reshape(-1)
+
+    def _input_levels(self, x: np.ndarray) -> np.ndarray:
+        g = self.graph
+        (inp,) = g.inputs
+        n = len(x) if x.ndim > 1 else 1
+        flat = x.reshape(n, -1)
+        hi = g.host_input
+        want = int(np.prod(g.meta.get("input_shape", [inp.size])))
+        if flat.shape[1] != (want if hi is not None else inp.size):
+            raise HwpruneError(
+                f"predict: each input has {flat.shape[1]} values, the model reads "
+                f"{want if hi is not None else inp.size}; pass an array of shape (n, "
+                f"{want if hi is not None else inp.size})"
+            )
+        if hi is not None:
+            from hwprune.sim.reference import qonnx_reference
+
+            if not self.model.is_file():
+                raise HwpruneError(
+                    f"predict: the host prepares this model's input with qonnx, and the model "
+                    f"{self.model} is gone; compile it again into {self.build_dir}"
+                )
+            if hi.input_type:
+                from hwprune.frontend.precision import parse_precision
+
+                t = parse_precision(hi.input_type)
+                flat = t.levels_to_float(t.quantize(flat))
+            shape = g.meta.get("input_shape", [flat.shape[1]])
+            feeds = flat.astype(np.float32).reshape(n, 1, *shape)
+            levels, _ = qonnx_reference(self.model, g, feeds)
+            return levels
+        scaled = flat / 2.0**inp.exp
+        levels = np.round(scaled)
+        bad = (levels != scaled) | (levels < inp.range.lo) | (levels > inp.range.hi)
+        if bad.any():
+            v, i = (int(t) for t in np.argwhere(bad)[0])
+            step = 2.0**inp.exp
+            raise HwpruneError(
+                f"predict: input [{v}, {i}] = {flat[v, i]!r} is not a level of the model's input "
+                f"quantizer (multiples of {step!r} from {inp.range.lo * step!r} to "
+                f"{inp.range.hi * step!r}); quantize the inputs as that quantizer does first"
+            )
+        return levels.astype(np.int64)
+
+    def sim(
+        self, simulator: str = "icarus", vectors: int = 1000, seed: int = 0, progress=False
+    ) -> SimReport:
+        """The ladder on this design (see ``hwprune.sim``)."""
+        return sim(self.build_dir, simulator, vectors, seed, progress)
+
+    def estimate(self, board: str = "all", synth: str | None = None) -> dict:
+        """Estimates on one board or all (see ``hwprune.estimate``)."""
+        return estimate(self.build_dir, board, synth)
+
+    def layer_table(self, board: str | None = None) -> str:
+        """The per-layer table (kind, shape, nonzeros, product terms, removed neurons, LUT,
+        FF, DSP, latency) on ``board`` (default: the board compiled for)."""
+        from hwprune.report import layer_rows, layer_table
+
+        name = board or self.graph.meta.get("board")
+        est = self.estimates.get(name) or estimate(self.build_dir, name)[name]
+        return layer_table(layer_rows(self.graph, self.manifest, est))
+
+
+def _compile_files(
+    model_onnx: Path,
+    out_dir: Path,
+    board: str = "pynq-z2",
+    kernel: str = "mac",
+    reuse_factor: int = 1,
+    input_type: str | None = None,
+) -> Design:
+    """The compile step: ir.json, hls/ (with tb_data/), rtl/ (+ manifest.json). Everything is
+    checked (file, board, kernel, reuse factor, supported ops) before anything is written."""
+    from hwprune.boards import get_board
+    from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
+    from hwprune.codegen.manifest import manifest as build_manifest
+    from hwprune.codegen.verilog import count_product_terms as verilog_terms
+    from hwprune.codegen.verilog import emit_verilog
+    from hwprune.frontend.qonnx import import_qonnx
+    from hwprune.hls4ml_project import check_reuse_factor, write_hls_project
+    from hwprune.hls4ml_project import count_product_terms as hls_terms
+
+    if kernel not in KERNELS:
+        raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
+    if reuse_factor < 1:
+        raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
+    b = get_board(board)
+    model_onnx, out_dir = Path(model_onnx), Path(out_dir)
+    imported = import_qonnx(model_onnx, input_type or None)
+    g = optimize(imported)
+    check_reuse_factor(g, reuse_factor)
+    meta = {
+        **imported.meta,
+        "source": str(model_onnx.resolve()),
+        "board": b.name,
+        "reuse_factor": reuse_factor,
+    }
+    g = replace(g, meta=meta)
+    with staged(out_dir) as stage:
+        (stage / "ir.json").write_text(to_json(g))
+        rtl = stage / "rtl"
+        vfiles = emit_verilog(g, TOP)
+        write_files(rtl, {**vfiles, **emit_testbench(g, TOP)})
+        x = golden.stimulus_vectors(g, 1000, 0)
+        write_vectors(rtl / "vectors.json", g, x)
+        write_hls_project(
+            g,
+            stage / "hls",
+            part=b.part,
+            clock_period_ns=1000.0 / b.clock_mhz,
+            reuse_factor=reuse_factor,
+            project_name=HLS_PROJECT,
+            vectors=x,
+        )
+        v_terms: dict[str, int] = {}
+        for text in vfiles.values():
+            v_terms.update(verilog_terms(text))
+        manifest = build_manifest(imported, g, v_terms, hls_terms(stage / "hls"))
+        (rtl / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    # What was derived from the model compiled before (estimates, a verdict, synthesis, the
+    # report) no longer describes this one.
+    _remove(out_dir, DERIVED_FROM_COMPILE)
+    return Design(out_dir, g, manifest)
+
+
+def _estimate_files(design: Design) -> dict:
+    """The estimate step: every board of the catalogue into estimate.json (the file answers
+    "where does this design fit?")."""
+    from hwprune.boards import list_boards
+    from hwprune.estimate import estimate_boards
+
+    est = estimate_boards(design.graph, list_boards())
+    with staged(design.build_dir) as stage:
+        (stage / "estimate.json").write_text(json.dumps(est, indent=1, sort_keys=True) + "\n")
+    design.estimates = est
+    return est
 
 
 def compile(
@@ -94,88 +388,50 @@ def compile(
     kernel: str = "mac",
     reuse_factor: int = 1,
     input_type: str | None = None,
-) -> Graph:
+) -> Design:
     """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
 
     ``input_type`` (hls4ml spelling, e.g. ``fixed<16,6>``) is the precision the host
     quantizes a float graph input to when the model reads it without a quantizer.
-    Everything is checked (file, board, supported ops) before anything is written.
+    ``reuse_factor`` must be one hls4ml accepts for every layer (it is checked).
     """
-    from hwprune.boards import get_board, list_boards
-    from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
-    from hwprune.codegen.manifest import manifest as build_manifest
-    from hwprune.codegen.verilog import count_product_terms as verilog_terms
-    from hwprune.codegen.verilog import emit_verilog
-    from hwprune.estimate import estimate_boards
-    from hwprune.frontend.qonnx import import_qonnx
-    from hwprune.hls4ml_project import count_product_terms as hls_terms
-    from hwprune.hls4ml_project import write_hls_project
-
-    if kernel not in KERNELS:
-        raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
-    if reuse_factor < 1:
-        raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
-    b = get_board(board)
-    model_onnx = Path(model_onnx)
-    imported = import_qonnx(model_onnx, input_type or None)
-    g = optimize(imported)
-    largest = max((op.n_in * op.n_out for op in g.dense_ops()), default=1)
-    if reuse_factor > largest:
-        raise HwpruneError(
-            f"--reuse-factor {reuse_factor} exceeds every layer's size (the largest has "
-            f"{largest} weights); use a reuse factor from 1 to {largest}"
-        )
-    meta = {
-        **imported.meta,
-        "source": str(model_onnx.resolve()),
-        "board": b.name,
-        "reuse_factor": reuse_factor,
-    }
-    g = replace(g, meta=meta)
-    with staged(Path(out_dir)) as stage:
-        (stage / "ir.json").write_text(to_json(g))
-        rtl = stage / "rtl"
-        vfiles = emit_verilog(g, TOP)
-        write_files(rtl, {**vfiles, **emit_testbench(g, TOP)})
-        write_vectors(rtl / "vectors.json", g, golden.stimulus_vectors(g, 1000, 0))
-        write_hls_project(
-            g,
-            stage / "hls",
-            part=b.part,
-            clock_period_ns=1000.0 / b.clock_mhz,
-            reuse_factor=reuse_factor,
-            project_name=HLS_PROJECT,
-        )
-        v_terms: dict[str, int] = {}
-        for text in vfiles.values():
-            v_terms.update(verilog_terms(text))
-        manifest = build_manifest(imported, g, v_terms, hls_terms(stage / "hls"))
-        (rtl / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        # Every board of the catalogue: the file answers "where does this design fit?".
-        est = estimate_boards(g, list_boards())
-        (stage / "estimate.json").write_text(json.dumps(est, indent=1, sort_keys=True) + "\n")
-    # What was derived from the model compiled before (a verdict, synthesis, the report) no
-    # longer describes this one.
-    for stale in DERIVED_FROM_COMPILE:
-        p = Path(out_dir) / stale
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    return g
+    design = _compile_files(model_onnx, out_dir, board, kernel, reuse_factor, input_type)
+    _estimate_files(design)
+    return design
 
 
-# --- sim ------------------------------------------------------------------------------------
+def load(build_dir: Path) -> Design:
+    """The design a build directory holds (written by compile or run)."""
+    return Design.load(build_dir)
 
 
 def load_graph(build_dir: Path) -> Graph:
     """The IR of a build directory (written by compile)."""
-    p = Path(build_dir) / "ir.json"
+    build_dir = Path(build_dir)
+    p = build_dir / "ir.json"
+    if build_dir.is_file():
+        raise HwpruneError(
+            f"{build_dir} is a model file, not a build directory; compile it first "
+            f"('hwprune compile {build_dir} -o DIR') and pass DIR"
+        )
     if not p.is_file():
         raise HwpruneError(
             f"{build_dir} has no ir.json; run 'hwprune compile MODEL.onnx -o {build_dir}' first"
         )
     return from_json(p.read_text())
+
+
+# --- sim ------------------------------------------------------------------------------------
+
+
+def _check_sim_options(simulator: str, vectors: int, seed: int) -> None:
+    from hwprune.sim.rtl import check_simulator
+
+    check_simulator(simulator)  # before the C-sim spends its time
+    if not 1 <= vectors <= MAX_VECTORS:
+        raise HwpruneError(f"--vectors {vectors}: use 1 to {MAX_VECTORS:,}")
+    if seed < 0:
+        raise HwpruneError(f"--seed {seed}: use 0 or more")
 
 
 def sim(
@@ -190,19 +446,10 @@ def sim(
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
-
-    from hwprune.sim.rtl import check_simulator
-
     build_dir = Path(build_dir)
-    check_simulator(simulator)  # before the C-sim spends its time
-    if vectors < 1:
-        raise HwpruneError(f"--vectors {vectors}: use 1 or more")
-    if seed < 0:
-        raise HwpruneError(f"--seed {seed}: use 0 or more")
+    _check_sim_options(simulator, vectors, seed)
     g = load_graph(build_dir)
-    model = build_dir / "model.onnx"
-    if not model.is_file():
-        model = Path(g.meta.get("source", ""))
+    model = Design(build_dir, g, {}).model
     return simulate(build_dir, g, model, simulator, vectors, seed, progress)
 
 
@@ -229,6 +476,18 @@ def estimate(
     device family) and each board's entry gains a "synth" report: measured figures next to
     the estimate, with est/measured ratios. Logs go to DIR/synth/<family>/yosys.log.
     """
+    return estimate_design(target, board, synth, progress, input_type)[2]
+
+
+def estimate_design(
+    target: Path,
+    board: str = "all",
+    synth: str | None = None,
+    progress=None,
+    input_type: str | None = None,
+) -> tuple[Graph, dict | None, dict]:
+    """``estimate`` with what it estimated: (graph, manifest or None for a model file,
+    estimates per board), so a caller can print per-layer tables without reading again."""
     from hwprune.boards import get_board, list_boards
     from hwprune.estimate import estimate_boards
     from hwprune.frontend.qonnx import import_qonnx
@@ -239,6 +498,7 @@ def estimate(
             f"unknown synthesis tool {synth!r}; choose one of: {', '.join(SYNTH_TOOLS)}"
         )
     chosen = list_boards() if board == "all" else [get_board(board)]
+    manifest = None
     if target.is_dir():
         if input_type:  # stored and never used would mislead: the build already fixed it
             raise HwpruneError(
@@ -246,13 +506,20 @@ def estimate(
                 "was fixed when it was compiled; drop --input-type or pass the .onnx model"
             )
         g = load_graph(target)
+        man = target / "rtl" / "manifest.json"
+        manifest = json.loads(man.read_text()) if man.is_file() else None
     elif target.is_file():
+        if synth is not None:
+            raise HwpruneError(
+                f"{target}: --synth needs a build directory with rtl/; compile the model "
+                f"first ('hwprune compile {target} -o DIR') and pass DIR"
+            )
         g = optimize(import_qonnx(target, input_type or None))
     else:
         raise HwpruneError(f"{target}: no such build directory or model file")
     ests = estimate_boards(g, chosen)
     if synth is None:
-        return ests
+        return g, manifest, ests
     if not (target / "rtl").is_dir():
         raise HwpruneError(
             f"{target}: --synth needs a build directory with rtl/; run 'hwprune compile' first"
@@ -266,81 +533,169 @@ def estimate(
             if fam not in runs:
                 runs[fam] = synth_yosys(target / "rtl", b, stage / "synth" / fam, progress=progress)
             ests[b.name]["synth"] = synth_report(ests[b.name], runs[fam])
-    return ests
+    return g, manifest, ests
 
 
-# --- run --------------------------------------------------------------------------------------
+# --- run: the steps as data -------------------------------------------------------------------
 
 
 @dataclass
-class RunReport:
-    train: TrainReport
-    graph: Graph
-    imported_zeros: dict[str, tuple[int, int]]
-    sim: SimReport
-    estimates: dict
-    seconds: float
+class _Job:
+    """One run's context and the results its steps hand on (None: not run in this process;
+    the next step that needs it reads it from the build directory)."""
+
+    config: Config
+    out_dir: Path
+    progress: bool
+    train: TrainReport | None = None
+    design: Design | None = None
+    sim: SimReport | None = None
+    plots: list[Path] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def the_design(self) -> Design:
+        if self.design is None:
+            self.design = Design.load(self.out_dir)
+        return self.design
 
 
-def run(config: Config, out_dir: Path, progress: bool = True) -> RunReport:
-    """The main job: train, export, compile, simulate (Brevitas, QONNX, golden, C-sim, RTL)
-    and estimate on every board. Writes report.md into the build directory."""
-    out_dir = Path(out_dir)
-    t0 = time.perf_counter()
-    tr = train(config, out_dir, progress)
-    g = compile(
-        out_dir / "model.onnx",
-        out_dir,
-        config.compile.board,
-        reuse_factor=config.compile.reuse_factor,
-        input_type=config.compile.input_type or None,
+def _step_train(job: _Job) -> None:
+    job.train = _train_files(job.config, job.out_dir, job.progress)
+
+
+def _step_export(job: _Job) -> None:
+    export(job.config, job.out_dir)
+
+
+def _step_compile(job: _Job) -> None:
+    c = job.config.compile
+    model = _need(job.out_dir, "model.onnx", "export")
+    job.design = _compile_files(
+        model, job.out_dir, c.board, reuse_factor=c.reuse_factor, input_type=c.input_type or None
     )
-    brevitas = brevitas_level(config, out_dir, g, config.sim.vectors, config.sim.seed)
-    rep = sim(out_dir, config.sim.simulator, config.sim.vectors, config.sim.seed, progress)
-    rep.levels.insert(0, brevitas)
+
+
+def _step_sim(job: _Job) -> None:
+    s, d = job.config.sim, job.the_design()
+    _check_sim_options(s.simulator, s.vectors, s.seed)
+    brevitas = brevitas_level(load_trained(job.config, job.out_dir), d.graph, s.vectors, s.seed)
     if not brevitas.passed:
         raise MismatchError(
             f"brevitas differs from golden: {describe_mismatch(brevitas.first_mismatch)}"
         )
-    # compile wrote the estimate for every board and the per-layer weight counts already.
-    ests = json.loads((out_dir / "estimate.json").read_text())
-    layers = json.loads((out_dir / "rtl" / "manifest.json").read_text())["layers"]
-    zeros = {ly["name"]: (ly["weights"] - ly["kernel_nonzeros"], ly["weights"]) for ly in layers}
-    report = RunReport(tr, g, zeros, rep, ests, time.perf_counter() - t0)
-    with staged(out_dir) as stage:
-        (stage / "report.md").write_text(summary(report))
-    return report
+    job.sim = simulate(
+        job.out_dir, d.graph, d.model, s.simulator, s.vectors, s.seed, job.progress, [brevitas]
+    )
+
+
+def _step_estimate(job: _Job) -> None:
+    _estimate_files(job.the_design())
+
+
+def _step_report(job: _Job) -> None:
+    from hwprune.report import plots_section, summary, write_html, write_plots
+
+    if job.train is None:
+        job.train = TrainReport.load(job.out_dir)
+    if job.sim is None:
+        job.sim = SimReport.load(_need(job.out_dir, "sim/report.json", "sim"))
+    d = job.the_design()
+    if not d.estimates:
+        d.estimates = json.loads(_need(job.out_dir, "estimate.json", "estimate").read_text())
+    job.plots = write_plots(job.out_dir, d.graph.meta.get("board"))
+    seconds = time.perf_counter() - job.started
+    text = summary(job.train, job.sim, d, seconds) + plots_section(job.out_dir, job.plots)
+    with staged(job.out_dir) as stage:
+        (stage / "report.md").write_text(text)
+    write_html(text, job.out_dir)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the main job: what it reads from the build directory and what it writes."""
+
+    name: str
+    needs: tuple[str, ...]
+    writes: tuple[str, ...]
+    run: Callable[[_Job], None]
+
+
+STEPS = (
+    Step("train", (), ("config.toml", "model.pt", "train.json"), _step_train),
+    Step("export", ("model.pt", "train.json"), ("model.onnx",), _step_export),
+    Step("compile", ("model.onnx",), ("ir.json", "hls", "rtl"), _step_compile),
+    Step("sim", ("model.pt", "train.json", "ir.json", "hls", "rtl"), ("sim", "logs"), _step_sim),
+    Step("estimate", ("ir.json", "rtl"), ("estimate.json",), _step_estimate),
+    Step(
+        "report",
+        ("train.json", "ir.json", "rtl", "sim", "estimate.json"),
+        ("report.md", "report.html", "plots"),
+        _step_report,
+    ),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+
+
+def _run_steps(job: _Job, start: str, stop: str) -> None:
+    from tqdm import tqdm
+
+    for name in (start, stop):
+        if name not in STEP_NAMES:
+            raise HwpruneError(f"unknown step {name!r}; the steps are: {', '.join(STEP_NAMES)}")
+    i, j = STEP_NAMES.index(start), STEP_NAMES.index(stop)
+    if i > j:
+        raise HwpruneError(f"step {start!r} comes after {stop!r}; the order is {STEP_NAMES}")
+    writer = {w: s.name for s in STEPS for w in s.writes}
+    for need in STEPS[i].needs:  # a restart: what the skipped steps should have left
+        _need(job.out_dir, need, writer[need])
+    steps = STEPS[i : j + 1]
+    bar = tqdm(steps, desc="hwprune", unit="step", disable=not job.progress or len(steps) < 2)
+    for step in bar:
+        bar.set_description(f"hwprune: {step.name}")
+        step.run(job)
+
+
+@dataclass
+class RunReport:
+    """What the steps of one run produced (None: a step this run did not reach)."""
+
+    train: TrainReport | None
+    design: Design | None
+    sim: SimReport | None
+    seconds: float
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def graph(self) -> Graph:
+        return self.design.graph
+
+    @property
+    def estimates(self) -> dict:
+        return self.design.estimates
+
+
+def run(
+    config: Config | str | Path | None,
+    out_dir: Path,
+    progress: bool = True,
+    start: str = "train",
+    stop: str = "report",
+) -> RunReport:
+    """The main job: the steps from ``start`` to ``stop`` (STEPS: train, export, compile,
+    sim, estimate, report). Writes report.md, report.html and plots/ into the build
+    directory. Starting later than train needs what an earlier run left there; ``config``
+    None then means the build directory's own config.toml."""
+    out_dir = Path(out_dir)
+    if config is None and start != "train" and (out_dir / "config.toml").is_file():
+        config = out_dir / "config.toml"
+    job = _Job(_config(config), out_dir, progress)
+    _run_steps(job, start, stop)
+    seconds = time.perf_counter() - job.started
+    return RunReport(job.train, job.design, job.sim, seconds, job.plots)
 
 
 def summary(r: RunReport) -> str:
-    """The text the main job ends with (also written to report.md)."""
-    from hwprune.estimate import format_table
+    """The text the main job ends with (report.md without its plots)."""
+    from hwprune.report import summary as text
 
-    lines = [banner("<!--").replace("\n", " -->\n").rstrip(), "# hwprune run", ""]
-    lines.append(
-        f"Accuracy (test set): dense QAT {r.train.dense_accuracy:.2%}, "
-        f"pruned {r.train.pruned_accuracy:.2%}"
-    )
-    if r.train.sparsity:
-        shown = ", ".join(f"{k} {v:.1%}" for k, v in r.train.sparsity.items())
-        lines.append(f"Mask sparsity per pruned layer: {shown}")
-    lines += ["", "Zero weights per layer (after quantization):", ""]
-    for name, (z, n) in r.imported_zeros.items():
-        lines.append(f"  {name:<8} {z:>5} / {n:<5} zero ({z / n:.1%})")
-    total_z = sum(z for z, _ in r.imported_zeros.values())
-    total_n = sum(n for _, n in r.imported_zeros.values())
-    lines.append(f"  {'total':<8} {total_z:>5} / {total_n:<5} zero ({total_z / total_n:.1%})")
-    lines += ["", "Bit-exactness vs golden interpreter:", ""]
-    for lv in r.sim.levels:
-        verdict = "SKIP " + lv.skipped if lv.skipped else ("PASS" if lv.passed else "FAIL")
-        lines.append(f"  {lv.name:<16} {verdict:<6} {lv.vectors} vectors, {lv.seconds:.1f} s")
-    lines += ["", "Assumed at the host boundary:", ""] + [f"  {t}" for t in host_boundary(r.graph)]
-    lines += [
-        "",
-        "Estimate per board:",
-        "",
-        format_table(r.estimates),
-        "",
-        f"Total time {r.seconds:.0f} s",
-    ]
-    return "\n".join(lines) + "\n"
+    return text(r.train, r.sim, r.design, r.seconds)

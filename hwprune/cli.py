@@ -18,18 +18,13 @@ from hwprune import __version__
 from hwprune.errors import HwpruneError, MismatchError
 
 DEFAULT_EXAMPLE = "digits.toml"
+# hwprune.api.STEP_NAMES, spelt here so parsing the command line imports no library.
+STEP_NAMES = ("train", "export", "compile", "sim", "estimate", "report")
 INPUT_TYPE_HELP = (
     "precision the host quantizes a float model input to when the model has no input "
     "quantizer, spelt as in hls4ml: fixed<16,6>, ufixed<8,0>, int<8>, uint<8>, "
     "fixed<16,6,RND,SAT> (default modes: truncate, wrap)"
 )
-
-
-def _config(path: str | None):
-    from hwprune.config import load_config
-    from hwprune.resources import data_dir
-
-    return load_config(Path(path) if path else data_dir("examples") / DEFAULT_EXAMPLE)
 
 
 def _print_sim(rep) -> None:
@@ -41,17 +36,22 @@ def _print_sim(rep) -> None:
 def cmd_run(a) -> int:
     from hwprune import api
 
-    cfg = _config(a.config)
-    rep = api.run(cfg, Path(a.output))
-    print(api.summary(rep))
-    print(f"Build directory: {a.output} (report.md, model.onnx, ir.json, hls/, rtl/, sim/)")
+    config = a.config
+    if config is None and a.start == "train":
+        from hwprune.resources import data_dir
+
+        config = data_dir("examples") / DEFAULT_EXAMPLE
+    rep = api.run(config, Path(a.output), start=a.start, stop=a.stop)
+    if rep.design is not None and rep.sim is not None and rep.train is not None:
+        print(api.summary(rep))
+    print(f"Build directory: {a.output} (report.md, report.html, plots/, model.onnx, hls/, rtl/)")
     return 0
 
 
 def cmd_train(a) -> int:
     from hwprune import api
 
-    rep = api.train(_config(a.config), Path(a.output))
+    rep = api.train(a.config, Path(a.output))
     print(
         f"dense QAT accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
         f"({rep.seconds:.0f} s); wrote {a.output}/model.pt, model.onnx and train.json"
@@ -64,20 +64,12 @@ def cmd_train(a) -> int:
 def cmd_compile(a) -> int:
     from hwprune import api
 
-    g = api.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
-    man = json.loads((Path(a.output) / "rtl" / "manifest.json").read_text())
-    print(f"compiled {a.model} for {a.board}: {len(g.dense_ops())} weight layers")
-    for ly in man["layers"]:
-        at = f" x {ly['positions']} positions" if ly["positions"] > 1 else ""
-        print(
-            f"  {ly['name']:<9} {ly['kind']:<7} {ly['kernel_nonzeros']:>5} nonzero of "
-            f"{ly['weights']:<5}{at} -> {ly['product_terms_verilog']} Verilog / "
-            f"{ly['product_terms_hls']} HLS product terms; {ly['removed_neurons']} neurons "
-            f"removed"
-        )
-    if man.get("input_type"):
-        print(f"  input: {man['input']}")
-    print(f"wrote {a.output}/ir.json, hls/, rtl/, estimate.json")
+    d = api.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
+    print(f"compiled {a.model} for {a.board}: {len(d.graph.dense_ops())} weight layers")
+    print(d.layer_table())
+    if d.manifest.get("input_type"):
+        print(f"  input: {d.manifest['input']}")
+    print(f"wrote {a.output}/ir.json, hls/ (tb_data/ with golden vectors), rtl/, estimate.json")
     return 0
 
 
@@ -86,12 +78,9 @@ def cmd_sim(a) -> int:
 
     try:
         rep = api.sim(Path(a.dir), a.simulator, a.vectors, a.seed)
-    except MismatchError:
-        report = Path(a.dir) / "sim" / "report.json"
-        if report.is_file():
-            for lv in json.loads(report.read_text())["levels"]:
-                verdict = "PASS" if lv["passed"] else "FAIL"
-                print(f"  {lv['name']:<16} {verdict}  {lv['vectors']} vectors")
+    except MismatchError as e:
+        if e.report is not None:
+            _print_sim(e.report)
         raise
     _print_sim(rep)
     print("PASS: every level is bit-exact with the golden interpreter")
@@ -109,18 +98,24 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  yosys: {step:<24}", end="", file=sys.stderr, flush=True)
 
-    ests = api.estimate(
+    g, manifest, ests = api.estimate_design(
         Path(a.target), a.board, synth=a.synth, progress=progress, input_type=a.input_type
     )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     if a.json:
         print(json.dumps(ests, indent=1, sort_keys=True))
-    else:
-        print(format_table(ests))
-        if a.synth:
-            print()
-            print(format_synth_table({n: e["synth"] for n, e in ests.items()}))
+        return 0
+    print(format_table(ests))
+    if a.board != "all":  # one board: its per-layer table too
+        from hwprune.report import layer_rows, layer_table
+
+        (est,) = ests.values()
+        print()
+        print(layer_table(layer_rows(g, manifest, est)))
+    if a.synth:
+        print()
+        print(format_synth_table({n: e["synth"] for n, e in ests.items()}))
     return 0
 
 
@@ -138,14 +133,37 @@ def cmd_boards(a) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (not the usage block) and exit code 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hwprune", description=__doc__.splitlines()[0])
+    p = _Parser(prog="hwprune", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"hwprune {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("run", help="train, compile, simulate and estimate (the main job)")
-    s.add_argument("config", nargs="?", help="config TOML (default: the bundled digits example)")
+    s.add_argument(
+        "config",
+        nargs="?",
+        help="config TOML (default: the bundled digits example; with --from a later step, "
+        "the build directory's config.toml)",
+    )
     s.add_argument("-o", "--output", default="build/run", help="build directory")
+    s.add_argument(
+        "--from",
+        dest="start",
+        default="train",
+        choices=STEP_NAMES,
+        help="restart from this step, reusing what earlier steps left in the build directory",
+    )
+    s.add_argument(
+        "--to", dest="stop", default="report", choices=STEP_NAMES, help="stop after this step"
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("train", help="QAT + pruning; writes model.pt and model.onnx")

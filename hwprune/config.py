@@ -254,7 +254,8 @@ _CHECKS = {
         "an hls4ml precision such as 'fixed<16,6>', 'ufixed<8,0>', 'int<8>' or "
         "'fixed<16,6,RND,SAT>' (or \"\" for none)",
     ),
-    "sim.vectors": (lambda v: v >= 1, "a positive integer"),
+    "sim.vectors": (lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1,000,000"),
+    "sim.seed": (lambda v: v >= 0, "a non-negative integer"),
     "sim.simulator": _one_of(SIMULATORS),
 }
 

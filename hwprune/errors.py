@@ -10,4 +10,9 @@ class HwpruneError(Exception):
 
 
 class MismatchError(HwpruneError):
-    """A level of the bit-exactness ladder disagreed with the golden interpreter."""
+    """A level of the bit-exactness ladder disagreed with the golden interpreter; ``report``
+    is the ladder's report (every level's verdict) when there is one."""
+
+    def __init__(self, message: str, report=None) -> None:
+        super().__init__(message)
+        self.report = report

@@ -109,6 +109,49 @@ _CXX_KEYWORDS = frozenset(
 )
 
 
+def reuse_factor_fits(n_in: int, n_out: int, rf: int) -> bool:
+    """hls4ml's rule for a Dense layer's reuse factor (FPGABackend._validate_reuse_factor):
+    ``rf`` divides the layer's n_in * n_out weights; below n_in, the multipliers it leaves
+    (ceil(n_in * n_out / rf)) are a whole number per output; from n_in up, a multiple of n_in.
+    """
+    size = n_in * n_out
+    if rf < 1 or size % rf:
+        return False
+    if rf >= n_in:
+        return rf % n_in == 0
+    return -(-size // rf) % n_out == 0
+
+
+def check_reuse_factor(g: Graph, rf: int) -> None:
+    """Refuse a reuse factor hls4ml would not accept for every Dense layer of ``g`` (hls4ml
+    itself would silently pick another one per layer), naming the layer and what fits."""
+    dense = [(op.name, op.n_in, op.n_out) for op in g.dense_ops()]
+    if rf < 1:
+        raise HwpruneError(f"reuse factor {rf}: use 1 or more")
+    if not dense:
+        return
+    largest = max(n_in * n_out for _, n_in, n_out in dense)
+    common = [
+        r for r in range(1, largest + 1) if all(reuse_factor_fits(i, o, r) for _, i, o in dense)
+    ]
+    shown = ", ".join(map(str, common[:12])) + (", ..." if len(common) > 12 else "")
+    if rf > largest:
+        raise HwpruneError(
+            f"reuse factor {rf} exceeds every layer's size (the largest has {largest} weights); "
+            f"reuse factors every layer accepts: {shown}"
+        )
+    for name, n_in, n_out in dense:
+        if not reuse_factor_fits(n_in, n_out, rf):
+            fits = [r for r in range(1, n_in * n_out + 1) if reuse_factor_fits(n_in, n_out, r)]
+            near = sorted(fits, key=lambda r: (abs(r - rf), r))[:4]
+            raise HwpruneError(
+                f"reuse factor {rf} does not fit layer {name!r} ({n_in} inputs x {n_out} "
+                f"outputs after pruning) as hls4ml requires (it must divide the {n_in * n_out} "
+                f"weights into whole multipliers per output); nearest for this layer: "
+                f"{', '.join(map(str, sorted(near)))}; reuse factors every layer accepts: {shown}"
+            )
+
+
 def ap_type(r: IntRange) -> str:
     """The exact ap_int/ap_uint type string of an integer range."""
     return f"ap_int<{r.bits}>" if r.signed else f"ap_uint<{r.bits}>"

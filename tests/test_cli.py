@@ -1,9 +1,11 @@
 """Bad input: one line naming the problem and the fix, exit code 2, no traceback, and nothing
 written (no half-done build directory, no user file overwritten)."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -123,7 +125,20 @@ def test_estimate_with_yosys_synthesis(tmp_path, small_qonnx):
 
 @pytest.mark.parametrize(
     "case",
-    ["seed", "vectors", "file_parent", "unwritable", "reuse_factor"],
+    [
+        "seed",
+        "vectors",
+        "too_many_vectors",
+        "file_parent",
+        "unwritable",
+        "reuse_factor",
+        "reuse_factor_hls4ml",
+        "sim_on_model_file",
+        "unknown_step",
+        "restart_without_files",
+        "config_sim_seed",
+        "config_compile_board",
+    ],
 )
 def test_bad_options_one_line_exit_2(tmp_path, small_qonnx, case):
     # Each was a traceback or silently accepted before (issue 10).
@@ -134,7 +149,8 @@ def test_bad_options_one_line_exit_2(tmp_path, small_qonnx, case):
     locked.mkdir()
     args, words = {
         "seed": (["sim", build, "--seed", "-1"], ["--seed -1", "0 or more"]),
-        "vectors": (["sim", build, "--vectors", "0"], ["--vectors 0", "1 or more"]),
+        "vectors": (["sim", build, "--vectors", "0"], ["--vectors 0", "use 1 to"]),
+        "too_many_vectors": (["sim", build, "--vectors", "10000000"], ["use 1 to 1,000,000"]),
         "file_parent": (["compile", small_qonnx, "-o", blocker / "sub"], ["afile", "is a file"]),
         "unwritable": (
             ["compile", small_qonnx, "-o", locked / "x" / "y"],
@@ -142,10 +158,31 @@ def test_bad_options_one_line_exit_2(tmp_path, small_qonnx, case):
         ),
         "reuse_factor": (
             ["compile", small_qonnx, "-o", tmp_path / "c", "--reuse-factor", "1000000000"],
-            ["--reuse-factor 1000000000", "the largest has"],
+            ["reuse factor 1000000000", "the largest has", "every layer accepts: 1"],
+        ),
+        # 7 divides no layer's weights: hls4ml would quietly pick another per layer.
+        "reuse_factor_hls4ml": (
+            ["compile", small_qonnx, "-o", tmp_path / "c", "--reuse-factor", "7"],
+            ["reuse factor 7 does not fit layer", "as hls4ml requires", "nearest"],
+        ),
+        "sim_on_model_file": (["sim", small_qonnx], ["is a model file", "hwprune compile"]),
+        "unknown_step": (["run", "-o", build, "--from", "simulate"], ["invalid choice"]),
+        "restart_without_files": (
+            ["run", "-o", tmp_path / "new", "--from", "sim"],
+            ["has no model.pt", "'train' step"],
+        ),
+        "config_sim_seed": (
+            ["train", cfg(tmp_path / "seed.toml", "[sim]\nseed = -3\n"), "-o", build],
+            [],
+        ),
+        "config_compile_board": (
+            ["train", cfg(tmp_path / "board.toml", '[compile]\nboard = "nosuch"\n'), "-o", build],
+            ["compile.board", "pynq-z2"],
         ),
     }[case]
-    if case in ("seed", "vectors"):
+    if case == "config_sim_seed":
+        words = ["sim.seed", "non-negative", "seed.toml"]
+    if case in ("seed", "vectors", "too_many_vectors"):
         assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
     if case == "unwritable":
         locked.chmod(0o500)
@@ -156,6 +193,11 @@ def test_bad_options_one_line_exit_2(tmp_path, small_qonnx, case):
     assert_clean_error(r, *words)
     assert blocker.read_text() == "user data\n"
     assert not list(tmp_path.glob(".*staging*"))
+
+
+def cfg(path, text):
+    path.write_text(text)
+    return path
 
 
 def test_stale_staging_of_a_killed_run_is_removed(tmp_path, small_qonnx):
@@ -203,3 +245,31 @@ def test_recompile_removes_the_old_verdict(tmp_path, small_qonnx):
     assert (build / "sim" / "report.json").is_file()
     assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
     assert not (build / "sim").exists()
+
+
+def test_estimate_one_board_prints_the_per_layer_table(tmp_path, small_qonnx):
+    build = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    est = json.loads((build / "estimate.json").read_text())["zcu104"]
+    for target in (build, small_qonnx):
+        r = hwprune("estimate", target, "--board", "zcu104")
+        assert r.returncode == 0, r.stderr
+        total = next(ln for ln in r.stdout.splitlines() if ln.startswith("| total"))
+        cells = [c.strip().replace(",", "") for c in total.strip("|").split("|")]
+        assert str(est["totals"]["lut"]) in cells and str(est["totals"]["ff"]) in cells
+
+
+def test_a_failed_rtl_build_names_a_log_that_exists(tmp_path, small_qonnx):
+    build = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
+    top = build / "rtl" / "hwprune_top.v"
+    top.write_text(top.read_text().replace("endmodule", "endmodul", 1))  # a syntax error
+    r = hwprune("sim", build, "--vectors", "3")
+    # The progress bar of the levels before may have drawn lines; the message is the last.
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "icarus could not build" in last and "_build.log" in last
+    log = Path(last.rsplit("see ", 1)[1].strip())
+    assert log.is_file() and log.is_relative_to(build)
+    assert "endmodul" in log.read_text() or "syntax" in log.read_text()
+    assert not list(tmp_path.glob(".b.staging-*"))

@@ -23,7 +23,7 @@ VECTORS = {name: 200 for name in COVERAGE_MODELS} | {"cnn2d": 40}
 def _build_compile_sim(name: str, tmp_path, vectors: int):
     model = COVERAGE_MODELS[name](tmp_path / f"{name}.onnx", 0)
     out = tmp_path / "build"
-    g = api.compile(model, out)
+    g = api.compile(model, out).graph
     rep = api.sim(out, vectors=vectors, progress=False)
     return g, rep, json.loads((out / "rtl" / "manifest.json").read_text())
 

@@ -414,3 +414,16 @@ def test_csim_module_imports_no_hls4ml():
     code = "import sys, hwprune.sim.csim; print('hls4ml' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_reuse_factor_rule_is_hls4ml_own():
+    # hls4ml's backend check is the independent source; hwprune refuses what it would change.
+    from hls4ml.backends.fpga.fpga_backend import FPGABackend
+
+    from hwprune.hls4ml_project import reuse_factor_fits
+
+    for n_in in range(1, 33):
+        for n_out in range(1, 21):
+            for rf in range(1, n_in * n_out + 2):
+                want = FPGABackend._validate_reuse_factor(None, n_in, n_out, rf)
+                assert reuse_factor_fits(n_in, n_out, rf) == want, (n_in, n_out, rf)

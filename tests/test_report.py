@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hwprune import flow
+from hwprune import api
 from hwprune.boards import get_board
 from hwprune.errors import HwpruneError
 from hwprune.estimate import estimate_boards
@@ -57,12 +57,12 @@ def build(tmp_path_factory) -> Path:
     MatMul -> requant, so Dense, Threshold, Max and Requant ops all have rows."""
     tmp = tmp_path_factory.mktemp("report")
     out = tmp / "build"
-    flow.compile(build_conv_variants(tmp / "m.onnx", 0), out)
+    api.compile(build_conv_variants(tmp / "m.onnx", 0), out)
     return out
 
 
 def _files(build: Path) -> tuple:
-    g = flow.load_graph(build)
+    g = api.load_graph(build)
     manifest = json.loads((build / "rtl" / "manifest.json").read_text())
     estimates = json.loads((build / "estimate.json").read_text())
     return g, manifest, estimates

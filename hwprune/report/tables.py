@@ -227,14 +227,28 @@ def report_markdown_sections(
     g, manifest, estimates = read_build(build_dir)
     name = choose_board(g, estimates, board)
     rows = layer_rows(g, manifest, estimates[name])
-    lines = [f"## Per-layer estimate ({name})", "", layer_table(rows).rstrip(), "", TABLE_NOTE]
+    return layer_section(rows, name) + plots_section(build_dir, plots)
+
+
+def layer_section(rows: Sequence[dict], board: str) -> str:
+    """The per-layer table as a report.md section, with its note."""
+    return "\n".join(
+        [f"## Per-layer estimate ({board})", "", layer_table(rows).rstrip(), "", TABLE_NOTE, ""]
+    )
+
+
+def plots_section(build_dir: Path, plots: Sequence[Path] | None = None) -> str:
+    """Links to the plots (relative to the build directory) as a report.md section; ``plots``
+    None links those of PLOT_CAPTIONS that exist in build_dir/plots/."""
+    build_dir = Path(build_dir)
     if plots is None:
         plots = [build_dir / "plots" / f for f in PLOT_CAPTIONS]
         plots = [p for p in plots if p.is_file()]
-    if plots:
-        lines += ["", "## Plots", ""]
-        for p in plots:
-            rel = Path(p).resolve().relative_to(build_dir.resolve()).as_posix()
-            caption = PLOT_CAPTIONS.get(Path(p).name, Path(p).stem)
-            lines += [f"![{caption}]({rel})", ""]
+    if not plots:
+        return ""
+    lines = ["", "## Plots", ""]
+    for p in plots:
+        rel = Path(p).resolve().relative_to(build_dir.resolve()).as_posix()
+        caption = PLOT_CAPTIONS.get(Path(p).name, Path(p).stem)
+        lines += [f"![{caption}]({rel})", ""]
     return "\n".join(lines).rstrip() + "\n"

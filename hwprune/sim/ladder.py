@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,9 +24,6 @@ from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 from hwprune.names import TOP
 from hwprune.sim.reference import draw_model_inputs, qonnx_outputs, qonnx_reference, to_grid
-
-if TYPE_CHECKING:
-    from hwprune.config import Config
 
 
 @dataclass
@@ -48,6 +45,12 @@ class SimReport:
     @property
     def passed(self) -> bool:
         return all(lv.passed for lv in self.levels if lv.skipped is None)
+
+    @classmethod
+    def load(cls, path: Path) -> SimReport:
+        """The report a simulation wrote (sim/report.json)."""
+        doc = json.loads(Path(path).read_text())
+        return cls([Level(**lv) for lv in doc["levels"]])
 
 
 def first_mismatch(g: Graph, x: np.ndarray, want: np.ndarray, got: np.ndarray) -> dict | None:
@@ -112,7 +115,10 @@ def _level_rtl(c: _SimContext) -> Level:
 
     vec = c.simdir / "vectors.json"
     write_vectors(vec, c.g, c.x)
-    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP)
+    # The logs go beside sim/ (build_dir/logs), not into the staging folder, so a log an
+    # error message names still exists after the run.
+    logs = c.build_dir / "logs"
+    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP, logs)
     return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
 
 
@@ -128,9 +134,11 @@ def simulate(
     vectors: int,
     seed: int,
     progress: bool = True,
+    before: Sequence[Level] = (),
 ) -> SimReport:
     """Run every level of ``SIM_LEVELS`` on ``vectors`` inputs and write sim/report.json
-    (staged: the folder appears whole or not at all).
+    (staged: the folder appears whole or not at all). ``before``: levels the caller already
+    ran (the Brevitas model's), recorded first.
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
@@ -139,7 +147,7 @@ def simulate(
     t0 = time.perf_counter()
     x, q_out = sim_vectors(g, model, vectors, seed)
     drawn_with_qonnx = time.perf_counter() - t0 if q_out is not None else 0.0
-    report = SimReport()
+    report = SimReport(list(before))
     with staged(build_dir) as stage:
         simdir = stage / "sim"
         simdir.mkdir()
@@ -158,7 +166,7 @@ def simulate(
     if not report.passed:
         bad = next(lv for lv in report.levels if not lv.passed)
         raise MismatchError(
-            f"{bad.name} differs from golden: {describe_mismatch(bad.first_mismatch)}"
+            f"{bad.name} differs from golden: {describe_mismatch(bad.first_mismatch)}", report
         )
     return report
 
@@ -192,17 +200,13 @@ def describe_mismatch(mm: dict | None) -> str:
     )
 
 
-def brevitas_level(config: Config, out_dir: Path, g: Graph, vectors: int, seed: int) -> Level:
-    """Brevitas forward (rebuilt from config.toml + model.pt) vs golden on the same vectors."""
-    import torch
-
-    from hwprune.train.model import build_model, forward_numpy
+def brevitas_level(model, g: Graph, vectors: int, seed: int) -> Level:
+    """The trained Brevitas model's forward (``hwprune.api.load_trained``) vs golden on the
+    vectors every other level gets."""
+    from hwprune.train.model import forward_numpy
 
     t0 = time.perf_counter()
     (inp,) = g.inputs
-    info = json.loads((out_dir / "train.json").read_text())
-    model = build_model(config.model, tuple(info["shape"]), info["n_classes"], fold_bn=True)
-    model.load_state_dict(torch.load(out_dir / "model.pt", weights_only=True))
     x = golden.stimulus_vectors(g, vectors, seed)
     got = to_grid(forward_numpy(model, x * 2.0**inp.exp), g)
     mm = first_mismatch(g, x, golden.outputs(g, x), got)

@@ -142,11 +142,14 @@ def run_rtl(
     vectors: Path,
     simulator: str = "icarus",
     top: str = "hwprune_top",
+    log_dir: Path | None = None,
 ) -> RtlResult:
     """Simulate the Verilog in ``rtl_dir`` with its generated ``test_{top}.py`` on ``vectors``.
 
-    Build products, the simulator log (``{simulator}.log``) and the testbench summary
-    (``results.json``) go to ``work_dir``. Nothing is printed on success. Raises HwpruneError
+    Build products and the testbench summary (``results.json``) go to ``work_dir``; the
+    build and simulation logs (``{simulator}_build.log``, ``{simulator}.log``) to ``log_dir``
+    (default ``work_dir``), which should outlive ``work_dir`` when an error names them.
+    Nothing is printed on success. Raises HwpruneError
     for an unknown or missing simulator, missing files, or a build or simulation that
     produced no summary; a mismatch is not an exception but ``passed=False``.
     """
@@ -163,7 +166,10 @@ def run_rtl(
 
     work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = work_dir.resolve()
-    log = work_dir / f"{simulator}.log"
+    log_dir = work_dir if log_dir is None else Path(log_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{simulator}.log"
+    build_log = log_dir / f"{simulator}_build.log"
     results = work_dir / "results.json"
     results.unlink(missing_ok=True)
     # The simulator imports the test module from its working folder; a copy keeps Python's
@@ -182,12 +188,10 @@ def run_rtl(
             build_dir=work_dir / f"build_{simulator}",
             build_args=list(_VERILATOR_ARGS) if simulator == "verilator" else [],
             always=True,
-            log_file=work_dir / f"{simulator}_build.log",
+            log_file=build_log,
         )
     except (RuntimeError, subprocess.CalledProcessError) as e:
-        raise HwpruneError(
-            f"{simulator} could not build {rtl_dir}: {e}; see {work_dir / f'{simulator}_build.log'}"
-        ) from e
+        raise HwpruneError(f"{simulator} could not build {rtl_dir}: {e}; see {build_log}") from e
     try:
         runner.test(
             test_module=test_module.stem,

@@ -99,7 +99,7 @@ def test_drawn_inputs_are_host_quantized_with_corners(float_models):
 @pytest.mark.parametrize("final", FINAL_OPS)
 def test_float_input_and_final_op_bit_exact_at_every_level(float_models, final, tmp_path):
     out = tmp_path / "b"
-    g = api.compile(float_models[final], out, input_type="fixed<8,3,RND,SAT>")
+    g = api.compile(float_models[final], out, input_type="fixed<8,3,RND,SAT>").graph
     assert g.host_output.final_op == final and g.host_output.tail
     rep = api.sim(out, vectors=60, progress=False)
     assert [lv.passed for lv in rep.levels] == [True, True, True]
