@@ -54,7 +54,7 @@ def measure(
 
     out = work / model.stem
     t0 = time.perf_counter()
-    g = api.compile(model, out, input_type=input_type)
+    g = api.compile(model, out, input_type=input_type).graph
     compile_s = time.perf_counter() - t0
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     est = json.loads((out / "estimate.json").read_text())
