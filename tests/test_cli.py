@@ -57,7 +57,7 @@ def test_unknown_board(tmp_path, small_qonnx):
 def test_unsupported_op(tmp_path):
     from onnx import helper
 
-    from tests.test_importer import _model, _quant, _quant_inits
+    from tests.frontend.qonnx.test_importer import _model, _quant, _quant_inits
 
     nodes = [_quant("x", "q", "a"), helper.make_node("Tanh", ["q"], ["y"], name="act_tanh")]
     p = _model(nodes, _quant_inits("a"), tmp_path / "tanh.onnx")

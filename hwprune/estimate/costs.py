@@ -9,7 +9,7 @@ Why DSP = 0 and BRAM18 = 0: every weight is a constant folded into fabric logic 
 by a constant is wiring plus shift-and-add adders), and the fully unrolled, II = 1 pipeline
 stores no arrays, so nothing is mapped to DSP slices or block RAM. The emitter writes each
 product as CSD shift-and-add, so yosys' default ``synth_xilinx`` infers no DSP either
-(tests/test_verilog.py checks it); written as ``x * W``, DESIGN.md measured about 0.53 DSP
+(tests/codegen/test_verilog.py checks it); written as ``x * W``, DESIGN.md measured about 0.53 DSP
 per nonzero 8x4-bit product.
 
 Primitive costs follow the fabric's structure (AMD UG474) and were checked with yosys 0.23

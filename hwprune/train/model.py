@@ -28,7 +28,7 @@ scaled each channel by its own factor: low-bit layers lose precision. Measured o
 (4-bit conv) 98.2/98.0/96.9 -> 92.0/96.7/95.3 %; examples/digits_binary.toml (binary weights,
 where folding keeps only the sign of each channel's factor) 95.3/95.1/95.6 -> 86.9/94.9/96.4 %.
 Three fine-tuning epochs of the folded model (lr / 10) recover 96.2/96.4/97.8 % and
-92.7/95.8/96.2 %. tests/test_model_build.py::test_fold_batchnorm_accuracy guards a 4-bit MLP.
+92.7/95.8/96.2 %. tests/train/test_model.py::test_fold_batchnorm_accuracy guards a 4-bit MLP.
 """
 
 from __future__ import annotations

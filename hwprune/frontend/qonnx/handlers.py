@@ -1,7 +1,7 @@
 """The one table of ONNX op types the importer handles: op type -> handler(state, node).
 
 Adding an op is one handler (in the file of its kind), one entry here and a test model that
-holds it (tests/frontend/test_handlers.py fails for an entry no test model covers).
+holds it (tests/frontend/qonnx/test_handlers.py fails for an entry no test model covers).
 ``SUPPORTED_OPS`` is this table's keys; error messages and the README list them from here.
 """
 

@@ -38,7 +38,7 @@ def test_every_handler_has_a_test_model(model_ops):
 
 
 def test_unsupported_op_message_lists_the_table(tmp_path):
-    from tests.test_importer import _model, _quant, _quant_inits
+    from tests.frontend.qonnx.test_importer import _model, _quant, _quant_inits
 
     nodes = [_quant("x", "q", "a"), onnx.helper.make_node("Erf", ["q"], ["y"], name="my_erf")]
     p = _model(nodes, _quant_inits("a"), tmp_path / "m.onnx")

@@ -25,7 +25,7 @@ from hwprune.train.model import (
     unit_activations,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 L = LayerConfig
 
 # name -> (model config, natural sample shape); together they cover every layer kind, weight

@@ -20,7 +20,7 @@ from hwprune.ir import golden
 from hwprune.ir.graph import Graph, Input, IntRange, Max, Rounding, Threshold, verify
 from hwprune.sim.csim import first_failing_layer, trace_csim
 from tests.graphs import random_cnn, random_mlp
-from tests.test_hls import PART, assert_bit_exact, needs_gxx
+from tests.test_hls4ml_project import PART, assert_bit_exact, needs_gxx
 
 N_RANDOM = 300
 NEW_HEADERS = (hls.MAX_HEADER, hls.THRESHOLD_HEADER)

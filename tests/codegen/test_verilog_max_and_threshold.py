@@ -22,7 +22,7 @@ from hwprune.ir.passes import optimize
 from hwprune.ir.schedule import latency_cycles, schedule
 from hwprune.sim.rtl import run_rtl
 from tests.graphs import random_cnn
-from tests.test_new_ops import max_after_input, threshold_output
+from tests.ir.test_max_and_threshold import max_after_input, threshold_output
 
 pytestmark = pytest.mark.skipif(
     shutil.which("iverilog") is None, reason="iverilog not installed (apt-get install iverilog)"

@@ -16,7 +16,7 @@ from hwprune.sim import reference
 
 # Vendored (about 450 KB, licences and source in tests/models/README.md) so a clean clone
 # tests them wherever it lives; a missing file is a failure, not a skip.
-MODELS = Path(__file__).resolve().parent / "models"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 NAMES = ("tfc_2w2a", "unsw_nb15_mlp_w2a2")
 
 
