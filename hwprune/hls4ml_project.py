@@ -32,16 +32,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from hwprune.builddir import write_atomic
 from hwprune.errors import HwpruneError
 from hwprune.ir import golden
 from hwprune.ir.graph import (
@@ -993,16 +992,7 @@ def write_tb_data(hls_dir: Path, g: Graph, x: np.ndarray) -> None:
             f"wide inputs; rewrite the project with write_hls_project"
         )
     for rel, text in files.items():
-        path = hls_dir / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(hls_dir / rel, text)
 
 
 # --- reading the emitted C++ back -------------------------------------------------------------

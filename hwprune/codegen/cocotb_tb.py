@@ -10,12 +10,11 @@ files (cocotb's own layout).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from hwprune.builddir import write_atomic
 from hwprune.codegen.verilog import Layer, emit_verilog, layers
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
@@ -265,7 +264,7 @@ def write_vectors(path: Path, g: Graph, inputs: np.ndarray) -> None:
         "inputs": inputs.tolist(),
         "expected": {n: vals[n].tolist() for n in dict.fromkeys(names)},
     }
-    _write_atomic(Path(path), json.dumps(doc, separators=(",", ":")) + "\n")
+    write_atomic(Path(path), json.dumps(doc, separators=(",", ":")) + "\n")
 
 
 def write_rtl(g: Graph, rtl_dir: Path, top: str = "hwprune_top") -> list[Path]:
@@ -276,18 +275,6 @@ def write_rtl(g: Graph, rtl_dir: Path, top: str = "hwprune_top") -> list[Path]:
     files = {**emit_verilog(g, top), **emit_testbench(g, top)}
     paths = []
     for name in sorted(files):
-        _write_atomic(Path(rtl_dir) / name, files[name])
+        write_atomic(Path(rtl_dir) / name, files[name])
         paths.append(Path(rtl_dir) / name)
     return paths
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -60,8 +60,11 @@ def draw_model_inputs(model_onnx: Path, n: int, seed: int, input_type=None) -> n
     if dt.is_integer() and dt.get_num_possible_values() <= 2**16:
         vals = [v for v in range(int(dt.min()), int(dt.max()) + 1) if dt.allowed(v)]
         return rng.choice(np.array(vals, dtype=np.float32), size=(n, *shape))
+    from hwprune.frontend.qonnx.names import UserNames
+
     raise HwpruneError(
-        f"input {iname!r} has datatype {dt.name}; FLOAT32 and integer datatypes can be drawn"
+        f"input {UserNames(m.graph).tensor(iname)!r} has datatype {dt.name}; FLOAT32 and "
+        "integer datatypes (at most 2**16 values) can be drawn"
     )
 
 
