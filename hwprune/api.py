@@ -12,7 +12,8 @@
 
     hwprune.train(config, out_dir)    QAT + pruning, then QONNX export   -> TrainReport
     hwprune.run(config, out_dir)      every step, report.md and plots    -> RunReport
-    hwprune.sim(dir), hwprune.estimate(dir_or_onnx, board), hwprune.boards()
+    hwprune.api.sim(dir), hwprune.api.estimate(dir_or_onnx, board), hwprune.boards()
+    (hwprune.sim, .estimate and .export are subpackages: use the Design methods or api.*)
 
 ``config`` is a ``Config``, the path of a TOML file, or None for the bundled default example.
 

@@ -149,9 +149,9 @@ def run_rtl(
     Build products and the testbench summary (``results.json``) go to ``work_dir``; the
     build and simulation logs (``{simulator}_build.log``, ``{simulator}.log``) to ``log_dir``
     (default ``work_dir``), which should outlive ``work_dir`` when an error names them.
-    Nothing is printed on success. Raises HwpruneError
-    for an unknown or missing simulator, missing files, or a build or simulation that
-    produced no summary; a mismatch is not an exception but ``passed=False``.
+    Nothing is printed on success. Raises HwpruneError for an unknown or missing simulator,
+    missing files, or a build or simulation that produced no summary; a mismatch is not an
+    exception but ``passed=False``.
     """
     check_simulator(simulator)
     rtl_dir, work_dir, vectors = Path(rtl_dir), Path(work_dir), Path(vectors)
