@@ -7,7 +7,7 @@ CORE = [
     "hwprune.ir.graph",
     "hwprune.ir.golden",
     "hwprune.ir.passes",
-    "hwprune.ir.schedule",
+    "hwprune.hw.schedule",
     "hwprune.frontend.qonnx",
     "hwprune.codegen.verilog",
     "hwprune.codegen.cocotb_tb",

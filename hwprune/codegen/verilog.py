@@ -1,4 +1,4 @@
-"""The Verilog emitter: a fully pipelined, II = 1 datapath that follows ``ir.schedule`` exactly.
+"""The Verilog emitter: a fully pipelined, II = 1 datapath that follows ``hw.schedule`` exactly.
 
 One module per layer (a Dense with its fused Requant, a lone Requant, a Max or a Threshold) and
 a top that chains them, carries ``valid`` through a shift register and exposes every layer's
@@ -22,7 +22,7 @@ expression to prove that the testbench fails. Shift-and-add is what the estimato
 A Max layer is a tree of signed compares, one line per node, ``m_<out>_<level>_<k> = (a > b)
 ? a : b``; a Threshold layer compares each element with every threshold its range does not
 decide, ``c_<elem>_<k> = x_<elem> >= <t>; // t=<t>``, counts the bits with an adder tree and
-registers ``base + step * count`` (both follow ``ir.schedule``). They have no product terms.
+registers ``base + step * count`` (both follow ``hw.schedule``). They have no product terms.
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hwprune.errors import HwpruneError
+from hwprune.hw.schedule import (
+    LayerSchedule,
+    max_range,
+    row_operands,
+    schedule,
+    stage_levels,
+    threshold_split,
+)
 from hwprune.ir.graph import (
     KIND_OF,
     Dense,
@@ -46,14 +54,6 @@ from hwprune.ir.graph import (
     Threshold,
     Value,
     shift_round,
-)
-from hwprune.ir.schedule import (
-    LayerSchedule,
-    max_range,
-    row_operands,
-    schedule,
-    stage_levels,
-    threshold_split,
 )
 from hwprune.resources import banner
 
@@ -477,7 +477,7 @@ def _pipelined_tree(
     closing a register bank after every level of ``stage_levels(depth)`` but the last.
 
     Appends wires to ``lines`` and the intermediate banks to ``regs`` / ``assigns``; returns
-    each element's top operand, which the caller registers (``ir.schedule`` pairs operands
+    each element's top operand, which the caller registers (``hw.schedule`` pairs operands
     and places banks the same way).
     """
     level = 0

@@ -1,6 +1,6 @@
 """Per-op cost functions of the analytical, sparsity-aware model, and their table.
 
-The model targets LUT-mapped 7-series / UltraScale+ fabric, the structure ``ir.schedule``
+The model targets LUT-mapped 7-series / UltraScale+ fabric, the structure ``hw.schedule``
 prescribes and the Verilog emitter builds: per Dense row a balanced adder tree over the bias
 and one constant product per NONZERO weight, register banks every ``LEVELS_PER_STAGE``
 levels, a Requant (shift, optional rounding, clip) fused before a layer's last register.
@@ -67,6 +67,15 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from hwprune.hw.schedule import (
+    LayerSchedule,
+    balanced_tree,
+    max_range,
+    max_tree,
+    row_tree,
+    threshold_split,
+    threshold_tree,
+)
 from hwprune.ir.graph import (
     KIND_OF,
     Dense,
@@ -81,15 +90,6 @@ from hwprune.ir.graph import (
     Value,
 )
 from hwprune.ir.graph import shift_round as _shift_round
-from hwprune.ir.schedule import (
-    LayerSchedule,
-    balanced_tree,
-    max_range,
-    max_tree,
-    row_tree,
-    threshold_split,
-    threshold_tree,
-)
 
 
 @dataclass(frozen=True)

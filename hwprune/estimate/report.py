@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
 from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost
+from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir.graph import Graph
-from hwprune.ir.schedule import latency_cycles, schedule
 
 
 def layer_costs(g: Graph) -> list[LayerCost]:

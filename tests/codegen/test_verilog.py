@@ -20,9 +20,9 @@ from hwprune.codegen.cocotb_tb import emit_testbench, write_rtl, write_vectors
 from hwprune.codegen.verilog import _csd_digits, count_product_terms, emit_verilog, layers
 from hwprune.errors import HwpruneError
 from hwprune.estimate.costs import csd_digits
+from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Row, verify
-from hwprune.ir.schedule import latency_cycles, schedule
 from hwprune.resources import banner
 from hwprune.sim import rtl
 from hwprune.sim.rtl import SIMULATORS, check_simulator, run_rtl

@@ -16,10 +16,10 @@ import pytest
 
 from hwprune.codegen.cocotb_tb import write_rtl, write_vectors
 from hwprune.codegen.verilog import _lit, emit_verilog, layers
+from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph, Max, Rounding, Threshold
 from hwprune.ir.passes import optimize
-from hwprune.ir.schedule import latency_cycles, schedule
 from hwprune.sim.rtl import run_rtl
 from tests.graphs import random_cnn
 from tests.ir.test_max_and_threshold import max_after_input, threshold_output

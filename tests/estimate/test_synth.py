@@ -69,8 +69,8 @@ def test_hand_worked_adder(tmp_path, board):
 @needs_yosys
 def test_random_mlp_within_schedule(tmp_path):
     from hwprune.codegen.verilog import emit_verilog
+    from hwprune.hw.schedule import latency_cycles, schedule
     from hwprune.ir.passes import optimize
-    from hwprune.ir.schedule import latency_cycles, schedule
     from tests.graphs import random_mlp
 
     g = optimize(random_mlp(seed=5, sizes=(8, 6, 4), sparsity=0.6))

@@ -24,6 +24,7 @@ from hwprune.codegen.cocotb_tb import emit_testbench
 from hwprune.codegen.verilog import MODULE_EMITTERS, count_product_terms, emit_verilog, layers
 from hwprune.estimate import estimate, layer_costs
 from hwprune.estimate.costs import COST_FUNCTIONS, compare_luts, popcount_luts
+from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir import golden
 from hwprune.ir.graph import (
     OP_KINDS,
@@ -46,7 +47,6 @@ from hwprune.ir.passes import (
     remove_dead_neurons,
     unread_inputs,
 )
-from hwprune.ir.schedule import latency_cycles, schedule
 from tests.graphs import random_cnn, random_mlp
 
 
