@@ -8,6 +8,7 @@ CORE = [
     "hwprune.ir.golden",
     "hwprune.ir.passes",
     "hwprune.hw.schedule",
+    "hwprune.hw.kernels",
     "hwprune.frontend.qonnx",
     "hwprune.codegen.verilog",
     "hwprune.codegen.cocotb_tb",

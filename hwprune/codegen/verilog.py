@@ -33,10 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hwprune.errors import HwpruneError
+from hwprune.hw.csd import csd_digits
+from hwprune.hw.kernels import lower_dense
 from hwprune.hw.schedule import (
     LayerSchedule,
     max_range,
-    row_operands,
     schedule,
     stage_levels,
     threshold_split,
@@ -236,28 +237,6 @@ def _lit(v: int) -> str:
     return f"-{text}" if v < 0 else text
 
 
-def _csd_digits(n: int) -> tuple[tuple[int, int], ...]:
-    """Canonical signed digits of n: (position, +1 or -1), LSB first, sum(d << p) == n.
-
-    The non-adjacent form has the fewest nonzero digits of any signed-binary form
-    (Reitwiesner 1960): 7 = 8 - 1. A negative n gets the digits of -n negated; 0 has none.
-    Kept here rather than imported from the estimator so that codegen does not depend on it;
-    a test checks that both agree.
-    """
-    m = abs(n)
-    sign = -1 if n < 0 else 1
-    digits = []
-    pos = 0
-    while m:
-        if m & 1:
-            d = 2 - (m & 3)  # +1 when m = 1 mod 4, -1 when m = 3 mod 4
-            digits.append((pos, sign * d))
-            m -= d
-        m >>= 1
-        pos += 1
-    return tuple(digits)
-
-
 def _product_expr(x: str, w: int) -> str:
     """``x * w`` (w != 0) as shift-and-add over the CSD digits of |w|, most significant first,
     negated as a whole when w < 0: ``-((x <<< 4) + x)`` for -17.
@@ -271,7 +250,7 @@ def _product_expr(x: str, w: int) -> str:
     cost 4-8 % more LUTs (yosys 0.23 ``synth_xilinx -nodsp -flatten``, the flow of
     benchmarks/estimate_vs_yosys.py, on its 16-12-8-5 and 64-64-32-10 s0.95 graphs).
     """
-    digits = sorted(_csd_digits(abs(w)), reverse=True)
+    digits = sorted(csd_digits(abs(w)), reverse=True)
 
     def shifted(p: int) -> str:
         return x if p == 0 else f"({x} <<< {p})"
@@ -396,41 +375,44 @@ def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) 
 
 
 def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+    """A Dense layer as its kernel lowered it (``hw.kernels.lower_dense``): one wire per
+    product and adder node, one register per register node, the final bank after a fused
+    Requant."""
     op = g.op(lay.dense)
     assert isinstance(op, Dense)
+    net = lower_dense(g, op)
+    assert net.depth == ls.depth, "netlist and schedule disagree"
     xv = g.values[op.inputs[0]]
     yv = g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
     rq = g.op(lay.requant) if lay.requant is not None else None
     lines = _header(lay, xv.size * wi, yv.size * wo)
-
-    used_cols = sorted({c for row in op.rows for c in row.cols})
-    for c in used_cols:
+    for c in net.cols:
         src = _as_signed(_sel("x", c, wi), xv.range.signed)
         lines.append(f"    wire signed [{_sbits(xv.range) - 1}:0] x_{c} = {src};")
 
-    # cur[i]: row i's operands at the current adder level, as (signed expression, range).
-    cur: list[list[tuple[str, IntRange]]] = []
-    for i, row in enumerate(op.rows):
-        ranges = row_operands(op, xv, i)
-        opnds: list[tuple[str, IntRange]] = []
-        k0 = 0
-        if row.bias != 0:
-            opnds.append((_lit(row.bias), ranges[0]))
-            k0 = 1
-        for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
-            r = ranges[k0 + k]
-            expr = _product_expr(f"x_{c}", w)
-            lines.append(f"    wire signed [{_sbits(r) - 1}:0] p_{i}_{k} = {expr}; // w={w}")
-            opnds.append((f"p_{i}_{k}", r))
-        if not opnds:
-            opnds.append((_lit(0), ranges[0]))
-        cur.append(opnds)
+    def read(name: str) -> str:
+        n = net.by_name[name]
+        if n.kind == "const":
+            return _lit(n.value)
+        return _reg_read(n.name, n.range) if n.kind == "reg" else n.name
 
     regs: list[str] = []
     assigns: list[str] = []
-    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _adder("s"))
-    for i, (expr, r) in enumerate(top):
+    for n in net.nodes:
+        width = f"[{_sbits(n.range) - 1}:0]"
+        if n.kind == "product":
+            expr = _product_expr(f"x_{n.col}", n.value)
+            lines.append(f"    wire signed {width} {n.name} = {expr}; // w={n.value}")
+        elif n.kind == "add":
+            lines.append(
+                f"    wire signed {width} {n.name} = {read(n.args[0])} + {read(n.args[1])};"
+            )
+        elif n.kind == "reg":
+            regs.append(_reg_decl(n.name, n.range))
+            assigns.append(f"        {n.name} <= {read(n.args[0])};")
+    for i, top in enumerate(net.tops):
+        expr, r = read(top), net.by_name[top].range
         if rq is not None:
             assert isinstance(rq, Requant)
             rl, expr, r = _requant(rq, expr, r, f"rq_{i}")

@@ -67,12 +67,14 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from hwprune.hw.csd import csd_digits, trailing_zeros
+from hwprune.hw.kernels import lower_dense
+from hwprune.hw.netlist import DenseNetlist
 from hwprune.hw.schedule import (
     LayerSchedule,
     balanced_tree,
     max_range,
     max_tree,
-    row_tree,
     threshold_split,
     threshold_tree,
 )
@@ -136,11 +138,6 @@ class Word:
         return self.range.lo == self.range.hi
 
 
-def trailing_zeros(n: int) -> int:
-    """Number of trailing zero bits of a nonzero integer (its power-of-two factor); 0 for 0."""
-    return (n & -n).bit_length() - 1 if n else 0
-
-
 def adder_luts(a: Word, b: Word, out: IntRange) -> int:
     """LUTs of a carry-chain adder or subtractor of a and b whose result lies in ``out``.
 
@@ -153,26 +150,6 @@ def adder_luts(a: Word, b: Word, out: IntRange) -> int:
     if (a.const and a.range.lo == 0) or (b.const and b.range.lo == 0):
         return 0
     return max(0, out.bits - 1 - max(tz_a, tz_b))
-
-
-def csd_digits(n: int) -> tuple[tuple[int, int], ...]:
-    """Canonical signed digit (non-adjacent) form of n > 0: (position, +1 or -1), LSB first.
-
-    It has the fewest nonzero digits of any signed-binary form (Reitwiesner 1960), so
-    shift-and-add by it uses the fewest adders: 7 = 8 - 1 (2 digits, not 3).
-    """
-    if n <= 0:
-        raise ValueError(f"csd_digits needs a positive integer, got {n}")
-    digits = []
-    pos = 0
-    while n:
-        if n & 1:
-            d = 2 - (n & 3)  # +1 when n = 1 mod 4, -1 when n = 3 mod 4
-            digits.append((pos, d))
-            n -= d
-        n >>= 1
-        pos += 1
-    return tuple(digits)
 
 
 def const_mult_luts(x: IntRange, w: int) -> int:
@@ -223,39 +200,23 @@ def reduce_luts(n_inputs: int) -> int:
 # --- Dense --------------------------------------------------------------------------------
 
 
-def row_luts(op: Dense, g: Graph, i: int) -> int:
-    """LUTs of row i: its constant products plus every adder of its balanced tree.
-
-    Operand ranges (hence adder widths) are exactly ``schedule.row_tree``'s; known-zero low
-    bits are tracked alongside: a product by w has trailing_zeros(w) of them, a sum the
-    fewer of its two operands'.
-    """
-    x = g.values[op.inputs[0]]
-    row = op.rows[i]
-    luts = sum(const_mult_luts(x.ranges[c], w) for c, w in zip(row.cols, row.weights))
-    tree = row_tree(op, x, i)
-    # Level 0 in schedule.row_operands order: the bias (if nonzero), then the products.
-    tz = [trailing_zeros(row.bias)] if row.bias != 0 else []
-    tz += [trailing_zeros(w) for w in row.weights]
-    if not tz:
-        tz = [0]
-    words = [Word(r, t) for r, t in zip(tree.levels[0], tz, strict=True)]
-    for level in tree.levels[1:]:
-        nxt = []
-        for k in range(0, len(words) - 1, 2):
-            a, b = words[k], words[k + 1]
-            out = a.range + b.range
-            luts += adder_luts(a, b, out)
-            nxt.append(Word(out, min(a.tz, b.tz)))
-        if len(words) % 2:
-            nxt.append(words[-1])
-        assert [w.range for w in nxt] == list(level), "row tree pairing drifted from schedule"
-        words = nxt
+def netlist_luts(net: DenseNetlist, x: Value) -> int:
+    """LUTs of a lowered Dense layer: its constant products (CSD shift-and-add) and every
+    adder, at the exact widths of the netlist's nodes; known-zero low bits (``Node.tz``)
+    are not on the carry chain. Registers and constants cost no LUT."""
+    word = {n.name: Word(n.range, n.tz) for n in net.nodes}
+    luts = 0
+    for n in net.nodes:
+        if n.kind == "product":
+            luts += const_mult_luts(x.ranges[n.col], n.value)
+        elif n.kind == "add":
+            luts += adder_luts(word[n.args[0]], word[n.args[1]], n.range)
     return luts
 
 
 def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Dense layer: products and adder trees in LUTs; FF = the schedule's registers + valid.
+    """A Dense layer: the LUTs of its netlist (``netlist_luts``); FF = the schedule's
+    registers + valid.
 
     FF: "flip-flop counts are exactly the sum of register widths" (DESIGN.md), which is
     ``LayerSchedule.ff``; the valid shift register adds 1 FF per cycle of latency. Synthesis
@@ -267,7 +228,7 @@ def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> Laye
     return LayerCost(
         name=op.name,
         kind=KIND_OF[Dense],
-        lut=sum(row_luts(op, g, i) for i in range(op.n_out)),
+        lut=netlist_luts(lower_dense(g, op), g.values[op.inputs[0]]),
         ff=ls.ff + ls.cycles,
         dsp=0,
         bram18=0,

@@ -1,12 +1,12 @@
 """The pipeline schedule shared by the Verilog emitter and the estimator.
 
-A Dense op becomes, per output row, a balanced adder tree over its operands: the bias (when
-nonzero) and one product per nonzero weight. Level k+1 adds operands 2i and 2i+1 of level k;
-an odd last operand passes through. A register bank closes every ``LEVELS_PER_STAGE`` levels
+A Dense op is lowered by its kernel (``hw.kernels``) into a netlist whose adder levels and
+register banks this schedule reads: a register bank closes every ``LEVELS_PER_STAGE`` levels
 and the last level, so a layer's latency in cycles is ``ceil(depth / LEVELS_PER_STAGE)``
-(at least 1) with depth = ceil(log2(operands)). A Requant that directly follows a Dense is
-applied after the last adder level, before that layer's final register (it is a shift and a
-clip: wiring plus a comparator). A Requant after anything else gets its own one-cycle stage.
+(at least 1); for the ``mac`` kernel depth = ceil(log2(operands)) of the deepest row. A
+Requant that directly follows a Dense is applied after the last adder level, before that
+layer's final register (it is a shift and a clip: wiring plus a comparator). A Requant
+after anything else gets its own one-cycle stage.
 
 Max and Threshold ops are layers of their own, built from the same balanced trees and
 register banks. A Max output is a comparator tree over its window's members in window
@@ -53,16 +53,6 @@ class RowTree:
         return len(self.levels) - 1
 
 
-def row_operands(op: Dense, x: Value, row_index: int) -> tuple[IntRange, ...]:
-    """Level-0 operands of a row in emission order: bias first (if nonzero), then terms."""
-    row = op.rows[row_index]
-    ops = [IntRange(row.bias, row.bias)] if row.bias != 0 else []
-    ops += [x.ranges[c].scaled(w) for c, w in zip(row.cols, row.weights)]
-    if not ops:  # a row with no terms and zero bias is the constant 0
-        ops = [IntRange(0, 0)]
-    return tuple(ops)
-
-
 def balanced_tree(
     operands: Sequence[IntRange], combine: Callable[[IntRange, IntRange], IntRange]
 ) -> RowTree:
@@ -77,11 +67,6 @@ def balanced_tree(
         level = tuple(nxt)
         levels.append(level)
     return RowTree(tuple(levels))
-
-
-def row_tree(op: Dense, x: Value, row_index: int) -> RowTree:
-    """The balanced adder tree of one row, as operand ranges per level."""
-    return balanced_tree(row_operands(op, x, row_index), IntRange.__add__)
 
 
 def max_range(a: IntRange, b: IntRange) -> IntRange:
@@ -162,11 +147,19 @@ def _banked(name: str, trees: list[RowTree], final: Sequence[IntRange], fused: s
     return LayerSchedule(name, depth, tuple(stages), fused)
 
 
-def _dense_schedule(op: Dense, x: Value, out: Value, fused: Requant | None, fv: Value | None):
-    trees = [row_tree(op, x, i) for i in range(op.n_out)]
-    # Last bank: one value per row, the requantized one when a Requant is fused.
-    final = fv.ranges if fused is not None and fv is not None else out.ranges
-    return _banked(op.name, trees, final, fused.name if fused is not None else None)
+def _dense_schedule(g: Graph, op: Dense, fused: Requant | None) -> LayerSchedule:
+    """A Dense layer's banks from its netlist: the intermediate banks hold the registers the
+    kernel placed; the last holds one value per row, the requantized one when a Requant is
+    fused."""
+    from hwprune.hw.kernels import lower_dense
+
+    net = lower_dense(g, op)
+    final = g.values[fused.name if fused is not None else op.name].ranges
+    stages = tuple(
+        Stage(lvl, tuple(r.bits for r in final) if lvl == net.depth else net.bank_bits(st))
+        for st, lvl in enumerate(net.bank_levels)
+    )
+    return LayerSchedule(op.name, net.depth, stages, fused.name if fused is not None else None)
 
 
 def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
@@ -178,8 +171,7 @@ def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
             continue
         if isinstance(op, Dense):
             nxt = _fusable_requant(g, op)
-            fv = g.values[nxt.name] if nxt is not None else None
-            out.append(_dense_schedule(op, g.values[op.inputs[0]], g.values[op.name], nxt, fv))
+            out.append(_dense_schedule(g, op, nxt))
             if nxt is not None:
                 fused_done.add(nxt.name)
         elif isinstance(op, Requant):

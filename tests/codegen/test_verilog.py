@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from hwprune.codegen.cocotb_tb import emit_testbench, write_rtl, write_vectors
-from hwprune.codegen.verilog import _csd_digits, count_product_terms, emit_verilog, layers
+from hwprune.codegen.verilog import count_product_terms, emit_verilog, layers
 from hwprune.errors import HwpruneError
-from hwprune.estimate.costs import csd_digits
+from hwprune.hw.csd import csd_digits
 from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Graph, Input, IntRange, Requant, Rounding, Row, verify
@@ -178,16 +178,6 @@ def test_product_terms_equal_nonzero_weights(name: str) -> None:
     g = GRAPHS[name]()
     text = "".join(emit_verilog(g).values())
     assert count_product_terms(text) == {d.name: d.n_terms for d in g.dense_ops()}
-
-
-def test_csd_digits_agree_with_estimator() -> None:
-    for w in range(-300, 301):
-        digits = _csd_digits(w)
-        assert sum(d << p for p, d in digits) == w
-        if w == 0:
-            assert digits == ()
-        else:
-            assert digits == tuple((p, d if w > 0 else -d) for p, d in csd_digits(abs(w)))
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))

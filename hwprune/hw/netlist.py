@@ -1,0 +1,65 @@
+"""The lowered form of a layer: named nodes with exact ranges, in emission order.
+
+A node is what the emitted Verilog declares (a wire or a register) or reads (a constant):
+
+    const    an integer constant (a row's bias, or 0 for a row with nothing to add)
+    product  x[col] * value for a constant value != 0, by shift-and-add over its CSD digits
+    add      args[0] + args[1]
+    reg      a register of args[0], in register bank ``stage`` (banks close pipeline stages)
+
+``tz`` is the number of low bits known to be zero (a product by w has trailing_zeros(w),
+a sum the fewer of its operands', a register its source's): the carry chain of an adder
+starts above them. The estimator costs exactly these nodes; the emitter writes exactly them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from hwprune.ir.graph import IntRange
+
+NODE_KINDS = ("const", "product", "add", "reg")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    range: IntRange
+    tz: int = 0
+    args: tuple[str, ...] = ()
+    col: int = -1  # product: the input element it reads
+    value: int = 0  # const: the constant; product: the weight
+    row: int = -1  # the output element (row) it belongs to
+    stage: int = -1  # reg: the register bank
+
+
+@dataclass(frozen=True)
+class DenseNetlist:
+    """One Dense layer lowered by a kernel.
+
+    ``tops[i]`` is the node holding row i's sum when the last adder level is done; the
+    layer's final register bank takes it (after a fused Requant, which the emitter and the
+    estimator handle as they handle a stand-alone one). ``bank_levels[s]`` is the adder level
+    register bank s closes; the last is ``depth``, the final bank.
+    """
+
+    op: str
+    kernel: str
+    cols: tuple[int, ...]
+    nodes: tuple[Node, ...]
+    tops: tuple[str, ...]
+    depth: int
+    bank_levels: tuple[int, ...]
+
+    @cached_property
+    def by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in self.nodes}
+
+    def of_kind(self, kind: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind == kind)
+
+    def bank_bits(self, stage: int) -> tuple[int, ...]:
+        """Register widths of intermediate bank ``stage``, in emission order."""
+        return tuple(n.range.bits for n in self.nodes if n.kind == "reg" and n.stage == stage)
