@@ -340,6 +340,7 @@ def _compile_files(
         "source": str(model_onnx.resolve()),
         "board": b.name,
         "reuse_factor": reuse_factor,
+        "kernel": kernel,
     }
     g = replace(g, meta=meta)
     with staged(out_dir) as stage:
@@ -572,7 +573,7 @@ def _step_compile(job: _Job) -> None:
     c = job.config.compile
     model = _need(job.out_dir, "model.onnx", "export")
     job.design = _compile_files(
-        model, job.out_dir, c.board, reuse_factor=c.reuse_factor, input_type=c.input_type or None
+        model, job.out_dir, c.board, c.kernel, c.reuse_factor, c.input_type or None
     )
 
 

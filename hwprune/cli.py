@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", metavar="MODEL.onnx")
     s.add_argument("-o", "--output", required=True)
     s.add_argument("--board", default="pynq-z2")
-    s.add_argument("--kernel", default="mac", help="dense kernel (mac)")
+    s.add_argument(
+        "--kernel", default="mac", help="how Dense layers become hardware: mac (the default)"
+    )
     s.add_argument("--reuse-factor", type=int, default=1, dest="reuse_factor")
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_compile)

@@ -17,6 +17,7 @@ from pathlib import Path
 from hwprune.errors import HwpruneError
 from hwprune.names import (
     DATASETS,
+    KERNELS,
     PRUNE_CRITERIA,
     PRUNE_METHODS,
     PRUNE_SCHEDULES,
@@ -142,6 +143,9 @@ class CompileConfig:
     # The precision the host quantizes a float graph input to (hls4ml spelling, e.g.
     # "fixed<16,6>") when the model reads it without a quantizer; "" = none stated.
     input_type: str = ""
+    # How Dense layers become hardware (hwprune.hw.kernels): "mac" (one constant product per
+    # nonzero weight and an adder tree per row).
+    kernel: str = "mac"
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,7 @@ _CHECKS = {
     "distill.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
+    "compile.kernel": _one_of(KERNELS),
     "compile.board": (lambda v: v in _board_names(), "one of " + ", ".join(_board_names())),
     "compile.input_type": (
         lambda v: _precision_ok(v),

@@ -43,6 +43,9 @@ def test_bundled_example_is_the_default_config():
         ({"compile": {"input_type": "fixd<16,6>"}}, ["compile.input_type", "fixed<16,6>"]),
         ({"compile": {"input_type": 16}}, ["compile.input_type", "str"]),
         ({"compile": {"board": "nosuch"}}, ["compile.board", "nosuch", "pynq-z2", "zcu104"]),
+        ({"compile": {"kernel": "dsp"}}, ["compile.kernel", "dsp", "mac"]),
+        ({"sim": {"seed": -1}}, ["sim.seed", "non-negative"]),
+        ({"sim": {"vectors": 2_000_000}}, ["sim.vectors", "1,000,000"]),
         ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[1, 8]"]),
         ({"model": {"act_bits": 9}}, ["model.act_bits", "[1, 8]"]),
         ({"model": {"weight_bits": 1}}, ["linear0", "1-bit (bipolar)", "weight_bits = 2"]),
@@ -147,3 +150,10 @@ def test_layer_list_round_trips_and_names_fill_in(tmp_path):
 def test_every_example_config_is_valid():
     for p in sorted(data_dir("examples").glob("*.toml")):
         load_config(p)
+
+
+def test_kernel_names_match_the_kernel_table():
+    from hwprune.hw.kernels import KERNELS as TABLE
+    from hwprune.names import KERNELS
+
+    assert tuple(TABLE) == KERNELS

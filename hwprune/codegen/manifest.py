@@ -32,6 +32,7 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "nonzero_weights": new.n_terms,
                 "removed_neurons": op.n_out - new.n_out,
                 "removed_inputs": op.n_in - new.n_in,
+                "kernel": g.meta.get("kernel", "mac"),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
             }
