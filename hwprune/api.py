@@ -314,9 +314,11 @@ def _compile_files(
     kernel: str = "mac",
     reuse_factor: int = 1,
     input_type: str | None = None,
+    pipeline: int | str = 4,
 ) -> Design:
     """The compile step: ir.json, hls/ (with tb_data/), rtl/ (+ manifest.json). Everything is
-    checked (file, board, kernel, reuse factor, supported ops) before anything is written."""
+    checked (file, board, kernel, reuse factor, pipeline, supported ops) before anything is
+    written."""
     from hwprune.boards import get_board
     from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
     from hwprune.codegen.manifest import manifest as build_manifest
@@ -330,6 +332,7 @@ def _compile_files(
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
     if reuse_factor < 1:
         raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
+    per_stage = parse_pipeline(pipeline)
     b = get_board(board)
     model_onnx, out_dir = Path(model_onnx), Path(out_dir)
     imported = import_qonnx(model_onnx, input_type or None)
@@ -341,6 +344,7 @@ def _compile_files(
         "board": b.name,
         "reuse_factor": reuse_factor,
         "kernel": kernel,
+        "pipeline": per_stage,
     }
     g = replace(g, meta=meta)
     with staged(out_dir) as stage:
@@ -370,6 +374,23 @@ def _compile_files(
     return Design(out_dir, g, manifest)
 
 
+def parse_pipeline(pipeline: int | str) -> int:
+    """``--pipeline``: "layer" (one register bank per layer, 0) or the most adder levels
+    between two register banks (a positive integer)."""
+    if pipeline == "layer":
+        return 0
+    try:
+        n = int(pipeline)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0 or isinstance(pipeline, bool):
+        raise HwpruneError(
+            f"--pipeline {pipeline}: use 'layer' (one register bank per layer) or the most "
+            "adder levels between two register banks (a positive integer, default 4)"
+        )
+    return n
+
+
 def _estimate_files(design: Design) -> dict:
     """The estimate step: every board of the catalogue into estimate.json (the file answers
     "where does this design fit?")."""
@@ -390,14 +411,16 @@ def compile(
     kernel: str = "mac",
     reuse_factor: int = 1,
     input_type: str | None = None,
+    pipeline: int | str = 4,
 ) -> Design:
     """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
 
     ``input_type`` (hls4ml spelling, e.g. ``fixed<16,6>``) is the precision the host
     quantizes a float graph input to when the model reads it without a quantizer.
     ``reuse_factor`` must be one hls4ml accepts for every layer (it is checked).
+    ``pipeline``: "layer" or the most adder levels between two register banks.
     """
-    design = _compile_files(model_onnx, out_dir, board, kernel, reuse_factor, input_type)
+    design = _compile_files(model_onnx, out_dir, board, kernel, reuse_factor, input_type, pipeline)
     _estimate_files(design)
     return design
 
@@ -573,7 +596,7 @@ def _step_compile(job: _Job) -> None:
     c = job.config.compile
     model = _need(job.out_dir, "model.onnx", "export")
     job.design = _compile_files(
-        model, job.out_dir, c.board, c.kernel, c.reuse_factor, c.input_type or None
+        model, job.out_dir, c.board, c.kernel, c.reuse_factor, c.input_type or None, c.pipeline
     )
 
 

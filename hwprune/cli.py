@@ -64,7 +64,9 @@ def cmd_train(a) -> int:
 def cmd_compile(a) -> int:
     from hwprune import api
 
-    d = api.compile(Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type)
+    d = api.compile(
+        Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type, a.pipeline
+    )
     print(f"compiled {a.model} for {a.board}: {len(d.graph.dense_ops())} weight layers")
     print(d.layer_table())
     if d.manifest.get("input_type"):
@@ -179,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernel", default="mac", help="how Dense layers become hardware: mac (the default)"
     )
     s.add_argument("--reuse-factor", type=int, default=1, dest="reuse_factor")
+    s.add_argument(
+        "--pipeline",
+        default="4",
+        metavar="layer|N",
+        help="register banks: 'layer' (one per layer) or after every N adder levels (default 4)",
+    )
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_compile)
 

@@ -146,6 +146,8 @@ class CompileConfig:
     # How Dense layers become hardware (hwprune.hw.kernels): "mac" (one constant product per
     # nonzero weight and an adder tree per row).
     kernel: str = "mac"
+    # The most adder levels between two register banks; 0 = one bank per layer ("layer").
+    pipeline: int = 4
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ _CHECKS = {
     "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.kernel": _one_of(KERNELS),
+    "compile.pipeline": (lambda v: v >= 0, "0 (one register bank per layer) or a positive integer"),
     "compile.board": (lambda v: v in _board_names(), "one of " + ", ".join(_board_names())),
     "compile.input_type": (
         lambda v: _precision_ok(v),

@@ -6,6 +6,7 @@ product terms of the emitted Verilog and HLS C++ equal the compiled nonzero weig
 
 from __future__ import annotations
 
+from hwprune.hw.schedule import latency_cycles
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import unread_inputs
 from hwprune.names import TOP
@@ -61,6 +62,9 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
     )
     return {
         "top": TOP,
+        "kernel": g.meta.get("kernel", "mac"),
+        "pipeline": "layer" if g.meta.get("pipeline") == 0 else g.meta.get("pipeline", 4),
+        "latency_cycles": latency_cycles(g),
         "layers": layers,
         "unread_inputs": unread_inputs(g),
         "input": host_in,

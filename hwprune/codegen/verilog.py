@@ -39,7 +39,6 @@ from hwprune.hw.schedule import (
     LayerSchedule,
     max_range,
     schedule,
-    stage_levels,
     threshold_split,
 )
 from hwprune.ir.graph import (
@@ -447,23 +446,28 @@ def _max_node(i: int, level: int, k: int, a: Operand, b: Operand) -> tuple[str, 
     return line, name, r
 
 
+def _bank_levels(ls: LayerSchedule) -> tuple[int, ...]:
+    return tuple(s.level for s in ls.stages)
+
+
 def _pipelined_tree(
     lines: list[str],
     regs: list[str],
     assigns: list[str],
     cur: list[list[Operand]],
-    depth: int,
+    banks: tuple[int, ...],
     node: NodeMaker,
 ) -> list[Operand]:
     """Reduce each element's level-0 operands ``cur[i]`` by a balanced tree of ``node``s,
-    closing a register bank after every level of ``stage_levels(depth)`` but the last.
+    closing a register bank after every adder level of ``banks`` but the last (the layer
+    schedule's ``Stage.level``s).
 
     Appends wires to ``lines`` and the intermediate banks to ``regs`` / ``assigns``; returns
     each element's top operand, which the caller registers (``hw.schedule`` pairs operands
     and places banks the same way).
     """
     level = 0
-    for st, stop in enumerate(stage_levels(depth)):
+    for st, stop in enumerate(banks):
         while level < stop:
             level += 1
             for i, opnds in enumerate(cur):
@@ -477,7 +481,7 @@ def _pipelined_tree(
                 if len(opnds) % 2:
                     nxt.append(opnds[-1])
                 cur[i] = nxt
-        if stop < depth:
+        if stop < banks[-1]:
             for i, opnds in enumerate(cur):
                 banked = []
                 for j, (expr, r) in enumerate(opnds):
@@ -526,7 +530,7 @@ def _max_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     cur: list[list[Operand]] = [[(f"x_{j}", xv.ranges[j]) for j in grp] for grp in op.groups]
     regs: list[str] = []
     assigns: list[str] = []
-    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _max_node)
+    top = _pipelined_tree(lines, regs, assigns, cur, _bank_levels(ls), _max_node)
     for i, (expr, r) in enumerate(top):
         if r != yv.ranges[i]:
             raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
@@ -554,7 +558,7 @@ def _threshold_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
         cur.append(opnds or [(_lit(0), IntRange(0, 0))])
     regs: list[str] = []
     assigns: list[str] = []
-    top = _pipelined_tree(lines, regs, assigns, cur, ls.depth, _adder("n"))
+    top = _pipelined_tree(lines, regs, assigns, cur, _bank_levels(ls), _adder("n"))
     for i, ((expr, r), (always, _)) in enumerate(zip(top, splits, strict=True)):
         # y = base + step * (always + count) = offset + step * count
         offset = op.base + op.step * always

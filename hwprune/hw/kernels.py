@@ -13,7 +13,8 @@ from hwprune.hw.mac import lower_mac
 from hwprune.hw.netlist import DenseNetlist
 from hwprune.ir.graph import Dense, Graph, Value
 
-KERNELS: dict[str, Callable[[Dense, Value], DenseNetlist]] = {"mac": lower_mac}
+# A lowering takes the layer, its input value and the most adder levels per stage.
+KERNELS: dict[str, Callable[[Dense, Value, int], DenseNetlist]] = {"mac": lower_mac}
 
 
 def lower_dense(g: Graph, op: Dense) -> DenseNetlist:
@@ -21,4 +22,6 @@ def lower_dense(g: Graph, op: Dense) -> DenseNetlist:
     kernel = g.meta.get("kernel", "mac")
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
-    return KERNELS[kernel](op, g.values[op.inputs[0]])
+    from hwprune.hw.schedule import levels_per_stage
+
+    return KERNELS[kernel](op, g.values[op.inputs[0]], levels_per_stage(g))

@@ -18,9 +18,10 @@ def _depth(n_operands: int) -> int:
     return max(0, (n_operands - 1).bit_length())
 
 
-def lower_mac(op: Dense, x: Value) -> DenseNetlist:
+def lower_mac(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     """The netlist of Dense ``op`` reading value ``x``. Level k+1 of a row's tree adds
-    operands 2i and 2i+1 of level k; an odd last operand passes through."""
+    operands 2i and 2i+1 of level k; an odd last operand passes through; a register bank
+    closes every ``per_stage`` levels (0: only the last)."""
     from hwprune.hw.schedule import stage_levels
 
     nodes: list[Node] = []
@@ -42,7 +43,7 @@ def lower_mac(op: Dense, x: Value) -> DenseNetlist:
             opnds.append(zero)
         cur.append(opnds)
     depth = max((_depth(len(o)) for o in cur), default=0)
-    banks = stage_levels(depth)
+    banks = stage_levels(depth, per_stage)
     level = 0
     for st, stop in enumerate(banks):
         while level < stop:

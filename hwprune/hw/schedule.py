@@ -124,19 +124,34 @@ class LayerSchedule:
         return sum(sum(s.reg_bits) for s in self.stages)
 
 
-def stage_levels(depth: int) -> tuple[int, ...]:
-    """The adder levels after which a register bank closes (the last one closes the layer)."""
-    n = max(1, math.ceil(depth / LEVELS_PER_STAGE))
-    return tuple(min(depth, (k + 1) * LEVELS_PER_STAGE) for k in range(n))
+def levels_per_stage(g: Graph) -> int:
+    """The graph's pipelining (``meta["pipeline"]``, compile's ``--pipeline``): the most adder
+    levels between two register banks, or 0 for one bank per layer ("layer")."""
+    return int(g.meta.get("pipeline", LEVELS_PER_STAGE))
 
 
-def _banked(name: str, trees: list[RowTree], final: Sequence[IntRange], fused: str | None):
+def stage_levels(depth: int, per_stage: int = LEVELS_PER_STAGE) -> tuple[int, ...]:
+    """The adder levels after which a register bank closes (the last one closes the layer);
+    ``per_stage`` 0 closes only the last."""
+    if per_stage <= 0:
+        return (depth,)
+    n = max(1, math.ceil(depth / per_stage))
+    return tuple(min(depth, (k + 1) * per_stage) for k in range(n))
+
+
+def _banked(
+    name: str,
+    trees: list[RowTree],
+    final: Sequence[IntRange],
+    fused: str | None,
+    per_stage: int = LEVELS_PER_STAGE,
+):
     """Register banks over per-element trees: every ``LEVELS_PER_STAGE`` levels each
     element's operands of that level, and in the last bank one value per element of range
     ``final[i]`` (what follows the tree, such as a fused Requant, is applied before it)."""
     depth = max(t.depth for t in trees)
     stages = []
-    for lvl in stage_levels(depth):
+    for lvl in stage_levels(depth, per_stage):
         bits: list[int] = []
         for i, t in enumerate(trees):
             if lvl == depth:
@@ -166,6 +181,7 @@ def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
     """The pipeline of a graph in op order. Input ops are not registered (latency 0)."""
     out: list[LayerSchedule] = []
     fused_done: set[str] = set()
+    per_stage = levels_per_stage(g)
     for op in g.ops:
         if isinstance(op, Input) or op.name in fused_done:
             continue
@@ -180,11 +196,11 @@ def schedule(g: Graph) -> tuple[LayerSchedule, ...]:
         elif isinstance(op, Max):
             x = g.values[op.inputs[0]]
             trees = [max_tree(op, x, i) for i in range(len(op.groups))]
-            out.append(_banked(op.name, trees, g.values[op.name].ranges, None))
+            out.append(_banked(op.name, trees, g.values[op.name].ranges, None, per_stage))
         elif isinstance(op, Threshold):
             x = g.values[op.inputs[0]]
             trees = [threshold_tree(op, x, i) for i in range(x.size)]
-            out.append(_banked(op.name, trees, g.values[op.name].ranges, None))
+            out.append(_banked(op.name, trees, g.values[op.name].ranges, None, per_stage))
         else:
             raise TypeError(f"no schedule for op kind {type(op).__name__}")
     return tuple(out)
