@@ -13,7 +13,7 @@ of its weight, with the weight repeated in a trailing comment,
     wire signed [13:0] p_<row>_<k> = -((X <<< 4) + X); // w=-17
 
 where X is the input ``x_<col>`` sized to the wire's width, here the 9-bit x_<col>
-sign-extended, ``{{5{x_<col>[8]}}, x_<col>}`` (every operand of every line is sized to its
+sign-extended, ``$signed({{5{x_<col>[8]}}, x_<col>})`` (every operand of every line is sized to its
 context explicitly, so ``verilator --lint-only -Wall`` finds nothing to warn about), one
 per nonzero weight and none for zero weights. The expression is the hardware; the comment
 only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
@@ -80,7 +80,7 @@ _KEYWORDS = frozenset(
 )
 # A product line: the wire, a shift-and-add of one input (negated or not), the weight in a
 # trailing comment. The input is sized to the wire: as is, sign-extended or truncated.
-_X = r"(?:x_\d+|\{\{\d+\{x_\d+\[\d+\]\}\}, x_\d+\}|x_\d+\[\d+:0\])"
+_X = r"(?:x_\d+|\$signed\(\{\{\d+\{x_\d+\[\d+\]\}\}, x_\d+\}\)|x_\d+\[\d+:0\])"
 _TERM = rf"(?:{_X}|\({_X} <<< \d+\))"
 _SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
 _PRODUCT = re.compile(
@@ -229,7 +229,7 @@ def _unique(name: str, used: set[str]) -> str:
 #
 # Every operand is sized to the width of its context explicitly, so that Verilog's implicit
 # widening and truncation never happen (``verilator --lint-only -Wall`` reports none): a
-# narrower signed name is sign-extended by replication ``{{k{x[msb]}}, x}``, an unsigned
+# narrower signed name is sign-extended by replication ``$signed({{k{x[msb]}}, x})``, an unsigned
 # one padded with zeros, a wider one truncated by a part select ``x[w-1:0]`` (exact: sums,
 # differences, left shifts and negations are exact modulo 2**w, and every wire is as wide as
 # its exact range), and a literal is written at the context's width. A concatenation or part
@@ -310,15 +310,18 @@ class _Body:
             self.use(s.name, 0, width - 1)
             return s.name if s.width == width else f"{s.name}[{width - 1}:0]"
         self.use(s.name, 0, s.width - 1)
-        fill = f"{s.name}[{s.width - 1}]" if s.signed else "1'b0"
-        return f"{{{{{width - s.width}{{{fill}}}}}, {s.name}}}"
+        if not s.signed:
+            return f"{{{{{width - s.width}{{1'b0}}}}, {s.name}}}"
+        # Marked signed so that synthesis (yosys wreduce) sees the copies of the sign bit and
+        # keeps the adder as narrow as with an implicit extension.
+        return f"$signed({{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}})"
 
     def sfit(self, s: _Sig, width: int) -> str:
         """``fit`` read as a signed operand (for compares and ``>>>``)."""
         # An unsigned value needs a zero bit on top to keep its value as a signed operand.
         assert s.signed or s.name is None or width > s.width, (s, width)
         text = self.fit(s, width)
-        plain = s.name is None or (text == s.name and s.signed)
+        plain = s.name is None or (s.signed and (text == s.name or text.startswith("$signed")))
         return text if plain else f"$signed({text})"
 
     def element(self, xv: Value, i: int, width: int) -> str:

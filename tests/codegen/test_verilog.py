@@ -128,8 +128,12 @@ def _product_lines(text: str) -> list[str]:
 
 
 # The input of a product as the emitter sizes it to the product's wire: x_c itself,
-# truncated (x_c[n:0]) or sign-extended by replicating its top bit ({{k{x_c[msb]}}, x_c}).
-_X = r"(?:x_(?P<c>\d+)(?:\[\d+:0\])?|\{\{\d+\{x_(?P<e>\d+)\[\d+\]\}\}, x_(?P=e)\})"
+# truncated (x_c[n:0]) or sign-extended by replicating its top bit
+# ($signed({{k{x_c[msb]}}, x_c})).
+_X = (
+    r"(?:x_(?P<c>\d+)(?:\[\d+:0\])?"
+    r"|\$signed\(\{\{\d+\{x_(?P<e>\d+)\[\d+\]\}\}, x_(?P=e)\}\))"
+)
 
 
 def _shift_add_terms(expr: str) -> list[tuple[int, int, int]]:
@@ -223,10 +227,10 @@ def test_product_expression_shapes() -> None:
     # x is 4 bits; each product's wire is as wide as its exact range: -17x in [-119, 136]
     # takes 9 bits, x in 4, -x in [-7, 8] 5 and 8x in [-64, 56] 7, so x is sign-extended.
     assert exprs == [
-        ("-(({{5{x_0[3]}}, x_0} <<< 4) + {{5{x_0[3]}}, x_0})", -17),
+        ("-(($signed({{5{x_0[3]}}, x_0}) <<< 4) + $signed({{5{x_0[3]}}, x_0}))", -17),
         ("x_1", 1),
-        ("-{{1{x_2[3]}}, x_2}", -1),
-        ("{{3{x_3[3]}}, x_3} <<< 3", 8),
+        ("-$signed({{1{x_2[3]}}, x_2})", -1),
+        ("$signed({{3{x_3[3]}}, x_3}) <<< 3", 8),
     ]
 
 
