@@ -10,9 +10,12 @@ has no negative value) so that the flip-flop count is the schedule's ``sum(Stage
 Every product is one line: the input shifted and added by the canonical signed digits (CSD)
 of its weight, with the weight repeated in a trailing comment,
 
-    wire signed [13:0] p_<row>_<k> = -((x_<col> <<< 4) + x_<col>); // w=-17
+    wire signed [13:0] p_<row>_<k> = -((X <<< 4) + X); // w=-17
 
-one per nonzero weight and none for zero weights. The expression is the hardware; the comment
+where X is the input ``x_<col>`` sized to the wire's width, here the 9-bit x_<col>
+sign-extended, ``$signed({{5{x_<col>[8]}}, x_<col>})`` (every operand of every line is sized to its
+context explicitly, so ``verilator --lint-only -Wall`` finds nothing to warn about), one
+per nonzero weight and none for zero weights. The expression is the hardware; the comment
 only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
 expression to prove that the testbench fails. Shift-and-add is what the estimator costs
 (``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry chains, where it made
@@ -75,11 +78,12 @@ _KEYWORDS = frozenset(
     return shortint static string struct type typedef union var virtual void""".split()
 )
 # A product line: the wire, a shift-and-add of one input (negated or not), the weight in a
-# trailing comment.
-_TERM = r"(?:x_\d+|\(x_\d+ <<< \d+\))"
+# trailing comment. The input is sized to the wire: as is, sign-extended or truncated.
+_X = r"(?:x_\d+|\$signed\(\{\{\d+\{x_\d+\[\d+\]\}\}, x_\d+\}\)|x_\d+\[\d+:0\])"
+_TERM = rf"(?:{_X}|\({_X} <<< \d+\))"
 _SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
 _PRODUCT = re.compile(
-    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:x_\d+ <<< \d+|{_SUM}|-?\({_SUM}\));"
+    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:{_X} <<< \d+|{_SUM}|-?\({_SUM}\));"
     r" // w=-?\d+$",
     re.MULTILINE,
 )
@@ -221,6 +225,17 @@ def _unique(name: str, used: set[str]) -> str:
 
 
 # --- arithmetic helpers -------------------------------------------------------------------
+#
+# Every operand is sized to the width of its context explicitly, so that Verilog's implicit
+# widening and truncation never happen (``verilator --lint-only -Wall`` reports none): a
+# narrower signed name is sign-extended by replication ``$signed({{k{x[msb]}}, x})``, an unsigned
+# one padded with zeros, a wider one truncated by a part select ``x[w-1:0]`` (exact: sums,
+# differences, left shifts and negations are exact modulo 2**w, and every wire is as wide as
+# its exact range), and a literal is written at the context's width. A concatenation or part
+# select is unsigned in Verilog; where signedness matters (compares, ``>>>``) the operand is
+# wrapped in ``$signed``. Bits no expression reads are collected per module into one wire
+# matching Verilator's default unused-signal pattern (``*unused*``, the documented idiom
+# ``wire _unused_ok = &{1'b0, x, 1'b0};``), so UNUSEDSIGNAL stays quiet without a pragma.
 
 
 def _sbits(r: IntRange) -> int:
@@ -228,21 +243,137 @@ def _sbits(r: IntRange) -> int:
     return r.bits if r.signed else r.bits + 1
 
 
-def _lit(v: int) -> str:
-    # Sized so that the magnitude is positive as a signed literal before the unary minus:
-    # -8'sd128 would sign-extend 8'sd128 (= -128) in a wider context and negate it to +128.
-    mag = abs(v)
-    text = f"{mag.bit_length() + 1}'sd{mag}"
-    return f"-{text}" if v < 0 else text
+def _lit(v: int, width: int, signed: bool = True) -> str:
+    """Integer ``v`` as a literal of exactly ``width`` bits (modulo 2**width).
+
+    A signed negative value is written as the negation of a positive literal, ``-8'sd5``;
+    the negation is done at the literal's own width, so the result is the two's complement.
+    """
+    u = v % (1 << width)
+    if not signed:
+        return f"{width}'d{u}"
+    s = u - (1 << width) if u >> (width - 1) else u
+    return f"{width}'sd{s}" if s >= 0 else f"-{width}'sd{-s}"
+
+
+@dataclass(frozen=True)
+class _Sig:
+    """An operand: a named signal of ``width`` bits (two's complement when ``signed``), or
+    the constant ``value`` when ``name`` is None."""
+
+    name: str | None
+    width: int
+    signed: bool
+    value: int = 0
+
+
+def _const(v: int) -> _Sig:
+    return _Sig(None, _sbits(IntRange(v, v)), True, v)
+
+
+class _Body:
+    """The lines of one module being emitted, and which bits of its signals are read."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.regs: list[str] = []
+        self.assigns: list[str] = []
+        self._read: dict[str, list[bool]] = {}
+
+    def declare(self, name: str, width: int, signed: bool = True) -> _Sig:
+        self._read[name] = [False] * width
+        return _Sig(name, width, signed)
+
+    def wire(self, name: str, width: int, expr: str, comment: str = "") -> _Sig:
+        """Declare ``wire signed [width-1:0] name = expr;`` (expr is exactly width bits)."""
+        tail = f" // {comment}" if comment else ""
+        self.lines.append(f"    wire signed [{width - 1}:0] {name} = {expr};{tail}")
+        return self.declare(name, width)
+
+    def reg(self, name: str, r: IntRange, src: _Sig) -> _Sig:
+        """A register of exactly r.bits bits (unsigned when r is), loaded with ``src``."""
+        sign = "signed " if r.signed else ""
+        self.regs.append(f"    reg {sign}[{r.bits - 1}:0] {name};")
+        self.assigns.append(f"        {name} <= {self.fit(src, r.bits, r.signed)};")
+        return self.declare(name, r.bits, r.signed)
+
+    def use(self, name: str, lo: int, hi: int) -> None:
+        for b in range(lo, hi + 1):
+            self._read[name][b] = True
+
+    def fit(self, s: _Sig, width: int, signed: bool = True) -> str:
+        """``s`` as an expression of exactly ``width`` bits (see the section comment)."""
+        if s.name is None:
+            return _lit(s.value, width, signed)
+        if s.width >= width:
+            self.use(s.name, 0, width - 1)
+            return s.name if s.width == width else f"{s.name}[{width - 1}:0]"
+        self.use(s.name, 0, s.width - 1)
+        if not s.signed:
+            return f"{{{{{width - s.width}{{1'b0}}}}, {s.name}}}"
+        # Marked signed so that synthesis (yosys wreduce) sees the copies of the sign bit and
+        # keeps the adder as narrow as with an implicit extension.
+        return f"$signed({{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}})"
+
+    def sfit(self, s: _Sig, width: int) -> str:
+        """``fit`` read as a signed operand (for compares and ``>>>``)."""
+        # An unsigned value needs a zero bit on top to keep its value as a signed operand.
+        assert s.signed or s.name is None or width > s.width, (s, width)
+        text = self.fit(s, width)
+        plain = s.name is None or (s.signed and (text == s.name or text.startswith("$signed")))
+        return text if plain else f"$signed({text})"
+
+    def element(self, xv: Value, i: int, width: int) -> str:
+        """Element i of the input bus ``x`` as a signed expression of ``width`` bits; only
+        the bits its value can occupy (``width``, less the zero sign bit of an unsigned bus)
+        are read."""
+        wi = xv.range.bits
+        lo = i * wi
+        n = min(wi, width if xv.range.signed else width - 1)
+        self.use("x", lo, lo + n - 1)
+        bits = f"x[{lo + n - 1}:{lo}]"
+        pad = width - n
+        if pad == 0:
+            return f"$signed({bits})"
+        fill = f"x[{lo + wi - 1}]" if xv.range.signed else "1'b0"
+        ext = fill if pad == 1 else f"{{{pad}{{{fill}}}}}"
+        return f"$signed({{{ext}, {bits}}})"
+
+    def unused_sink(self) -> list[str]:
+        """The wire reading every bit that nothing else reads (none when all are read)."""
+        parts = []
+        for name, read in self._read.items():
+            b = 0
+            while b < len(read):
+                if read[b]:
+                    b += 1
+                    continue
+                e = b
+                while e + 1 < len(read) and not read[e + 1]:
+                    e += 1
+                parts.append(f"{name}[{e}:{b}]" if e > b else f"{name}[{b}]")
+                b = e + 1
+        if not parts:
+            return []
+        # Their values follow from the exact ranges (the zero sign bit of a non-negative
+        # value, high bits a truncation drops, bus elements no weight reads).
+        rows = [", ".join(parts[k : k + 8]) for k in range(0, len(parts), 8)]
+        return [
+            "    wire _unused_ok = &{",
+            "        1'b0,",
+            *(f"        {row}," for row in rows),
+            "        1'b0",
+            "    };",
+        ]
 
 
 def _product_expr(x: str, w: int) -> str:
     """``x * w`` (w != 0) as shift-and-add over the CSD digits of |w|, most significant first,
     negated as a whole when w < 0: ``-((x <<< 4) + x)`` for -17.
 
-    The expression is evaluated in the width of the wire it is assigned to (at least that of
-    the product's exact range), so an intermediate sum may wrap around, yet the result is
-    exact: two's-complement adds, subtracts and shifts are exact modulo 2**width, and the
+    ``x`` is already sized to the width of the wire the product is assigned to (at least
+    that of the product's exact range), so an intermediate sum may wrap around, yet the result
+    is exact: two's-complement adds, subtracts and shifts are exact modulo 2**width, and the
     final product fits. The negation goes last because that measured cheapest: yosys can
     then merge it into the adder tree that reads the product (as the estimator assumes);
     leading with a positive digit (``x - (x <<< 3)`` for -7) or negating the first digit
@@ -269,73 +400,50 @@ def _sel(bus: str, i: int, width: int) -> str:
     return f"{bus}[{(i + 1) * width - 1}:{i * width}]"
 
 
-def _as_signed(expr: str, signed: bool) -> str:
-    """``expr`` read as a signed operand; unsigned values get a zero bit on top first."""
-    return f"$signed({expr})" if signed else f"$signed({{1'b0, {expr}}})"
+def _requant(m: _Body, rq: Requant, src: _Sig, r: IntRange, tag: str) -> tuple[_Sig, IntRange]:
+    """Wires computing clip(round(src * 2**-shift)) for ``src`` in range r.
 
-
-def _reg_decl(name: str, r: IntRange) -> str:
-    sign = "signed " if r.signed else ""
-    return f"    reg {sign}[{r.bits - 1}:0] {name};"
-
-
-def _reg_read(name: str, r: IntRange) -> str:
-    return name if r.signed else f"$signed({{1'b0, {name}}})"
-
-
-def _extend(name: str, r: IntRange, width: int) -> str:
-    """A register of r.bits bits widened to a bus element of ``width`` bits."""
-    pad = width - r.bits
-    if pad == 0:
-        return name
-    if pad < 0:
-        # IntRange.bits gives a one-point range [-2^k, -2^k] a bit more than it needs (5 for
-        # [-8, -8]), so its register can be wider than the bus element; the value fits the
-        # bus's width, and its low bits are its two's complement there.
-        return f"{name}[{width - 1}:0]"
-    fill = f"{name}[{r.bits - 1}]" if r.signed else "1'b0"
-    return f"{{{{{pad}{{{fill}}}}}, {name}}}"
-
-
-def _requant(rq: Requant, src: str, r: IntRange, tag: str) -> tuple[list[str], str, IntRange]:
-    """Lines computing clip(round(src * 2**-shift)) for a signed wire ``src`` in range r.
-
-    Returns the lines, the name of the signed result wire and its exact range.
+    Returns the signed result wire and its exact range.
     """
-    lines: list[str] = []
-    w = _sbits(r)
+    e = _sbits(r)
     if rq.shift <= 0:
         k = -rq.shift
         r1 = IntRange(r.lo << k, r.hi << k)
-        # The wider left-hand side sign-extends src before the shift, so no bit is lost.
-        expr = src if k == 0 else f"{src} <<< {k}"
+        # src is sized to the result first, so no bit is lost by the shift.
+        x = m.fit(src, _sbits(r1))
+        res = m.wire(f"{tag}_r", _sbits(r1), x if k == 0 else f"{x} <<< {k}")
     else:
         s = rq.shift
         r1 = IntRange(shift_round(r.lo, s, rq.rounding), shift_round(r.hi, s, rq.rounding))
         if rq.rounding is Rounding.FLOOR:
-            expr = f"{src} >>> {s}"
+            # The shift is done at full width, then the result's own bits are kept.
+            sh = m.wire(f"{tag}_s", e, f"{m.sfit(src, e)} >>> {s}")
+            res = m.wire(f"{tag}_r", _sbits(r1), m.fit(sh, _sbits(r1)))
         else:
             # Round half to even: add 1 to the floor when the dropped bits exceed one half,
             # or equal it and the floor is odd (graph.shift_round).
-            e = max(w, s + 1)
+            e = max(e, s + 1)
             fl = IntRange(r.lo >> s, r.hi >> s)
             half = 1 << (s - 1)
-            lines += [
-                f"    wire signed [{e - 1}:0] {tag}_e = {src};",
-                f"    wire signed [{_sbits(fl) - 1}:0] {tag}_f = {tag}_e >>> {s};",
-                f"    wire {tag}_up = ({tag}_e[{s - 1}:0] > {s}'d{half})"
-                f" || ({tag}_e[{s - 1}:0] == {s}'d{half} && {tag}_f[0]);",
-            ]
-            expr = f"{tag}_f + $signed({{1'b0, {tag}_up}})"
-    lines.append(f"    wire signed [{_sbits(r1) - 1}:0] {tag}_r = {expr};")
-    v = f"{tag}_r"
-    if r1.hi > rq.hi:
-        v = f"({tag}_r > {_lit(rq.hi)}) ? {_lit(rq.hi)} : {v}"
-    if r1.lo < rq.lo:
-        v = f"({tag}_r < {_lit(rq.lo)}) ? {_lit(rq.lo)} : ({v})"
+            ext = m.wire(f"{tag}_e", e, m.fit(src, e))
+            sh = m.wire(f"{tag}_s", e, f"{m.sfit(ext, e)} >>> {s}")
+            f = m.wire(f"{tag}_f", _sbits(fl), m.fit(sh, _sbits(fl)))
+            m.use(f"{tag}_f", 0, 0)
+            low, h = f"{tag}_e[{s - 1}:0]", f"{s}'d{half}"
+            m.lines.append(f"    wire {tag}_up = ({low} > {h}) || ({low} == {h} && {tag}_f[0]);")
+            up = m.declare(f"{tag}_up", 1, signed=False)
+            w1 = _sbits(r1)
+            res = m.wire(f"{tag}_r", w1, f"{m.fit(f, w1)} + {m.fit(up, w1)}")
     out = IntRange(min(max(r1.lo, rq.lo), rq.hi), min(max(r1.hi, rq.lo), rq.hi))
-    lines.append(f"    wire signed [{_sbits(out) - 1}:0] {tag}_c = {v};")
-    return lines, f"{tag}_c", out
+    wo = _sbits(out)
+    v = m.fit(res, wo)
+    if r1.hi > rq.hi:
+        c = max(res.width, _sbits(IntRange(rq.hi, rq.hi)))
+        v = f"({m.sfit(res, c)} > {_lit(rq.hi, c)}) ? {_lit(rq.hi, wo)} : {v}"
+    if r1.lo < rq.lo:
+        c = max(res.width, _sbits(IntRange(rq.lo, rq.lo)))
+        v = f"({m.sfit(res, c)} < {_lit(rq.lo, c)}) ? {_lit(rq.lo, wo)} : ({v})"
+    return m.wire(f"{tag}_c", wo, v), out
 
 
 # --- modules ------------------------------------------------------------------------------
@@ -385,65 +493,62 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     yv = g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
     rq = g.op(lay.requant) if lay.requant is not None else None
-    lines = _header(lay, xv.size * wi, yv.size * wo)
-    for c in net.cols:
-        src = _as_signed(_sel("x", c, wi), xv.range.signed)
-        lines.append(f"    wire signed [{_sbits(xv.range) - 1}:0] x_{c} = {src};")
-
-    def read(name: str) -> str:
-        n = net.by_name[name]
-        if n.kind == "const":
-            return _lit(n.value)
-        return _reg_read(n.name, n.range) if n.kind == "reg" else n.name
-
-    regs: list[str] = []
-    assigns: list[str] = []
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo))
+    m.declare("x", xv.size * wi, signed=False)
+    xs = {
+        c: m.wire(f"x_{c}", _sbits(xv.range), m.element(xv, c, _sbits(xv.range))) for c in net.cols
+    }
+    sigs: dict[str, _Sig] = {}
     for n in net.nodes:
-        width = f"[{_sbits(n.range) - 1}:0]"
-        if n.kind == "product":
-            expr = _product_expr(f"x_{n.col}", n.value)
-            lines.append(f"    wire signed {width} {n.name} = {expr}; // w={n.value}")
+        w = _sbits(n.range)
+        if n.kind == "const":
+            sigs[n.name] = _const(n.value)
+        elif n.kind == "product":
+            expr = _product_expr(m.fit(xs[n.col], w), n.value)
+            sigs[n.name] = m.wire(n.name, w, expr, f"w={n.value}")
         elif n.kind == "add":
-            lines.append(
-                f"    wire signed {width} {n.name} = {read(n.args[0])} + {read(n.args[1])};"
-            )
+            a, b = (m.fit(sigs[arg], w) for arg in n.args)
+            sigs[n.name] = m.wire(n.name, w, f"{a} + {b}")
         elif n.kind == "reg":
-            regs.append(_reg_decl(n.name, n.range))
-            assigns.append(f"        {n.name} <= {read(n.args[0])};")
+            sigs[n.name] = m.reg(n.name, n.range, sigs[n.args[0]])
     for i, top in enumerate(net.tops):
-        expr, r = read(top), net.by_name[top].range
+        sig, r = sigs[top], net.by_name[top].range
         if rq is not None:
             assert isinstance(rq, Requant)
-            rl, expr, r = _requant(rq, expr, r, f"rq_{i}")
-            lines += rl
+            sig, r = _requant(m, rq, sig, r, f"rq_{i}")
         if r != yv.ranges[i]:
             raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
-        regs.append(_reg_decl(f"q_{i}", r))
-        assigns.append(f"        q_{i} <= {expr};")
-    return _finish_module(lines, regs, assigns, yv, wo)
+        m.reg(f"q_{i}", r, sig)
+    return _finish_module(m, yv, wo)
 
 
-# A tree operand: (signed expression, exact range). A node maker takes (element, level,
-# index in level, operand a, operand b) and returns (wire line, wire name, range).
-Operand = tuple[str, IntRange]
-NodeMaker = Callable[[int, int, int, Operand, Operand], tuple[str, str, IntRange]]
+# A tree operand: (signal, exact range). A node maker takes (module, element, level, index
+# in level, operand a, operand b) and returns the node's wire and range.
+Operand = tuple[_Sig, IntRange]
+NodeMaker = Callable[[_Body, int, int, int, Operand, Operand], Operand]
 
 
 def _adder(prefix: str) -> NodeMaker:
-    def node(i: int, level: int, k: int, a: Operand, b: Operand) -> tuple[str, str, IntRange]:
+    def node(m: _Body, i: int, level: int, k: int, a: Operand, b: Operand) -> Operand:
         r = a[1] + b[1]
-        name = f"{prefix}_{i}_{level}_{k}"
-        return f"    wire signed [{_sbits(r) - 1}:0] {name} = {a[0]} + {b[0]};", name, r
+        w = _sbits(r)
+        return m.wire(f"{prefix}_{i}_{level}_{k}", w, f"{m.fit(a[0], w)} + {m.fit(b[0], w)}"), r
 
     return node
 
 
-def _max_node(i: int, level: int, k: int, a: Operand, b: Operand) -> tuple[str, str, IntRange]:
-    # Both operands are signed, so the compare is signed and the mux sign-extends.
+def _cmp_width(a: _Sig, b: _Sig) -> int:
+    """The width at which a signed compare of a and b is exact (an unsigned one gets a bit)."""
+    return max(s.width + (0 if s.signed else 1) for s in (a, b))
+
+
+def _max_node(m: _Body, i: int, level: int, k: int, a: Operand, b: Operand) -> Operand:
+    # Both operands are compared as signed values of a common width; the mux picks them
+    # sized to the node's own width.
     r = max_range(a[1], b[1])
-    name = f"m_{i}_{level}_{k}"
-    line = f"    wire signed [{_sbits(r) - 1}:0] {name} = ({a[0]} > {b[0]}) ? {a[0]} : {b[0]};"
-    return line, name, r
+    w, c = _sbits(r), _cmp_width(a[0], b[0])
+    cond = f"{m.sfit(a[0], c)} > {m.sfit(b[0], c)}"
+    return m.wire(f"m_{i}_{level}_{k}", w, f"({cond}) ? {m.fit(a[0], w)} : {m.fit(b[0], w)}"), r
 
 
 def _bank_levels(ls: LayerSchedule) -> tuple[int, ...]:
@@ -451,20 +556,14 @@ def _bank_levels(ls: LayerSchedule) -> tuple[int, ...]:
 
 
 def _pipelined_tree(
-    lines: list[str],
-    regs: list[str],
-    assigns: list[str],
-    cur: list[list[Operand]],
-    banks: tuple[int, ...],
-    node: NodeMaker,
+    m: _Body, cur: list[list[Operand]], banks: tuple[int, ...], node: NodeMaker
 ) -> list[Operand]:
     """Reduce each element's level-0 operands ``cur[i]`` by a balanced tree of ``node``s,
     closing a register bank after every adder level of ``banks`` but the last (the layer
     schedule's ``Stage.level``s).
 
-    Appends wires to ``lines`` and the intermediate banks to ``regs`` / ``assigns``; returns
-    each element's top operand, which the caller registers (``hw.schedule`` pairs operands
-    and places banks the same way).
+    Returns each element's top operand, which the caller registers (``hw.schedule`` pairs
+    operands and places banks the same way).
     """
     level = 0
     for st, stop in enumerate(banks):
@@ -475,21 +574,13 @@ def _pipelined_tree(
                     continue
                 nxt = []
                 for j in range(0, len(opnds) - 1, 2):
-                    line, name, r = node(i, level, j // 2, opnds[j], opnds[j + 1])
-                    lines.append(line)
-                    nxt.append((name, r))
+                    nxt.append(node(m, i, level, j // 2, opnds[j], opnds[j + 1]))
                 if len(opnds) % 2:
                     nxt.append(opnds[-1])
                 cur[i] = nxt
         if stop < banks[-1]:
             for i, opnds in enumerate(cur):
-                banked = []
-                for j, (expr, r) in enumerate(opnds):
-                    name = f"r{st}_{i}_{j}"
-                    regs.append(_reg_decl(name, r))
-                    assigns.append(f"        {name} <= {expr};")
-                    banked.append((_reg_read(name, r), r))
-                cur[i] = banked
+                cur[i] = [(m.reg(f"r{st}_{i}_{j}", r, s), r) for j, (s, r) in enumerate(opnds)]
     return [opnds[0] for opnds in cur]
 
 
@@ -498,26 +589,25 @@ def _requant_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     assert isinstance(rq, Requant)
     xv, yv = g.values[lay.input], g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
-    lines = _header(lay, xv.size * wi, yv.size * wo)
-    regs: list[str] = []
-    assigns: list[str] = []
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo))
+    m.declare("x", xv.size * wi, signed=False)
     for i, r in enumerate(xv.ranges):
-        src = _as_signed(_sel("x", i, wi), xv.range.signed)
-        lines.append(f"    wire signed [{_sbits(r) - 1}:0] a_{i} = {src};")
-        rl, expr, out = _requant(rq, f"a_{i}", r, f"rq_{i}")
+        a = m.wire(f"a_{i}", _sbits(r), m.element(xv, i, _sbits(r)))
+        sig, out = _requant(m, rq, a, r, f"rq_{i}")
         if out != yv.ranges[i]:
             raise AssertionError(f"{lay.label} element {i}: range {out} != {yv.ranges[i]}")
-        lines += rl
-        regs.append(_reg_decl(f"q_{i}", out))
-        assigns.append(f"        q_{i} <= {expr};")
-    return _finish_module(lines, regs, assigns, yv, wo)
+        m.reg(f"q_{i}", out, sig)
+    return _finish_module(m, yv, wo)
 
 
-def _input_wires(lines: list[str], xv: Value, wi: int, used: list[int]) -> None:
+def _input_wires(m: _Body, xv: Value, used: list[int]) -> dict[int, _Sig]:
     """One signed wire ``x_<j>`` per used input element, as narrow as its own range."""
+    m.declare("x", xv.size * xv.range.bits, signed=False)
+    out = {}
     for j in used:
-        src = _as_signed(_sel("x", j, wi), xv.range.signed)
-        lines.append(f"    wire signed [{_sbits(xv.ranges[j]) - 1}:0] x_{j} = {src};")
+        w = _sbits(xv.ranges[j])
+        out[j] = m.wire(f"x_{j}", w, m.element(xv, j, w))
+    return out
 
 
 def _max_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
@@ -525,18 +615,15 @@ def _max_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     assert isinstance(op, Max)
     xv, yv = g.values[lay.input], g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
-    lines = _header(lay, xv.size * wi, yv.size * wo, KIND_OF[Max])
-    _input_wires(lines, xv, wi, sorted({j for grp in op.groups for j in grp}))
-    cur: list[list[Operand]] = [[(f"x_{j}", xv.ranges[j]) for j in grp] for grp in op.groups]
-    regs: list[str] = []
-    assigns: list[str] = []
-    top = _pipelined_tree(lines, regs, assigns, cur, _bank_levels(ls), _max_node)
-    for i, (expr, r) in enumerate(top):
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo, KIND_OF[Max]))
+    xs = _input_wires(m, xv, sorted({j for grp in op.groups for j in grp}))
+    cur: list[list[Operand]] = [[(xs[j], xv.ranges[j]) for j in grp] for grp in op.groups]
+    top = _pipelined_tree(m, cur, _bank_levels(ls), _max_node)
+    for i, (sig, r) in enumerate(top):
         if r != yv.ranges[i]:
             raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
-        regs.append(_reg_decl(f"q_{i}", r))
-        assigns.append(f"        q_{i} <= {expr};")
-    return _finish_module(lines, regs, assigns, yv, wo)
+        m.reg(f"q_{i}", r, sig)
+    return _finish_module(m, yv, wo)
 
 
 def _threshold_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
@@ -544,56 +631,51 @@ def _threshold_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     assert isinstance(op, Threshold)
     xv, yv = g.values[lay.input], g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
-    lines = _header(lay, xv.size * wi, yv.size * wo, KIND_OF[Threshold])
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo, KIND_OF[Threshold]))
     splits = [threshold_split(ts, r) for ts, r in zip(op.thresholds, xv.ranges, strict=True)]
-    _input_wires(lines, xv, wi, [i for i, (_, ts) in enumerate(splits) if ts])
+    xs = _input_wires(m, xv, [i for i, (_, ts) in enumerate(splits) if ts])
     cur: list[list[Operand]] = []
     for i, (_, compared) in enumerate(splits):
         opnds: list[Operand] = []
         for k, t in enumerate(compared):
             # The threshold is repeated in a comment for readers (and for a test that
-            # corrupts the constant); the expression is the hardware.
-            lines.append(f"    wire c_{i}_{k} = x_{i} >= {_lit(t)}; // t={t}")
-            opnds.append((f"$signed({{1'b0, c_{i}_{k}}})", IntRange(0, 1)))
-        cur.append(opnds or [(_lit(0), IntRange(0, 0))])
-    regs: list[str] = []
-    assigns: list[str] = []
-    top = _pipelined_tree(lines, regs, assigns, cur, _bank_levels(ls), _adder("n"))
-    for i, ((expr, r), (always, _)) in enumerate(zip(top, splits, strict=True)):
+            # corrupts the constant); the expression is the hardware. t is in the range of
+            # x_i (threshold_split keeps only those), so it fits x_i's width.
+            x = m.sfit(xs[i], xs[i].width)
+            m.lines.append(f"    wire c_{i}_{k} = {x} >= {_lit(t, xs[i].width)}; // t={t}")
+            opnds.append((m.declare(f"c_{i}_{k}", 1, signed=False), IntRange(0, 1)))
+        cur.append(opnds or [(_const(0), IntRange(0, 0))])
+    top = _pipelined_tree(m, cur, _bank_levels(ls), _adder("n"))
+    for i, ((sig, r), (always, _)) in enumerate(zip(top, splits, strict=True)):
         # y = base + step * (always + count) = offset + step * count
         offset = op.base + op.step * always
         y = IntRange(offset + op.step * r.lo, offset + op.step * r.hi)
         if r.lo == r.hi:
-            value = _lit(y.lo)
+            value = _const(y.lo)
         else:
-            lines.append(f"    wire signed [{_sbits(r) - 1}:0] t_{i}_n = {expr};")
-            prod = _product_expr(f"t_{i}_n", op.step)
+            n = m.wire(f"t_{i}_n", _sbits(r), m.fit(sig, _sbits(r)))
+            wy = _sbits(y)
+            prod = _product_expr(m.fit(n, wy), op.step)
             # Parenthesised: <<< binds looser than +.
-            total = f"{_lit(offset)} + ({prod})" if offset != 0 else prod
-            lines.append(f"    wire signed [{_sbits(y) - 1}:0] t_{i}_y = {total};")
-            value = f"t_{i}_y"
+            total = f"{_lit(offset, wy)} + ({prod})" if offset != 0 else prod
+            value = m.wire(f"t_{i}_y", wy, total)
         if y != yv.ranges[i]:
             raise AssertionError(f"{lay.label} element {i}: range {y} != {yv.ranges[i]}")
-        regs.append(_reg_decl(f"q_{i}", y))
-        assigns.append(f"        q_{i} <= {value};")
-    return _finish_module(lines, regs, assigns, yv, wo)
+        m.reg(f"q_{i}", y, value)
+    return _finish_module(m, yv, wo)
 
 
-def _finish_module(
-    lines: list[str], regs: list[str], assigns: list[str], yv: Value, wo: int
-) -> str:
+def _finish_module(m: _Body, yv: Value, wo: int) -> str:
     """Close a layer module: its output registers, the packed output bus, endmodule."""
-    lines += _registers(regs, assigns)
-    for i, r in enumerate(yv.ranges):
-        lines.append(f"    assign {_sel('y', i, wo)} = {_extend(f'q_{i}', r, wo)};")
-    lines.append("endmodule")
-    return "\n".join(lines) + "\n"
-
-
-def _registers(regs: list[str], assigns: list[str]) -> list[str]:
     # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
     # flip-flops plain (no reset mux) and the count equal to the schedule's.
-    return [*regs, "    always @(posedge clk) begin", *assigns, "    end"]
+    lines = [*m.lines, *m.regs, "    always @(posedge clk) begin", *m.assigns, "    end"]
+    for i, r in enumerate(yv.ranges):
+        q = _Sig(f"q_{i}", r.bits, r.signed)
+        lines.append(f"    assign {_sel('y', i, wo)} = {m.fit(q, wo, r.signed)};")
+    lines += m.unused_sink()
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
 
 
 # The table of layer-module emitters, keyed by the kind of the op a layer is named after (a

@@ -127,6 +127,15 @@ def _product_lines(text: str) -> list[str]:
     return [m.group(0) for m in _LINE.finditer(text)]
 
 
+# The input of a product as the emitter sizes it to the product's wire: x_c itself,
+# truncated (x_c[n:0]) or sign-extended by replicating its top bit
+# ($signed({{k{x_c[msb]}}, x_c})).
+_X = (
+    r"(?:x_(?P<c>\d+)(?:\[\d+:0\])?"
+    r"|\$signed\(\{\{\d+\{x_(?P<e>\d+)\[\d+\]\}\}, x_(?P=e)\}\))"
+)
+
+
 def _shift_add_terms(expr: str) -> list[tuple[int, int, int]]:
     """(sign, column, shift) of every term of a product expression, read from the text."""
     outer, body = 1, expr
@@ -138,9 +147,9 @@ def _shift_add_terms(expr: str) -> list[tuple[int, int, int]]:
     terms = [head.removeprefix("-"), *rest[1::2]]
     out = []
     for sign, term in zip(signs, terms, strict=True):
-        m = re.fullmatch(r"(\()?x_(\d+)(?: <<< (\d+))?(?(1)\))", term)
+        m = re.fullmatch(rf"(?P<open>\()?{_X}(?: <<< (?P<s>\d+))?(?(open)\))", term)
         assert m is not None, f"not a shifted input: {term!r} in {expr!r}"
-        out.append((outer * (-1 if sign == "-" else 1), int(m.group(2)), int(m.group(3) or 0)))
+        out.append((outer * (-1 if sign == "-" else 1), int(m["c"] or m["e"]), int(m["s"] or 0)))
     return out
 
 
@@ -215,7 +224,14 @@ def test_product_expression_shapes() -> None:
     )
     (text,) = [t for n, t in emit_verilog(g).items() if n != "hwprune_top.v"]
     exprs = [(m[3], int(m[4])) for m in _LINE.finditer(text)]
-    assert exprs == [("-((x_0 <<< 4) + x_0)", -17), ("x_1", 1), ("-x_2", -1), ("x_3 <<< 3", 8)]
+    # x is 4 bits; each product's wire is as wide as its exact range: -17x in [-119, 136]
+    # takes 9 bits, x in 4, -x in [-7, 8] 5 and 8x in [-64, 56] 7, so x is sign-extended.
+    assert exprs == [
+        ("-(($signed({{5{x_0[3]}}, x_0}) <<< 4) + $signed({{5{x_0[3]}}, x_0}))", -17),
+        ("x_1", 1),
+        ("-$signed({{1{x_2[3]}}, x_2})", -1),
+        ("$signed({{3{x_3[3]}}, x_3}) <<< 3", 8),
+    ]
 
 
 def test_emit_is_deterministic_with_banner() -> None:

@@ -113,7 +113,9 @@ def test_changed_threshold_constant_fails(tmp_path: Path, bipolar: bool) -> None
     else:
         pytest.fail(f"no nearby value of threshold {t} changes {th.name} on these vectors")
     line = m[0]
-    new_line = f"{m[1]}{_lit(new)}{m[4]}"  # the comment still says t=<old>
+    # Sized to x, or wider if the new value needs it (Verilog then widens x: still exact).
+    width = max(int(m[3].lstrip("-").split("'")[0]), abs(new).bit_length() + 1)
+    new_line = f"{m[1]}{_lit(new, width)}{m[4]}"  # the comment still says t=<old>
     _fails_at(tmp_path, g, th.name, {path: text.replace(line, new_line, 1)})
 
 
