@@ -347,6 +347,13 @@ def _compile_files(
         "pipeline": per_stage,
     }
     g = replace(g, meta=meta)
+    if kernel == "auto":  # per layer, the kernel the estimator finds cheaper
+        from hwprune.estimate.costs import choose_kernels
+
+        choice = choose_kernels(g)
+        meta["layer_kernels"] = {name: c["kernel"] for name, c in choice.items()}
+        meta["kernel_choice"] = choice
+        g = replace(g, meta=meta)
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"

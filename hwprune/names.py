@@ -10,7 +10,8 @@ from __future__ import annotations
 TOP = "hwprune_top"  # the generated Verilog's top module
 HLS_PROJECT = "myproject"  # the hls4ml project name (hls4ml's own default)
 
-KERNELS = ("mac",)  # dense kernels of the Verilog generator
+# Dense kernels: hwprune.hw.kernels.KERNELS, and auto (per layer, the cheaper by estimate).
+KERNELS = ("mac", "adder-graph", "auto")
 SIMULATORS = ("icarus", "verilator")  # RTL simulators cocotb drives (hwprune.sim.rtl)
 SYNTH_TOOLS = ("yosys",)  # hwprune estimate --synth
 

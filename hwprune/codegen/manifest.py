@@ -6,6 +6,7 @@ product terms of the emitted Verilog and HLS C++ equal the compiled nonzero weig
 
 from __future__ import annotations
 
+from hwprune.hw.kernels import kernel_of
 from hwprune.hw.schedule import latency_cycles
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import unread_inputs
@@ -33,7 +34,7 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "nonzero_weights": new.n_terms,
                 "removed_neurons": op.n_out - new.n_out,
                 "removed_inputs": op.n_in - new.n_in,
-                "kernel": g.meta.get("kernel", "mac"),
+                "kernel": kernel_of(g, new),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
             }
@@ -65,6 +66,8 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "kernel": g.meta.get("kernel", "mac"),
         "pipeline": "layer" if g.meta.get("pipeline") == 0 else g.meta.get("pipeline", 4),
         "latency_cycles": latency_cycles(g),
+        # auto: per layer, the estimated LUTs and FFs of each kernel, and which was cheaper
+        "kernel_choice": g.meta.get("kernel_choice"),
         "layers": layers,
         "unread_inputs": unread_inputs(g),
         "input": host_in,

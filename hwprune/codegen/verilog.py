@@ -511,6 +511,16 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
             sigs[n.name] = m.wire(n.name, w, f"{a} + {b}")
         elif n.kind == "reg":
             sigs[n.name] = m.reg(n.name, n.range, sigs[n.args[0]])
+        elif n.kind == "input":
+            sigs[n.name] = xs[n.col]
+        elif n.kind == "shiftadd":
+            a, b = (m.fit(sigs[arg], w) for arg in n.args)
+            ta, tb = (s if k == 0 else f"({s} <<< {k})" for s, k in zip((a, b), n.shifts))
+            sigs[n.name] = m.wire(n.name, w, f"{ta} {'-' if n.sub else '+'} {tb}")
+        elif n.kind == "shift":
+            sigs[n.name] = _shift(m, n.name, sigs[n.args[0]], n.shifts[0], w)
+        else:
+            raise AssertionError(f"no Verilog for netlist node kind {n.kind!r}")
     for i, top in enumerate(net.tops):
         sig, r = sigs[top], net.by_name[top].range
         if rq is not None:
@@ -520,6 +530,16 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
             raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
         m.reg(f"q_{i}", r, sig)
     return _finish_module(m, yv, wo)
+
+
+def _shift(m: _Body, name: str, src: _Sig, k: int, width: int) -> _Sig:
+    """``src * 2**k`` as a wire of ``width`` bits; k < 0 shifts right arithmetically through a
+    full-width wire (the netlist guarantees the dropped bits are zero)."""
+    if k >= 0:
+        return m.wire(name, width, f"{m.fit(src, width)} <<< {k}" if k else m.fit(src, width))
+    full = src.width if src.signed else src.width + 1
+    wide = m.wire(f"{name}_s", full, f"{m.sfit(src, full)} >>> {-k}")
+    return m.wire(name, width, m.fit(wide, width))
 
 
 # A tree operand: (signal, exact range). A node maker takes (module, element, level, index

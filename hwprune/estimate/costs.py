@@ -211,7 +211,18 @@ def netlist_luts(net: DenseNetlist, x: Value) -> int:
             luts += const_mult_luts(x.ranges[n.col], n.value)
         elif n.kind == "add":
             luts += adder_luts(word[n.args[0]], word[n.args[1]], n.range)
+        elif n.kind == "shiftadd":
+            a, b = (_shifted(word[name], k) for name, k in zip(n.args, n.shifts, strict=True))
+            if n.sub and a.const and a.range.lo == 0:  # 0 - b: a negation on the carry chain
+                luts += max(0, n.range.bits - 1 - b.tz)
+            else:
+                luts += adder_luts(a, b, n.range)
     return luts
+
+
+def _shifted(w: Word, k: int) -> Word:
+    """``w`` shifted left by k: its range scaled, k more known-zero low bits."""
+    return Word(w.range.scaled(1 << k), w.tz + k)
 
 
 def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
@@ -401,3 +412,22 @@ COST_FUNCTIONS: dict[type[Op], CostFn] = {
     Threshold: cost_threshold,
 }
 NOT_COSTED: frozenset[type[Op]] = frozenset({Input})
+
+
+def choose_kernels(g: Graph) -> dict[str, dict]:
+    """``auto``: per Dense layer, the kernel whose netlist costs fewer LUTs (neither uses a DSP
+    or BRAM, so LUTs decide; FF are the tie-break). Returns {layer: {"kernel": chosen,
+    "lut": {kernel: LUTs}, "ff": {kernel: FFs}}}: what the manifest says and why."""
+    from hwprune.hw.kernels import KERNELS
+
+    out = {}
+    for op in g.dense_ops():
+        x = g.values[op.inputs[0]]
+        lut, ff = {}, {}
+        for k in KERNELS:
+            net = lower_dense(g, op, k)
+            lut[k] = netlist_luts(net, x)
+            ff[k] = sum(n.range.bits for n in net.nodes if n.kind == "reg")
+        best = min(KERNELS, key=lambda k: (lut[k], ff[k]))
+        out[op.name] = {"kernel": best, "lut": lut, "ff": ff}
+    return out

@@ -1,7 +1,9 @@
 """The kernel table: kernel name -> lowering of a Dense layer into a DenseNetlist.
 
-A graph names its kernel in ``meta["kernel"]`` (compile writes it; absent means ``mac``).
-A new kernel is one lowering function and one entry here.
+A graph names its kernel in ``meta["kernel"]`` (compile writes it; absent means ``mac``), and
+``meta["layer_kernels"]`` may name one per layer: compile's ``auto`` writes there, per layer,
+the kernel the estimator found cheaper. A new kernel is one lowering function and one entry
+here.
 """
 
 from __future__ import annotations
@@ -9,17 +11,26 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hwprune.errors import HwpruneError
+from hwprune.hw.adder_graph import lower_adder_graph
 from hwprune.hw.mac import lower_mac
 from hwprune.hw.netlist import DenseNetlist
 from hwprune.ir.graph import Dense, Graph, Value
 
 # A lowering takes the layer, its input value and the most adder levels per stage.
-KERNELS: dict[str, Callable[[Dense, Value, int], DenseNetlist]] = {"mac": lower_mac}
+KERNELS: dict[str, Callable[[Dense, Value, int], DenseNetlist]] = {
+    "mac": lower_mac,
+    "adder-graph": lower_adder_graph,
+}
 
 
-def lower_dense(g: Graph, op: Dense) -> DenseNetlist:
-    """The netlist of Dense ``op`` of ``g`` under the graph's kernel."""
-    kernel = g.meta.get("kernel", "mac")
+def kernel_of(g: Graph, op: Dense) -> str:
+    """The kernel that lowers ``op``: the layer's own choice, else the graph's."""
+    return g.meta.get("layer_kernels", {}).get(op.name) or g.meta.get("kernel", "mac")
+
+
+def lower_dense(g: Graph, op: Dense, kernel: str | None = None) -> DenseNetlist:
+    """The netlist of Dense ``op`` of ``g`` under ``kernel`` (default: ``kernel_of``)."""
+    kernel = kernel or kernel_of(g, op)
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
     from hwprune.hw.schedule import levels_per_stage

@@ -2,10 +2,13 @@
 
 A node is what the emitted Verilog declares (a wire or a register) or reads (a constant):
 
-    const    an integer constant (a row's bias, or 0 for a row with nothing to add)
-    product  x[col] * value for a constant value != 0, by shift-and-add over its CSD digits
-    add      args[0] + args[1]
-    reg      a register of args[0], in register bank ``stage`` (banks close pipeline stages)
+    const     an integer constant (a row's bias, or 0 for a row with nothing to add)
+    input     x[col], the layer's input element (declared by the emitter from ``cols``)
+    product   x[col] * value for a constant value != 0, by shift-and-add over its CSD digits
+    add       args[0] + args[1]
+    shiftadd  (args[0] << shifts[0]) + (args[1] << shifts[1]), or minus when ``sub``
+    shift     args[0] * 2**shifts[0] (a negative shift drops low bits known to be zero)
+    reg       a register of args[0], in register bank ``stage`` (banks close pipeline stages)
 
 ``tz`` is the number of low bits known to be zero (a product by w has trailing_zeros(w),
 a sum the fewer of its operands', a register its source's): the carry chain of an adder
@@ -19,7 +22,7 @@ from functools import cached_property
 
 from hwprune.ir.graph import IntRange
 
-NODE_KINDS = ("const", "product", "add", "reg")
+NODE_KINDS = ("const", "input", "product", "add", "shiftadd", "shift", "reg")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Node:
     value: int = 0  # const: the constant; product: the weight
     row: int = -1  # the output element (row) it belongs to
     stage: int = -1  # reg: the register bank
+    shifts: tuple[int, ...] = ()  # shiftadd: (shift of a, shift of b); shift: (k,)
+    sub: bool = False  # shiftadd: subtract b
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class DenseNetlist:
     tops: tuple[str, ...]
     depth: int
     bank_levels: tuple[int, ...]
+    notes: tuple[tuple[str, str], ...] = ()  # what the kernel chose (manifest)
 
     @cached_property
     def by_name(self) -> dict[str, Node]:

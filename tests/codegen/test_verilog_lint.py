@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,16 @@ DESIGNS: dict[str, Callable[[], Graph]] = {
         1, channels=2, side=4, n_out=3, bipolar=False, rounding=Rounding.HALF_EVEN
     ),
     "wide_two_banks": lambda: random_mlp(6, sizes=(24, 4), sparsity=0.0),
+    # the adder-graph kernel: shift-adds, right shifts, negated outputs, delay registers
+    "adder_graph_signed": lambda: _kernel(
+        random_mlp(5, sizes=(8, 6, 3), sparsity=0.2, in_signed=True), "adder-graph", 1
+    ),
+    "adder_graph_cnn": lambda: _kernel(random_cnn(0, channels=2, side=4, n_out=3), "adder-graph"),
 }
+
+
+def _kernel(g: Graph, kernel: str, pipeline: int = 4) -> Graph:
+    return replace(g, meta={**g.meta, "kernel": kernel, "pipeline": pipeline})
 
 
 def _verilator() -> Path:

@@ -26,11 +26,23 @@ def evaluate(net, x: np.ndarray) -> dict[str, np.ndarray]:
     for n in net.nodes:
         if n.kind == "const":
             val[n.name] = np.full(len(x), n.value, dtype=np.int64)
+        elif n.kind == "input":
+            val[n.name] = x[:, n.col]
         elif n.kind == "product":
             val[n.name] = x[:, n.col] * n.value
         elif n.kind == "add":
             val[n.name] = val[n.args[0]] + val[n.args[1]]
+        elif n.kind == "shiftadd":
+            a = val[n.args[0]] << n.shifts[0]
+            b = val[n.args[1]] << n.shifts[1]
+            val[n.name] = a - b if n.sub else a + b
+        elif n.kind == "shift":
+            k = n.shifts[0]
+            v = val[n.args[0]]
+            assert k >= 0 or np.all(v % (1 << -k) == 0), n.name  # only zeros are dropped
+            val[n.name] = v << k if k >= 0 else v >> -k
         else:
+            assert n.kind == "reg", n.kind
             val[n.name] = val[n.args[0]]
         assert np.all((n.range.lo <= val[n.name]) & (val[n.name] <= n.range.hi)), n.name
         assert np.all(val[n.name] % (1 << n.tz) == 0), n.name  # known-zero low bits hold

@@ -1,0 +1,196 @@
+"""The ``adder-graph`` kernel: a layer's whole constant matrix as one shift-and-add graph,
+common subexpressions shared across rows, solved by alkaid's constant-matrix solver
+(``alkaid.cmvm.cmvm_solve``, the maintained successor of da4ml; benchmarks/results/
+cmvm_solvers.md says why it was chosen).
+
+The solver returns stages of operations over a stage's inputs: an input (read with a shift),
+or ``a + (b << k)`` / ``a - (b << k)`` with k possibly negative. Every value here is an
+integer N at a power-of-two exponent e (value = N * 2**e); an operation aligns its operands
+to the smaller exponent, so every shift emitted is a left shift of an integer and nothing is
+rounded. A row's output is one node of the graph, shifted (a right shift only ever drops
+zeros: the output is W x exactly) and possibly negated, plus the bias.
+
+Zero removal, restated for this kernel: every node carries its exact linear form over the
+inputs, and each row's form equals that row's nonzero weights exactly (checked here, for
+every row), so no zero weight contributes an operator. Wide matrices are solved in blocks of
+``BLOCK`` inputs (the solver's time grows fast with size) and the block outputs of a row are
+summed by a balanced tree; the netlist records how many blocks were solved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwprune.errors import HwpruneError
+from hwprune.hw.csd import trailing_zeros
+from hwprune.hw.netlist import DenseNetlist, Node
+from hwprune.ir.graph import Dense, IntRange, Value
+
+# Inputs per solver call: 64 keeps a 512x256 layer of 3-bit weights well under a minute.
+BLOCK = 64
+
+
+class _Graph:
+    """Nodes under construction, each with its exact linear form {column: coefficient}."""
+
+    def __init__(self, x: Value) -> None:
+        self.x = x
+        self.nodes: list[Node] = []
+        self.form: dict[str, dict[int, int]] = {}
+        self.level: dict[str, int] = {}
+        self.inputs: dict[int, Node] = {}
+        self.offset: dict[str, int] = {}  # the constant part of each node's value
+
+    def range_of(self, form: dict[int, int], offset: int = 0) -> IntRange:
+        """The exact range of offset + sum(c * x[j]) over independent input ranges."""
+        r = self.x.ranges
+        lo = sum(c * (r[j].lo if c > 0 else r[j].hi) for j, c in form.items())
+        hi = sum(c * (r[j].hi if c > 0 else r[j].lo) for j, c in form.items())
+        return IntRange(lo + offset, hi + offset)
+
+    def add(self, node: Node, form: dict[int, int], level: int, offset: int = 0) -> Node:
+        self.nodes.append(node)
+        self.form[node.name] = form
+        self.level[node.name] = level
+        self.offset[node.name] = offset
+        return node
+
+    def input(self, col: int) -> Node:
+        name = f"x_{col}"
+        if name not in self.form:
+            self.inputs[col] = self.add(
+                Node(name, "input", self.x.ranges[col], col=col), {col: 1}, 0
+            )
+        return self.inputs[col]
+
+    def shiftadd(self, name: str, a: Node, sa: int, b: Node, sb: int, sub: bool, row=-1) -> Node:
+        """(a << sa) + (b << sb), or minus, with sa, sb >= 0."""
+        sign = -1 if sub else 1
+        form = {j: c << sa for j, c in self.form[a.name].items()}
+        for j, c in self.form[b.name].items():
+            v = form.get(j, 0) + sign * (c << sb)
+            if v:
+                form[j] = v
+            else:
+                form.pop(j, None)
+        tz = min(a.tz + sa, b.tz + sb)
+        lvl = 1 + max(self.level[a.name], self.level[b.name])
+        off = (self.offset[a.name] << sa) + sign * (self.offset[b.name] << sb)
+        rng = self.range_of(form, off)
+        n = Node(name, "shiftadd", rng, tz, (a.name, b.name), row=row, shifts=(sa, sb), sub=sub)
+        return self.add(n, form, lvl, off)
+
+    def shift(self, name: str, a: Node, k: int, row: int) -> Node:
+        """a * 2**k (k < 0 drops low bits the form says are zero)."""
+        form = {j: (c << k if k >= 0 else c >> -k) for j, c in self.form[a.name].items()}
+        if k < 0:
+            assert all(c % (1 << -k) == 0 for c in self.form[a.name].values()), name
+        tz = max(0, a.tz + k)
+        n = Node(name, "shift", self.range_of(form), tz, (a.name,), row=row, shifts=(k,))
+        return self.add(n, form, self.level[a.name])
+
+
+def _solve(w: np.ndarray, x: Value, cols: list[int]):
+    """alkaid's solution for y = w @ x[cols] (w: rows x len(cols))."""
+    from alkaid.cmvm import cmvm_solve
+
+    qint = [(float(x.ranges[c].lo), float(x.ranges[c].hi), 1.0) for c in cols]
+    kernel = np.ascontiguousarray(w.T.astype(np.float32))
+    # hard_dc=0: the least adder depth the matrix allows, so the layer's latency matches mac's
+    # (measured on tfc_2w2a: 9 cycles either way; unbounded depth saves 10 % of the adders
+    # and doubles the latency). search_all_decompose_dc=False: 3-10x faster, same adders here.
+    return list(cmvm_solve(kernel, qintervals=qint, hard_dc=0, search_all_decompose_dc=False))
+
+
+def _walk(gr: _Graph, stages, cols: list[int], tag: str) -> list[tuple[Node | None, int, bool]]:
+    """Add the solution's operations to ``gr``; return per output (node, exponent, negated):
+    output = (-1)**negated * node * 2**exponent, or None for a zero output."""
+    # Each stage input: (node, exponent, negated) of the value it reads.
+    feeds = [(gr.input(c), 0, False) for c in cols]
+    count = 0
+    for stage in stages:
+        local: list[tuple[Node, int, bool]] = []
+        for op in stage.ops:
+            if op.opcode == -1:
+                node, e, neg = feeds[op.data[0]]
+                local.append((node, e + int(stage.inp_shifts[op.data[0]]), neg))
+                continue
+            if op.opcode not in (0, 1):
+                raise HwpruneError(f"alkaid returned operation code {op.opcode}, not an add")
+            (a, ea, na), (b, eb, nb) = local[op.addr[0]], local[op.addr[1]]
+            eb += int(op.data[0])
+            sub = (op.opcode == 1) ^ na ^ nb  # the result carries a's sign
+            e = min(ea, eb)
+            node = gr.shiftadd(f"g{tag}_{count}", a, ea - e, b, eb - e, sub)
+            count += 1
+            local.append((node, e, na))
+        outs = []
+        for idx, sh, neg in zip(stage.out_idxs, stage.out_shifts, stage.out_negs, strict=True):
+            if idx < 0:
+                outs.append((None, 0, False))
+            else:
+                node, e, n0 = local[idx]
+                outs.append((node, e + int(sh), bool(n0) ^ bool(neg)))
+        feeds = outs
+    return feeds
+
+
+def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+    """The netlist of Dense ``op``: the solver's shared shift-and-add graph per block of
+    inputs, each row's block outputs summed, the bias added, pipelined every ``per_stage``
+    adder levels (0: one bank per layer)."""
+    from hwprune.hw.pipeline import pipeline
+
+    cols = sorted({c for row in op.rows for c in row.cols})
+    gr = _Graph(x)
+    w_full = np.zeros((op.n_out, op.n_in), dtype=np.int64)
+    for i, row in enumerate(op.rows):
+        w_full[i, list(row.cols)] = row.weights
+    blocks = [cols[k : k + BLOCK] for k in range(0, len(cols), BLOCK)]
+    per_row: list[list[tuple[Node, bool]]] = [[] for _ in op.rows]
+    for bi, bcols in enumerate(blocks):
+        w = w_full[:, bcols]
+        outs = _walk(gr, _solve(w, x, bcols), bcols, f"{bi}")
+        for i, (node, e, neg) in enumerate(outs):
+            if node is None:
+                continue
+            if e != 0:
+                node = gr.shift(f"t{bi}_{i}", node, e, i)
+            per_row[i].append((node, neg))  # a negated output is subtracted in the row's sum
+    tops = []
+    for i, row in enumerate(op.rows):
+        tops.append(_row_sum(gr, i, row.bias, per_row[i]))
+    for i, row in enumerate(op.rows):  # zero removal, restated: the forms are the weights
+        want = dict(zip(row.cols, row.weights, strict=True))
+        if gr.form[tops[i].name] != want or gr.offset[tops[i].name] != row.bias:
+            raise AssertionError(f"adder graph of {op.name} row {i} computes another row")
+    return pipeline(op.name, "adder-graph", tuple(cols), gr.nodes, tops, gr.level, per_stage)
+
+
+def _row_sum(gr: _Graph, i: int, bias: int, terms: list[tuple[Node, bool]]) -> Node:
+    """bias + the row's signed block outputs (node, negated), by a balanced tree of
+    shift-adds."""
+    signed = list(terms)
+    if bias != 0 or not signed:
+        c = Node(f"b_{i}", "const", IntRange(bias, bias), trailing_zeros(bias), value=bias, row=i)
+        gr.add(c, {}, 0, bias)
+        signed.insert(0, (c, False))
+    level = 0
+    while len(signed) > 1:
+        level += 1
+        nxt = []
+        for k in range(0, len(signed) - 1, 2):
+            (a, na), (b, nb) = signed[k], signed[k + 1]
+            if na and not nb:  # -a + b = b - a
+                (a, na), (b, nb) = (b, nb), (a, na)
+            s = gr.shiftadd(f"y_{i}_{level}_{k // 2}", a, 0, b, 0, na ^ nb, row=i)
+            nxt.append((s, na))
+        if len(signed) % 2:
+            nxt.append(signed[-1])
+        signed = nxt
+    ((top, neg),) = signed
+    if neg:  # only a negative term and nothing to subtract it from
+        zero = Node(f"z_{i}", "const", IntRange(0, 0), row=i)
+        gr.add(zero, {}, 0)
+        top = gr.shiftadd(f"y_{i}_neg", zero, 0, top, 0, True, row=i)
+    return top

@@ -1,0 +1,87 @@
+"""The adder-graph kernel (alkaid's constant-matrix solution, emitted in hwprune's netlist):
+the netlist evaluated node by node equals the golden matrix product, registers delay values
+to the stage that reads them, the solution shares adders (fewer than mac's), and wide
+layers are solved in blocks."""
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hwprune.codegen.cocotb_tb import write_rtl, write_vectors
+from hwprune.estimate.costs import netlist_luts
+from hwprune.hw import adder_graph
+from hwprune.hw.kernels import lower_dense
+from hwprune.ir import golden
+from hwprune.ir.passes import optimize
+from hwprune.sim.rtl import run_rtl
+from tests.graphs import random_cnn, random_mlp
+from tests.hw.test_mac import evaluate
+
+GRAPHS = {
+    "mlp": lambda: random_mlp(1, (24, 20, 9, 4), sparsity=0.6),
+    "mlp_dense_signed": lambda: random_mlp(2, (16, 8, 3), sparsity=0.0, in_signed=True),
+    "cnn": lambda: random_cnn(4),
+    "wide": lambda: random_mlp(6, (150, 12), sparsity=0.5),  # 3 blocks of 64 inputs
+}
+
+
+def with_kernel(g, kernel, per_stage=4):
+    return replace(g, meta={**g.meta, "kernel": kernel, "pipeline": per_stage})
+
+
+@pytest.mark.parametrize("per_stage", [0, 1, 4])
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_netlist_computes_the_layer(name, per_stage):
+    g = with_kernel(optimize(GRAPHS[name]()), "adder-graph", per_stage)
+    rng = np.random.default_rng(1)
+    for op in g.dense_ops():
+        net = lower_dense(g, op)
+        xr = g.values[op.inputs[0]].ranges
+        lo, hi = np.array([r.lo for r in xr]), np.array([r.hi for r in xr])
+        x = np.concatenate([rng.integers(lo, hi + 1, size=(200, len(lo))), lo[None], hi[None]])
+        w, b = golden.dense_matrix(op)
+        val = evaluate(net, x)
+        got = np.stack([val[t] for t in net.tops], axis=1)
+        assert np.array_equal(got, x @ w.T + b)
+        # every register bank but the last closes at a level the pipeline allows
+        assert len(net.bank_levels) == (1 if per_stage == 0 else -(-net.depth // per_stage) or 1)
+        # a value read in a later stage than it was made goes through that many registers
+        for n in net.nodes:
+            if n.kind == "reg":
+                assert 0 <= n.stage < len(net.bank_levels) - 1
+
+
+def test_shares_adders_and_costs_less_than_mac():
+    g = optimize(random_mlp(7, (48, 32), sparsity=0.3, w_bits=6))
+    (op,) = g.dense_ops()
+    x = g.values[op.inputs[0]]
+    mac = lower_dense(with_kernel(g, "mac"), op)
+    ag = lower_dense(with_kernel(g, "adder-graph"), op)
+    n_mac = len(mac.of_kind("add")) + sum(1 for _ in mac.of_kind("product"))
+    n_ag = len(ag.of_kind("shiftadd"))
+    assert n_ag < n_mac
+    assert netlist_luts(ag, x) < netlist_luts(mac, x)
+
+
+def test_blocks_of_a_wide_layer():
+    g = optimize(GRAPHS["wide"]())
+    (op,) = g.dense_ops()
+    net = lower_dense(with_kernel(g, "adder-graph"), op)
+    used = len(net.cols)
+    assert used > 2 * adder_graph.BLOCK
+    # each block's graph names its nodes g<block>_...: three blocks were solved
+    blocks = {n.name.split("_")[0] for n in net.of_kind("shiftadd") if n.name.startswith("g")}
+    assert blocks == {"g0", "g1", "g2"}
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+@pytest.mark.parametrize("per_stage", [0, 2, 4])
+@pytest.mark.parametrize("name", ["mlp", "mlp_dense_signed", "cnn"])
+def test_rtl_bit_exact(tmp_path, name, per_stage):
+    g = with_kernel(optimize(GRAPHS[name]()), "adder-graph", per_stage)
+    write_rtl(g, tmp_path / "rtl")
+    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 80, seed=5))
+    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", "icarus")
+    assert res.passed, res.first_mismatch  # values and the latency the schedule states
