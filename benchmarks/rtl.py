@@ -1,0 +1,217 @@
+"""Hardware size per kernel, synthesized: hwprune's mac, adder-graph and auto Verilog of the
+same networks, side by side with da4ml 0.6's own Verilog where it can be generated here.
+
+    .venv/bin/python benchmarks/rtl.py [--only NAME ...] [--kernels mac adder-graph auto]
+
+For each network and kernel: compile seconds (import excluded: the lowering and emission of
+the optimized graph), latency in cycles, and yosys 0.23 ``synth_xilinx -family xc7 -flatten
+-top hwprune_top`` (hwprune.estimate.synth.synth_yosys, the flow of ``hwprune estimate
+--synth``) LUT, FF, CARRY4 and DSP with its seconds. The anchor column comes from
+benchmarks/da4ml_anchor.py when da4ml is importable (``pip install da4ml==0.6.0``; not a
+dependency of hwprune), synthesized by the same call. Results: results/rtl.json and
+results/rtl.md (ratios to da4ml where it ran, else to mac).
+
+Networks: the default job's digits MLP (trained here, seeded), the two shared models
+(tests/models), and a 16-64-32-32-5 MLP with 16-bit signed inputs, 6-bit weights and 8-bit
+activations at 0, 50, 75 and 90 % zeros (seeded random integer weights; tests/graphs.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hwprune.boards import get_board  # noqa: E402
+from hwprune.codegen.cocotb_tb import write_rtl  # noqa: E402
+from hwprune.estimate.synth import synth_yosys  # noqa: E402
+from hwprune.hw.schedule import latency_cycles  # noqa: E402
+from hwprune.ir.graph import from_json  # noqa: E402
+from hwprune.ir.passes import optimize  # noqa: E402
+
+BUILD = ROOT / "build" / "bench-rtl"
+RESULTS = ROOT / "benchmarks" / "results"
+KERNELS = ("mac", "adder-graph", "auto")
+BOARD = "pynq-z2"  # xc7
+
+
+def networks() -> dict:
+    """name -> a zero-argument function giving the optimized integer graph."""
+    from tests.graphs import random_mlp
+
+    def compiled(model: str, out: Path):
+        def build():
+            if not (out / "ir.json").is_file():
+                subprocess.run(
+                    [sys.executable, "-m", "hwprune.cli", "compile", model, "-o", str(out)],
+                    check=True,
+                    capture_output=True,
+                )
+            return from_json((out / "ir.json").read_text())
+
+        return build
+
+    def digits():
+        out = BUILD / "digits"
+        if not (out / "ir.json").is_file():
+            subprocess.run(
+                [sys.executable, "-m", "hwprune.cli", "run", "-o", str(out), "--to", "compile"],
+                check=True,
+                capture_output=True,
+            )
+        return from_json((out / "ir.json").read_text())
+
+    nets = {
+        "digits 64-64-32-10 (default job)": digits,
+        "unsw_nb15_mlp_w2a2": compiled(
+            str(ROOT / "tests/models/unsw_nb15_mlp_w2a2.onnx"), BUILD / "unsw"
+        ),
+        "tfc_2w2a": compiled(str(ROOT / "tests/models/tfc_2w2a.onnx"), BUILD / "tfc"),
+    }
+    for z in (0, 50, 75, 90):
+        nets[f"mlp 16-64-32-32-5, {z} % zeros"] = lambda z=z: optimize(
+            random_mlp(
+                100 + z,
+                (16, 64, 32, 32, 5),
+                sparsity=z / 100,
+                in_signed=True,
+                in_bits=16,
+                w_bits=6,
+                act_bits=8,
+            )
+        )
+    return nets
+
+
+def hwprune_row(g, kernel: str, work: Path) -> dict:
+    from hwprune.estimate.costs import choose_kernels
+
+    meta = {**g.meta, "kernel": kernel}
+    t0 = time.perf_counter()
+    if kernel == "auto":
+        meta["layer_kernels"] = {
+            n: c["kernel"] for n, c in choose_kernels(replace(g, meta=meta)).items()
+        }
+    gk = replace(g, meta=meta)
+    write_rtl(gk, work / "rtl")
+    compile_s = time.perf_counter() - t0
+    syn = synth_yosys(work / "rtl", get_board(BOARD), work / "synth", timeout_s=3600)
+    return {
+        "kernel": kernel,
+        "layer_kernels": meta.get("layer_kernels"),
+        "latency_cycles": latency_cycles(gk),
+        "compile_s": round(compile_s, 2),
+        "lut": syn["lut"],
+        "ff": syn["ff"],
+        "carry4": syn["carry4"],
+        "dsp": syn["dsp"],
+        "yosys_s": round(syn["seconds"], 1),
+        "yosys": syn["tool"],
+        "command": syn["command"],
+    }
+
+
+def da4ml_row(ir_json: Path, work: Path, latency: int) -> dict | None:
+    """da4ml's own Verilog of the same graph (benchmarks/da4ml_anchor.py), synthesized the
+    same way; None when da4ml is not installed or the graph has ops it does not express."""
+    try:
+        import da4ml  # noqa: F401
+    except ImportError:
+        return None
+    from benchmarks.da4ml_anchor import anchor_verilog
+
+    try:
+        t0 = time.perf_counter()
+        info = anchor_verilog(ir_json, work / "rtl", latency)
+        compile_s = time.perf_counter() - t0
+    except NotImplementedError as e:
+        return {"kernel": "da4ml", "skipped": str(e)}
+    syn = synth_yosys(
+        work / "rtl", get_board(BOARD), work / "synth", top=info["top"], timeout_s=3600
+    )
+    return {
+        "kernel": "da4ml",
+        "latency_cycles": info["latency_cycles"],
+        "bit_exact": info["bit_exact"],
+        "compile_s": round(compile_s, 2),
+        "lut": syn["lut"],
+        "ff": syn["ff"],
+        "carry4": syn["carry4"],
+        "dsp": syn["dsp"],
+        "yosys_s": round(syn["seconds"], 1),
+    }
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| network | kernel | latency | LUT | FF | CARRY4 | DSP | LUT ratio "
+        "| compile s | yosys s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, rows in results.items():
+        anchor = next((r for r in rows if r["kernel"] == "da4ml" and "lut" in r), None)
+        base = anchor or next(r for r in rows if r["kernel"] == "mac")
+        for r in rows:
+            if "lut" not in r:
+                lines.append(f"| {name} | {r['kernel']} | skipped: {r.get('skipped')} |||||||")
+                continue
+            ratio = r["lut"] / base["lut"] if base["lut"] else float("nan")
+            lines.append(
+                f"| {name} | {r['kernel']} | {r['latency_cycles']} | {r['lut']:,} | {r['ff']:,} "
+                f"| {r['carry4']:,} | {r['dsp']} | {ratio:.2f} | {r['compile_s']} "
+                f"| {r['yosys_s']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="substrings of network names to run")
+    ap.add_argument("--kernels", nargs="*", default=list(KERNELS))
+    a = ap.parse_args()
+    out_json = RESULTS / "rtl.json"
+    results = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    for name, build in networks().items():
+        if a.only and not any(s in name for s in a.only):
+            continue
+        g = build()
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name)
+        work = BUILD / slug
+        work.mkdir(parents=True, exist_ok=True)
+        ir = work / "ir.json"
+        from hwprune.ir.graph import to_json
+
+        ir.write_text(to_json(g))
+        rows = []
+        for k in a.kernels:
+            print(f"{name}: {k} ...", flush=True)
+            rows.append(hwprune_row(g, k, work / k))
+            print(f"  {rows[-1]}", flush=True)
+        anchor = da4ml_row(ir, work / "da4ml", rows[0]["latency_cycles"])
+        if anchor is not None:
+            rows.append(anchor)
+            print(f"  {anchor}", flush=True)
+        results[name] = rows
+        out_json.write_text(json.dumps(results, indent=1) + "\n")
+        (RESULTS / "rtl.md").write_text(HEADER + table(results))
+
+
+HEADER = """# Hardware size per kernel (yosys), against da4ml's own Verilog
+
+Written by `benchmarks/rtl.py`. yosys 0.23 (Debian) `synth_xilinx -family xc7 -flatten -top
+<top>`; LUT = LUT1..LUT6, FF = FD*, as counted by hwprune.estimate.synth. LUT ratio: to
+da4ml 0.6's Verilog of the same network where it ran, else to hwprune's mac. Latency in
+clock cycles (hwprune: default pipeline, 4 adder levels per stage).
+
+"""
+
+
+if __name__ == "__main__":
+    main()
