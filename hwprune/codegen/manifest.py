@@ -6,7 +6,8 @@ product terms of the emitted Verilog and HLS C++ equal the compiled nonzero weig
 
 from __future__ import annotations
 
-from hwprune.hw.kernels import kernel_of
+from hwprune.hw.csd import csd_digits
+from hwprune.hw.kernels import kernel_of, lower_dense
 from hwprune.hw.schedule import latency_cycles
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import unread_inputs
@@ -35,6 +36,8 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "removed_neurons": op.n_out - new.n_out,
                 "removed_inputs": op.n_in - new.n_in,
                 "kernel": kernel_of(g, new),
+                # the adders the kernel's netlist spends (products' own adders included)
+                "adders": netlist_adders(lower_dense(g, new)),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
             }
@@ -74,3 +77,15 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "input_type": None if hi is None else hi.input_type,
         "softmax": softmax,
     }
+
+
+def netlist_adders(net) -> int:
+    """Adders and subtractors of a lowered layer: a mac product by w has (CSD digits of w)
+    - 1 of them, every add or shift-add node is one."""
+    n = 0
+    for node in net.nodes:
+        if node.kind == "product":
+            n += len(csd_digits(node.value)) - 1
+        elif node.kind in ("add", "shiftadd"):
+            n += 1
+    return n

@@ -8,6 +8,7 @@ here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from hwprune.errors import HwpruneError
@@ -35,4 +36,11 @@ def lower_dense(g: Graph, op: Dense, kernel: str | None = None) -> DenseNetlist:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
     from hwprune.hw.schedule import levels_per_stage
 
-    return KERNELS[kernel](op, g.values[op.inputs[0]], levels_per_stage(g))
+    return _lower(kernel, op, g.values[op.inputs[0]], levels_per_stage(g))
+
+
+@functools.lru_cache(maxsize=256)
+def _lower(kernel: str, op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+    # The schedule, the emitter, the estimator and the manifest each ask for a layer's
+    # netlist; a solver's answer is computed once per layer (ops and values are immutable).
+    return KERNELS[kernel](op, x, per_stage)
