@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -118,28 +119,25 @@ def hwprune_row(g, kernel: str, work: Path) -> dict:
     }
 
 
-def da4ml_row(ir_json: Path, work: Path, latency: int) -> dict | None:
-    """da4ml's own Verilog of the same graph (benchmarks/da4ml_anchor.py), synthesized the
-    same way; None when da4ml is not installed or the graph has ops it does not express."""
-    try:
-        import da4ml  # noqa: F401
-    except ImportError:
+def da4ml_row(ir_json: Path, work: Path, latency: int, da4ml_python: str | None) -> dict | None:
+    """da4ml's own Verilog of the same graph at the same latency (benchmarks/da4ml_anchor.py,
+    run by a Python that has da4ml 0.6.0, bit-exact against hwprune's golden interpreter),
+    synthesized by the same call; None without such a Python."""
+    if not da4ml_python:
         return None
-    from benchmarks.da4ml_anchor import anchor_verilog
-
-    try:
-        t0 = time.perf_counter()
-        info = anchor_verilog(ir_json, work / "rtl", latency)
-        compile_s = time.perf_counter() - t0
-    except NotImplementedError as e:
-        return {"kernel": "da4ml", "skipped": str(e)}
-    syn = synth_yosys(
-        work / "rtl", get_board(BOARD), work / "synth", top=info["top"], timeout_s=3600
-    )
+    t0 = time.perf_counter()
+    if not (work / "anchor.json").is_file():  # the solve takes minutes on tfc: kept
+        cmd = [da4ml_python, str(ROOT / "benchmarks" / "da4ml_anchor.py"), str(ir_json)]
+        cmd += [str(work), "--target-latency", str(latency)]
+        subprocess.run(cmd, check=True, timeout=7200)
+    compile_s = time.perf_counter() - t0
+    info = json.loads((work / "anchor.json").read_text())
+    board = get_board(BOARD)
+    syn = synth_yosys(work / "verilog", board, work / "synth", top=info["top"], timeout_s=3600)
     return {
         "kernel": "da4ml",
         "latency_cycles": info["latency_cycles"],
-        "bit_exact": info["bit_exact"],
+        "bit_exact": bool(info["bit_exact_comb"] and info["bit_exact_pipeline"]),
         "compile_s": round(compile_s, 2),
         "lut": syn["lut"],
         "ff": syn["ff"],
@@ -147,6 +145,14 @@ def da4ml_row(ir_json: Path, work: Path, latency: int) -> dict | None:
         "dsp": syn["dsp"],
         "yosys_s": round(syn["seconds"], 1),
     }
+
+
+def _auto_is_one_kernel(g, done: dict) -> str | None:
+    """The kernel auto picks for every layer, if it is one already measured."""
+    from hwprune.estimate.costs import choose_kernels
+
+    picks = {c["kernel"] for c in choose_kernels(replace(g, meta={**g.meta})).values()}
+    return next(iter(picks)) if len(picks) == 1 and next(iter(picks)) in done else None
 
 
 def table(results: dict) -> str:
@@ -175,6 +181,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="substrings of network names to run")
     ap.add_argument("--kernels", nargs="*", default=list(KERNELS))
+    ap.add_argument(
+        "--da4ml-python",
+        default=os.environ.get("DA4ML_PYTHON"),
+        help="a Python with da4ml 0.6.0 installed (the anchor); default $DA4ML_PYTHON",
+    )
     a = ap.parse_args()
     out_json = RESULTS / "rtl.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
@@ -189,12 +200,20 @@ def main() -> None:
         from hwprune.ir.graph import to_json
 
         ir.write_text(to_json(g))
+        done = {r["kernel"]: r for r in results.get(name, [])}
         rows = []
         for k in a.kernels:
-            print(f"{name}: {k} ...", flush=True)
-            rows.append(hwprune_row(g, k, work / k))
-            print(f"  {rows[-1]}", flush=True)
-        anchor = da4ml_row(ir, work / "da4ml", rows[0]["latency_cycles"])
+            same = _auto_is_one_kernel(g, done) if k == "auto" else None
+            if same is not None:  # auto chose one kernel everywhere: the same Verilog
+                done[k] = {**done[same], "kernel": "auto", "same_as": same}
+            if k not in done:
+                print(f"{name}: {k} ...", flush=True)
+                done[k] = hwprune_row(g, k, work / k)
+                print(f"  {done[k]}", flush=True)
+            rows.append(done[k])
+        anchor = done.get("da4ml") or da4ml_row(
+            ir, work / "da4ml", rows[0]["latency_cycles"], a.da4ml_python
+        )
         if anchor is not None:
             rows.append(anchor)
             print(f"  {anchor}", flush=True)

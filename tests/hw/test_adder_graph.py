@@ -85,3 +85,21 @@ def test_rtl_bit_exact(tmp_path, name, per_stage):
     write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 80, seed=5))
     res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", "icarus")
     assert res.passed, res.first_mismatch  # values and the latency the schedule states
+
+
+def test_auto_is_never_worse_than_either_kernel_by_the_estimate():
+    from hwprune.boards import get_board
+    from hwprune.estimate import estimate
+    from hwprune.estimate.costs import choose_kernels
+
+    g = optimize(random_mlp(8, (30, 24, 12, 4), sparsity=0.5))
+    choice = choose_kernels(g)
+    auto = with_kernel(g, "auto")
+    auto = replace(
+        auto, meta={**auto.meta, "layer_kernels": {n: c["kernel"] for n, c in choice.items()}}
+    )
+    board = get_board("pynq-z2")
+    lut = {k: estimate(with_kernel(g, k), board)["totals"]["lut"] for k in ("mac", "adder-graph")}
+    assert estimate(auto, board)["totals"]["lut"] <= min(lut.values())
+    for c in choice.values():
+        assert c["lut"][c["kernel"]] == min(c["lut"].values())
