@@ -91,10 +91,12 @@ def networks() -> dict:
     return nets
 
 
-def hwprune_row(g, kernel: str, work: Path) -> dict:
+def hwprune_row(g, kernel: str, work: Path, pipeline: int | None = None) -> dict:
     from hwprune.estimate.costs import choose_kernels
 
     meta = {**g.meta, "kernel": kernel}
+    if pipeline is not None:
+        meta["pipeline"] = pipeline
     t0 = time.perf_counter()
     if kernel == "auto":
         meta["layer_kernels"] = {
@@ -105,7 +107,7 @@ def hwprune_row(g, kernel: str, work: Path) -> dict:
     compile_s = time.perf_counter() - t0
     syn = synth_yosys(work / "rtl", get_board(BOARD), work / "synth", timeout_s=3600)
     return {
-        "kernel": kernel,
+        "kernel": kernel if pipeline is None else f"{kernel} @ pipeline {pipeline}",
         "layer_kernels": meta.get("layer_kernels"),
         "latency_cycles": latency_cycles(gk),
         "compile_s": round(compile_s, 2),
@@ -145,6 +147,25 @@ def da4ml_row(ir_json: Path, work: Path, latency: int, da4ml_python: str | None)
         "dsp": syn["dsp"],
         "yosys_s": round(syn["seconds"], 1),
     }
+
+
+def _matched_adder_graph(g, done: dict, work: Path) -> dict | None:
+    """adder-graph at mac's latency: the fewest adder levels per stage (from 5 up) that give
+    no more cycles than mac, when the default 4 gives more (None when not needed)."""
+    if "mac" not in done or "adder-graph" not in done:
+        return None
+    target = done["mac"]["latency_cycles"]
+    if done["adder-graph"]["latency_cycles"] <= target:
+        return None
+    for n in range(5, 33):
+        gk = replace(g, meta={**g.meta, "kernel": "adder-graph", "pipeline": n})
+        if latency_cycles(gk) <= target:
+            key = f"adder-graph @ pipeline {n}"
+            if key not in done:
+                print(f"  {key} ...", flush=True)
+                done[key] = hwprune_row(g, "adder-graph", work / f"adder-graph-p{n}", n)
+            return done[key]
+    return None
 
 
 def _auto_is_one_kernel(g, done: dict) -> str | None:
@@ -211,6 +232,9 @@ def main() -> None:
                 done[k] = hwprune_row(g, k, work / k)
                 print(f"  {done[k]}", flush=True)
             rows.append(done[k])
+        matched = _matched_adder_graph(g, done, work)
+        if matched is not None:
+            rows.append(matched)
         anchor = done.get("da4ml") or da4ml_row(
             ir, work / "da4ml", rows[0]["latency_cycles"], a.da4ml_python
         )
