@@ -76,9 +76,21 @@ def test_blocks_of_a_wide_layer():
     assert blocks == {"g0", "g1", "g2"}
 
 
+# CI runs the default pipeline on each graph, and one layer-per-stage and one deep case.
+RTL_CASES = [
+    ("mlp", 4),
+    ("mlp_dense_signed", 4),
+    ("cnn", 4),
+    ("cnn", 0),
+    ("mlp_dense_signed", 2),
+    *[pytest.param(n, s, marks=pytest.mark.slow) for n, s in [("mlp", 0), ("mlp", 2)]],
+    *[pytest.param(n, s, marks=pytest.mark.slow) for n, s in [("mlp_dense_signed", 0)]],
+    pytest.param("cnn", 2, marks=pytest.mark.slow),
+]
+
+
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
-@pytest.mark.parametrize("per_stage", [0, 2, 4])
-@pytest.mark.parametrize("name", ["mlp", "mlp_dense_signed", "cnn"])
+@pytest.mark.parametrize("name, per_stage", RTL_CASES)
 def test_rtl_bit_exact(tmp_path, name, per_stage):
     g = with_kernel(optimize(GRAPHS[name]()), "adder-graph", per_stage)
     write_rtl(g, tmp_path / "rtl")

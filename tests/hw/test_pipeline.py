@@ -42,8 +42,17 @@ def test_parse_pipeline():
 
 
 @pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
-@pytest.mark.parametrize("per_stage", [0, 1, 2])
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "kind, per_stage",
+    [
+        ("mlp", 0),
+        ("cnn", 1),
+        pytest.param("mlp", 1, marks=pytest.mark.slow),
+        pytest.param("mlp", 2, marks=pytest.mark.slow),
+        pytest.param("cnn", 0, marks=pytest.mark.slow),
+        pytest.param("cnn", 2, marks=pytest.mark.slow),
+    ],
+)
 def test_rtl_bit_exact_at_every_pipeline(tmp_path, kind, per_stage):
     g = random_mlp(5, (40, 9, 3), sparsity=0.2) if kind == "mlp" else random_cnn(4)
     g = with_pipeline(optimize(g), per_stage)
