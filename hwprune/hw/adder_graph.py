@@ -144,7 +144,9 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     adder levels (0: one bank per layer)."""
     from hwprune.hw.pipeline import pipeline
 
-    cols = sorted({c for row in op.rows for c in row.cols})
+    # An input whose range is {0} contributes nothing whatever its weight: the solver drops
+    # it, and so does the check below.
+    cols = sorted({c for row in op.rows for c in row.cols if x.ranges[c] != IntRange(0, 0)})
     gr = _Graph(x)
     w_full = np.zeros((op.n_out, op.n_in), dtype=np.int64)
     for i, row in enumerate(op.rows):
@@ -164,7 +166,8 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     for i, row in enumerate(op.rows):
         tops.append(_row_sum(gr, i, row.bias, per_row[i]))
     for i, row in enumerate(op.rows):  # zero removal, restated: the forms are the weights
-        want = dict(zip(row.cols, row.weights, strict=True))
+        kept = set(cols)
+        want = {c: w for c, w in zip(row.cols, row.weights, strict=True) if c in kept}
         if gr.form[tops[i].name] != want or gr.offset[tops[i].name] != row.bias:
             raise AssertionError(f"adder graph of {op.name} row {i} computes another row")
     return pipeline(op.name, "adder-graph", tuple(cols), gr.nodes, tops, gr.level, per_stage)

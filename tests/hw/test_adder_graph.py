@@ -24,6 +24,10 @@ GRAPHS = {
     "mlp_dense_signed": lambda: random_mlp(2, (16, 8, 3), sparsity=0.0, in_signed=True),
     "cnn": lambda: random_cnn(4),
     "wide": lambda: random_mlp(6, (150, 12), sparsity=0.5),  # 3 blocks of 64 inputs
+    # dense2 reads an input whose range is {0} with nonzero weights: the solver drops it
+    "zero_range_input": lambda: random_mlp(
+        190, (16, 64, 32, 32, 5), sparsity=0.9, in_signed=True, in_bits=16, w_bits=6
+    ),
 }
 
 
