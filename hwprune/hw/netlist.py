@@ -22,8 +22,6 @@ from functools import cached_property
 
 from hwprune.ir.graph import IntRange
 
-NODE_KINDS = ("const", "input", "product", "add", "shiftadd", "shift", "reg")
-
 
 @dataclass(frozen=True)
 class Node:
@@ -57,7 +55,6 @@ class DenseNetlist:
     tops: tuple[str, ...]
     depth: int
     bank_levels: tuple[int, ...]
-    notes: tuple[tuple[str, str], ...] = ()  # what the kernel chose (manifest)
 
     @cached_property
     def by_name(self) -> dict[str, Node]:

@@ -25,7 +25,6 @@ def pipeline(
     tops: list[Node],
     level: dict[str, int],
     per_stage: int,
-    notes: tuple[tuple[str, str], ...] = (),
 ) -> DenseNetlist:
     from hwprune.hw.schedule import stage_levels
 
@@ -61,4 +60,4 @@ def pipeline(
         out.append(n)
         by_name[n.name] = n
     top_names = tuple(delayed(t.name, len(banks) - 1) for t in tops)
-    return DenseNetlist(op, kernel, cols, tuple(out), top_names, depth, banks, notes)
+    return DenseNetlist(op, kernel, cols, tuple(out), top_names, depth, banks)
