@@ -324,6 +324,7 @@ def _compile_files(
     from hwprune.codegen.manifest import manifest as build_manifest
     from hwprune.codegen.verilog import count_product_terms as verilog_terms
     from hwprune.codegen.verilog import emit_verilog
+    from hwprune.estimate.choices import choose
     from hwprune.frontend.qonnx import import_qonnx
     from hwprune.hls4ml_project import check_reuse_factor, write_hls_project
     from hwprune.hls4ml_project import count_product_terms as hls_terms
@@ -346,14 +347,8 @@ def _compile_files(
         "kernel": kernel,
         "pipeline": per_stage,
     }
-    g = replace(g, meta=meta)
-    if kernel == "auto":  # per layer, the kernel the estimator finds cheaper
-        from hwprune.estimate.costs import choose_kernels
-
-        choice = choose_kernels(g)
-        meta["layer_kernels"] = {name: c["kernel"] for name, c in choice.items()}
-        meta["kernel_choice"] = choice
-        g = replace(g, meta=meta)
+    # By cost: each threshold layer's form, then (auto) each layer's kernel.
+    g = choose(replace(g, meta=meta))
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"

@@ -24,6 +24,8 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
     for op in imported.dense_ops():
         new = compiled[op.name]
         k = kernels.get(op.name, {})
+        if (src := _folded_into(g, op.name)) is not None:
+            k = {**k, "requant": f"{src} folded in (multiply-add-shift-clip)"}
         layers.append(
             {
                 "name": op.name,
@@ -40,6 +42,30 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "adders": netlist_adders(lower_dense(g, new)),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
+                **({"requant": k["requant"]} if "requant" in k else {}),
+            }
+        )
+    # A threshold layer built as a multiply-add: its own Dense, one term per element.
+    known = {op.name for op in imported.dense_ops()}
+    for new in g.dense_ops():
+        if new.name in known:
+            continue
+        layers.append(
+            {
+                "name": new.name,
+                "kind": "requant",
+                "requant": f"{g.consumers(new.name)[0].name} as multiply-add-shift-clip",
+                "weights": new.n_terms,
+                "kernel_nonzeros": new.n_terms,
+                "positions": 1,
+                "nonzero_weights_imported": 0,
+                "nonzero_weights": new.n_terms,
+                "removed_neurons": 0,
+                "removed_inputs": 0,
+                "kernel": kernel_of(g, new),
+                "adders": netlist_adders(lower_dense(g, new)),
+                "product_terms_verilog": verilog_terms.get(new.name, 0),
+                "product_terms_hls": hls_terms.get(new.name, 0),
             }
         )
     softmax = "none (raw accumulator outputs; argmax is taken outside)"
@@ -71,6 +97,9 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "latency_cycles": latency_cycles(g),
         # auto: per layer, the estimated LUTs and FFs of each kernel, and which was cheaper
         "kernel_choice": g.meta.get("kernel_choice"),
+        # per threshold layer: thresholds, multiply-add-shift-clip or folded, and the
+        # estimated LUTs and FFs of the whole design with each form
+        "requant_choice": g.meta.get("requant_choice"),
         "layers": layers,
         "unread_inputs": unread_inputs(g),
         "input": host_in,
@@ -89,3 +118,11 @@ def netlist_adders(net) -> int:
         elif node.kind in ("add", "shiftadd"):
             n += 1
     return n
+
+
+def _folded_into(g: Graph, dense: str) -> str | None:
+    """The threshold layer folded into Dense ``dense`` of ``g``, if any."""
+    for name, c in g.meta.get("requant_choice", {}).items():
+        if c["form"] == "folded" and g.op(name).inputs == (dense,):
+            return name
+    return None
