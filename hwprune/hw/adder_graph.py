@@ -12,9 +12,11 @@ zeros: the output is W x exactly) and possibly negated, plus the bias.
 
 Zero removal, restated for this kernel: every node carries its exact linear form over the
 inputs, and each row's form equals that row's nonzero weights exactly (checked here, for
-every row), so no zero weight contributes an operator. Wide matrices are solved in blocks of
-at most ``BLOCK`` inputs and ``NONZEROS_PER_BLOCK`` weights (the solver's time grows fast
-with size), and the block outputs of a row are summed by a balanced tree.
+every row), so no zero weight contributes an operator. A layer of at most
+``WHOLE_LAYER_NONZEROS`` weights is solved whole, at the least depth and with the depth free,
+and the cheaper solution that needs no more register banks is kept. Larger matrices are solved
+in blocks of at most ``BLOCK`` inputs and ``NONZEROS_PER_BLOCK`` weights (the solver's time
+grows fast with size), and the block outputs of a row are summed by a balanced tree.
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ from hwprune.ir.graph import Dense, IntRange, Value
 # of 64 inputs took 85 s, of 32 inputs 33 s (3.8 % more adders); 75 % zeros, 64 inputs 14 s.
 BLOCK = 64
 NONZEROS_PER_BLOCK = 8192
+# A layer with at most this many nonzero weights is solved whole (sharing across all its
+# inputs) and twice: at the least depth, and with the depth unbounded (fewer adders: tfc_2w2a's
+# 64x784 layer, 15,720 weights, 6,221 adders at depth 9 in 7 s, 5,659 at depth 12 in 18 s);
+# the deeper solution is kept when it needs no more register banks.
+WHOLE_LAYER_NONZEROS = 16384
 
 
 class _Graph:
@@ -93,16 +100,32 @@ class _Graph:
         return self.add(n, form, self.level[a.name])
 
 
-def _solve(w: np.ndarray, x: Value, cols: list[int]):
+def _solve(w: np.ndarray, x: Value, cols: list[int], least_depth: bool = True):
     """alkaid's solution for y = w @ x[cols] (w: rows x len(cols))."""
     from alkaid.cmvm import cmvm_solve
 
     qint = [(float(x.ranges[c].lo), float(x.ranges[c].hi), 1.0) for c in cols]
     kernel = np.ascontiguousarray(w.T.astype(np.float32))
-    # hard_dc=0: the least adder depth the matrix allows, so the layer's latency matches mac's
-    # (measured on tfc_2w2a: 9 cycles either way; unbounded depth saves 10 % of the adders
-    # and doubles the latency). search_all_decompose_dc=False: 3-10x faster, same adders here.
-    return list(cmvm_solve(kernel, qintervals=qint, hard_dc=0, search_all_decompose_dc=False))
+    # hard_dc=0: the least adder depth the matrix allows, so the layer's latency matches mac's;
+    # search_all_decompose_dc=False: 3-10x faster, same adders at that depth (measured on
+    # tfc_2w2a). hard_dc=-1 leaves the depth free, with alkaid's full search.
+    if least_depth:
+        return list(cmvm_solve(kernel, qintervals=qint, hard_dc=0, search_all_decompose_dc=False))
+    return list(cmvm_solve(kernel, qintervals=qint, hard_dc=-1, search_all_decompose_dc=True))
+
+
+def _depth(stages) -> int:
+    """Adder levels of a solution: the longest chain of operations from an input."""
+    depth: list[int] = []
+    for stage in stages:
+        local = []
+        for op in stage.ops:
+            if op.opcode == -1:
+                local.append(depth[op.data[0]] if depth else 0)
+            else:
+                local.append(1 + max(local[op.addr[0]], local[op.addr[1]]))
+        depth = [local[i] if i >= 0 else 0 for i in stage.out_idxs]
+    return max(depth, default=0)
 
 
 def _walk(gr: _Graph, stages, cols: list[int], tag: str) -> list[tuple[Node | None, int, bool]]:
@@ -142,20 +165,35 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     """The netlist of Dense ``op``: the solver's shared shift-and-add graph per block of
     inputs, each row's block outputs summed, the bias added, pipelined every ``per_stage``
     adder levels (0: one bank per layer)."""
-    from hwprune.hw.pipeline import pipeline
-
     # An input whose range is {0} contributes nothing whatever its weight: the solver drops
     # it, and so does the check below.
     cols = sorted({c for row in op.rows for c in row.cols if x.ranges[c] != IntRange(0, 0)})
-    gr = _Graph(x)
     w_full = np.zeros((op.n_out, op.n_in), dtype=np.int64)
     for i, row in enumerate(op.rows):
         w_full[i, list(row.cols)] = row.weights
-    blocks = _blocks(cols, np.count_nonzero(w_full, axis=0))
+    nonzeros = np.count_nonzero(w_full, axis=0)
+    if int(nonzeros.sum()) > WHOLE_LAYER_NONZEROS:
+        blocks = _blocks(cols, nonzeros)
+        sols = [_solve(w_full[:, bc], x, bc) for bc in blocks]
+        return _netlist(op, x, per_stage, cols, blocks, sols)
+    w = w_full[:, cols]
+    least = _netlist(op, x, per_stage, cols, [cols], [_solve(w, x, cols)])
+    free = _netlist(op, x, per_stage, cols, [cols], [_solve(w, x, cols, least_depth=False)])
+    # The deeper solution only when it saves adders and needs no more register banks.
+    fewer = len(free.nodes) - len(free.of_kind("reg")) < len(least.nodes) - len(
+        least.of_kind("reg")
+    )
+    return free if fewer and len(free.bank_levels) <= len(least.bank_levels) else least
+
+
+def _netlist(op: Dense, x: Value, per_stage: int, cols, blocks, solutions) -> DenseNetlist:
+    """The netlist from one solution per block of input columns."""
+    from hwprune.hw.pipeline import pipeline
+
+    gr = _Graph(x)
     per_row: list[list[tuple[Node, bool]]] = [[] for _ in op.rows]
-    for bi, bcols in enumerate(blocks):
-        w = w_full[:, bcols]
-        outs = _walk(gr, _solve(w, x, bcols), bcols, f"{bi}")
+    for bi, (bcols, sol) in enumerate(zip(blocks, solutions, strict=True)):
+        outs = _walk(gr, sol, bcols, f"{bi}")
         for i, (node, e, neg) in enumerate(outs):
             if node is None:
                 continue

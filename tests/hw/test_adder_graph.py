@@ -69,10 +69,24 @@ def test_shares_adders_and_costs_less_than_mac():
     assert netlist_luts(ag, x) < netlist_luts(mac, x)
 
 
-def test_blocks_of_a_wide_layer():
+def test_whole_layer_keeps_the_cheaper_solution_without_more_banks(monkeypatch):
+    g = optimize(random_mlp(3, (40, 24), sparsity=0.4, w_bits=5))
+    (op,) = g.dense_ops()
+    x = g.values[op.inputs[0]]
+    for per_stage in (2, 4):
+        chosen = adder_graph.lower_adder_graph(op, x, per_stage)
+        monkeypatch.setattr(adder_graph, "WHOLE_LAYER_NONZEROS", -1)  # blocks, least depth
+        least = adder_graph.lower_adder_graph(op, x, per_stage)
+        monkeypatch.undo()
+        assert len(chosen.of_kind("shiftadd")) <= len(least.of_kind("shiftadd"))
+        assert len(chosen.bank_levels) <= len(least.bank_levels)
+
+
+def test_blocks_of_a_wide_layer(monkeypatch):
+    monkeypatch.setattr(adder_graph, "WHOLE_LAYER_NONZEROS", 0)
     g = optimize(GRAPHS["wide"]())
     (op,) = g.dense_ops()
-    net = lower_dense(with_kernel(g, "adder-graph"), op)
+    net = adder_graph.lower_adder_graph(op, g.values[op.inputs[0]], 4)
     used = len(net.cols)
     assert used > 2 * adder_graph.BLOCK
     # each block's graph names its nodes g<block>_...: three blocks were solved
