@@ -48,14 +48,12 @@ def networks() -> dict:
     from tests.graphs import random_mlp
 
     def compiled(model: str, out: Path):
+        # The imported, optimized graph: each kernel's row makes compile's choices by cost
+        # (threshold forms, auto's kernels) itself, as compile does for that kernel.
         def build():
-            if not (out / "ir.json").is_file():
-                subprocess.run(
-                    [sys.executable, "-m", "hwprune.cli", "compile", model, "-o", str(out)],
-                    check=True,
-                    capture_output=True,
-                )
-            return from_json((out / "ir.json").read_text())
+            from hwprune.frontend.qonnx import import_qonnx
+
+            return optimize(import_qonnx(model))
 
         return build
 
@@ -92,17 +90,14 @@ def networks() -> dict:
 
 
 def hwprune_row(g, kernel: str, work: Path, pipeline: int | None = None) -> dict:
-    from hwprune.estimate.costs import choose_kernels
+    from hwprune.estimate.choices import choose
 
     meta = {**g.meta, "kernel": kernel}
     if pipeline is not None:
         meta["pipeline"] = pipeline
     t0 = time.perf_counter()
-    if kernel == "auto":
-        meta["layer_kernels"] = {
-            n: c["kernel"] for n, c in choose_kernels(replace(g, meta=meta)).items()
-        }
-    gk = replace(g, meta=meta)
+    gk = choose(replace(g, meta=meta))  # threshold forms, then (auto) kernels, by cost
+    meta = gk.meta
     write_rtl(gk, work / "rtl")
     compile_s = time.perf_counter() - t0
     syn = synth_yosys(work / "rtl", get_board(BOARD), work / "synth", timeout_s=3600)
@@ -157,8 +152,10 @@ def _matched_adder_graph(g, done: dict, work: Path) -> dict | None:
     target = done["mac"]["latency_cycles"]
     if done["adder-graph"]["latency_cycles"] <= target:
         return None
+    from hwprune.estimate.choices import choose
+
     for n in range(5, 33):
-        gk = replace(g, meta={**g.meta, "kernel": "adder-graph", "pipeline": n})
+        gk = choose(replace(g, meta={**g.meta, "kernel": "adder-graph", "pipeline": n}))
         if latency_cycles(gk) <= target:
             key = f"adder-graph @ pipeline {n}"
             if key not in done:
@@ -170,9 +167,11 @@ def _matched_adder_graph(g, done: dict, work: Path) -> dict | None:
 
 def _auto_is_one_kernel(g, done: dict) -> str | None:
     """The kernel auto picks for every layer, if it is one already measured."""
-    from hwprune.estimate.costs import choose_kernels
+    from hwprune.estimate.choices import choose
 
-    picks = {c["kernel"] for c in choose_kernels(replace(g, meta={**g.meta})).values()}
+    picks = set(
+        choose(replace(g, meta={**g.meta, "kernel": "auto"})).meta.get("layer_kernels", {}).values()
+    )
     return next(iter(picks)) if len(picks) == 1 and next(iter(picks)) in done else None
 
 
@@ -207,6 +206,11 @@ def main() -> None:
         default=os.environ.get("DA4ML_PYTHON"),
         help="a Python with da4ml 0.6.0 installed (the anchor); default $DA4ML_PYTHON",
     )
+    ap.add_argument(
+        "--redo",
+        action="store_true",
+        help="measure hwprune's rows again (da4ml's, which do not change, are kept)",
+    )
     a = ap.parse_args()
     out_json = RESULTS / "rtl.json"
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
@@ -221,7 +225,9 @@ def main() -> None:
         from hwprune.ir.graph import to_json
 
         ir.write_text(to_json(g))
-        done = {r["kernel"]: r for r in results.get(name, [])}
+        done = {
+            r["kernel"]: r for r in results.get(name, []) if not a.redo or r["kernel"] == "da4ml"
+        }
         rows = []
         for k in a.kernels:
             same = _auto_is_one_kernel(g, done) if k == "auto" else None
@@ -248,8 +254,9 @@ def main() -> None:
 
 HEADER = """# Hardware size per kernel (yosys), against da4ml's own Verilog
 
-Written by `benchmarks/rtl.py`. yosys 0.23 (Debian) `synth_xilinx -family xc7 -flatten -top
-<top>`; LUT = LUT1..LUT6, FF = FD*, as counted by hwprune.estimate.synth. LUT ratio: to
+Written by `benchmarks/rtl.py` (`--redo` after a change to the hardware). yosys 0.23 (Debian)
+`synth_xilinx -family xc7 -flatten -top <top>`; LUT = LUT1..LUT6, FF = FD*, as counted by
+hwprune.estimate.synth. LUT ratio: to
 da4ml 0.6's Verilog of the same network where it ran, else to hwprune's mac. Latency in
 clock cycles (hwprune: default pipeline, 4 adder levels per stage).
 
