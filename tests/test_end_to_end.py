@@ -11,7 +11,7 @@ from hwprune.names import TOP
 from hwprune.report import zeros_per_layer
 from tests.qonnx_ref import quantized_weight_nonzeros
 
-LEVELS = ["brevitas", "qonnx", "csim", "rtl (icarus)"]
+LEVELS = ["brevitas", "qonnx", "csim", "rtl (icarus)", "rtl axi-stream (icarus)"]
 
 
 def test_ladder_is_bit_exact(default_run):

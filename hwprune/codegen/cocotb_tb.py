@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hwprune.builddir import write_atomic
+from hwprune.codegen.axis import axis_top_name, byte_width
 from hwprune.codegen.verilog import Layer, emit_verilog, layers
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
@@ -190,7 +191,8 @@ async def test_vectors(dut):
 
 
 def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
-    """The cocotb test module ``test_{top}.py`` for the design ``emit_verilog(g, top)``.
+    """The cocotb test modules ``test_{top}.py`` for the design ``emit_verilog(g, top)``, and
+    ``test_{top}_axis.py`` for its AXI-Stream top (``emit_axis_testbench``).
 
     It reads the vectors file named by env var ``HWPRUNE_VECTORS`` and writes a JSON summary
     to ``HWPRUNE_RESULTS`` (n_vectors, n_checked, passed, first_mismatch).
@@ -226,7 +228,168 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         *(f"    {_py(p)}," for p in probes),
         "]",
     ]
-    return {f"test_{top}.py": "\n".join(head) + "\n" + _BODY}
+    return {f"test_{top}.py": "\n".join(head) + "\n" + _BODY, **emit_axis_testbench(g, top)}
+
+
+# The AXI-Stream test: frames of 1..MAX_FRAME vectors (TLAST on each frame's last beat),
+# seeded pauses on the source (bubbles) and on the sink (back-pressure).
+_PAUSE_PROB = 0.3
+_MAX_FRAME = 4
+
+_AXIS_BODY = '''
+
+def _pack(vec, bits):
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(vec):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+def _unpack(word, bits, size, signed):
+    mask = (1 << bits) - 1
+    out = []
+    for i in range(size):
+        v = (word >> (i * bits)) & mask
+        if signed and v >> (bits - 1):
+            v -= 1 << bits
+        out.append(v)
+    return out
+
+
+def _pauses(seed):
+    rng = random.Random(seed)
+    while True:
+        yield rng.random() < PAUSE_PROB
+
+
+def _mismatch(reason, vector, index=None, expected=None, got=None, inp=None):
+    layer = "m_axis_tdata" if reason == "value" else "m_axis_tlast"
+    return dict(
+        reason=reason, vector=vector, layer=layer, index=index, expected=expected, got=got,
+        input=inp,
+    )
+
+
+@cocotb.test()
+async def test_axis(dut):
+    """Stream every vector through the AXI-Stream top under random bubbles and
+    back-pressure; compare every output and every frame boundary (TLAST) bit-exactly."""
+    with open(os.environ["HWPRUNE_VECTORS"]) as f:
+        doc = json.load(f)
+    inputs, expected = doc["inputs"], doc["expected"][OUT_VALUE]
+    n_vec = len(inputs)
+    rng = random.Random(SEED)
+    frames, v = [], 0
+    while v < n_vec:
+        k = rng.randint(1, MAX_FRAME)
+        frames.append(list(range(v, min(n_vec, v + k))))
+        v += k
+
+    cocotb.start_soon(Clock(dut.aclk, 10, unit="ns").start())
+    source = AxiStreamSource(
+        AxiStreamBus.from_prefix(dut, "s_axis"), dut.aclk, dut.aresetn, reset_active_level=False
+    )
+    sink = AxiStreamSink(
+        AxiStreamBus.from_prefix(dut, "m_axis"), dut.aclk, dut.aresetn, reset_active_level=False
+    )
+    source.set_pause_generator(_pauses(SEED + 1))
+    sink.set_pause_generator(_pauses(SEED + 2))
+    dut.aresetn.value = 0
+    await ClockCycles(dut.aclk, RESET_CYCLES)
+    dut.aresetn.value = 1
+    for fr in frames:
+        data = b"".join(_pack(inputs[j], IN_BITS).to_bytes(IN_BYTES, "little") for j in fr)
+        await source.send(AxiStreamFrame(data))
+
+    # Generous: every cycle paused on both sides would still finish.
+    budget = (n_vec * 4 + LATENCY + 100) * 10
+    first, n_checked, n_bad = None, 0, 0
+    for fr in frames:
+        try:
+            rx = await with_timeout(sink.recv(), budget, "ns")
+        except SimTimeoutError:
+            first = first or _mismatch("count", fr[0], expected=n_vec, got=n_checked)
+            break
+        data = bytes(rx.tdata)
+        if len(data) != len(fr) * OUT_BYTES:  # TLAST early or late
+            first = first or _mismatch("tlast", fr[0], None, len(fr), len(data) // OUT_BYTES)
+            n_bad += 1
+            break
+        for k, j in enumerate(fr):
+            word = int.from_bytes(data[k * OUT_BYTES : (k + 1) * OUT_BYTES], "little")
+            got = _unpack(word, OUT_BITS, len(expected[j]), OUT_SIGNED)
+            n_checked += 1
+            diff = next((i for i, (e, g) in enumerate(zip(expected[j], got)) if e != g), None)
+            if diff is not None:
+                n_bad += 1
+                first = first or _mismatch(
+                    "value", j, diff, expected[j][diff], got[diff], inputs[j]
+                )
+
+    summary = dict(
+        top=TOP,
+        n_vectors=n_vec,
+        n_outputs=n_checked,
+        n_checked=n_checked,
+        n_mismatched=n_bad,
+        latency_cycles=LATENCY,
+        passed=first is None,
+        first_mismatch=first,
+    )
+    if os.environ.get("HWPRUNE_RESULTS"):
+        with open(os.environ["HWPRUNE_RESULTS"], "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\\n")
+    if first is not None:
+        v, i = first["vector"], first["index"]
+        if first["reason"] == "value":
+            msg = f"vector {v}: m_axis_tdata element {i}: expected {first['expected']}, "
+            msg += f"got {first['got']} ({n_bad} of {n_vec} vectors wrong)"
+        elif first["reason"] == "tlast":
+            msg = f"frame starting at vector {v}: TLAST after {first['got']} beats, "
+            msg += f"expected {first['expected']}"
+        else:
+            msg = f"{first['got']} outputs for {n_vec} input vectors (timed out)"
+        raise AssertionError(msg)
+'''
+
+
+def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
+    """The cocotb test ``test_{top}_axis.py`` of the AXI-Stream top (``codegen.axis``), driven
+    by cocotbext-axi's AxiStreamSource and AxiStreamSink; same vectors file and summary as
+    ``emit_testbench``."""
+    lays = layers(g, top)
+    (inp,) = g.inputs
+    xv, yv = g.values[inp.name], g.values[g.outputs[0]]
+    name = axis_top_name(top)
+    head = [
+        banner("#").rstrip("\n"),
+        f'"""cocotb test of {name}: every vector in $HWPRUNE_VECTORS through AXI-Stream."""',
+        "",
+        "import json",
+        "import os",
+        "import random",
+        "",
+        "import cocotb",
+        "from cocotb.clock import Clock",
+        "from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout",
+        "from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource",
+        "",
+        f"TOP = {_py(name)}",
+        f"IN_BITS = {xv.range.bits}",
+        f"IN_BYTES = {byte_width(xv.size * xv.range.bits) // 8}",
+        f"OUT_VALUE = {_py(g.outputs[0])}",
+        f"OUT_BITS = {yv.range.bits}",
+        f"OUT_BYTES = {byte_width(yv.size * yv.range.bits) // 8}",
+        f"OUT_SIGNED = {yv.range.signed}",
+        f"LATENCY = {sum(lay.cycles for lay in lays)}",
+        f"SEED = {_SEED}",
+        f"PAUSE_PROB = {_PAUSE_PROB}",
+        f"MAX_FRAME = {_MAX_FRAME}",
+        f"RESET_CYCLES = {_RESET_CYCLES}",
+    ]
+    return {f"test_{name}.py": "\n".join(head) + "\n" + _AXIS_BODY}
 
 
 def _py(v: object) -> str:

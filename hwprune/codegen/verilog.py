@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hwprune.codegen.axis import axis_top_name, emit_axis_top
 from hwprune.errors import HwpruneError
 from hwprune.hw.csd import csd_digits
 from hwprune.hw.kernels import lower_dense
@@ -161,7 +162,8 @@ def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     The top ``{top}`` has ports clk, rst (synchronous, active high), in_valid, in_data,
     out_valid, out_data; element i of a bus sits at bits [i*W +: W] with W the value's
     ``range.bits`` (two's complement when the range is signed). Latency is exactly
-    ``schedule.latency_cycles(g)`` and a new vector is accepted every cycle.
+    ``schedule.latency_cycles(g)`` and a new vector is accepted every cycle. ``{top}_axis``
+    wraps it in AXI4-Stream ports with back-pressure (``codegen.axis``).
     """
     lays = layers(g, top)
     scheds = {ls.op: ls for ls in schedule(g)}
@@ -171,6 +173,8 @@ def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         body = MODULE_EMITTERS[type(op)](g, lay, scheds[op.name])
         files[f"{lay.module}.v"] = _file(body)
     files[f"{top}.v"] = _file(_top_module(g, lays, top))
+    latency = sum(lay.cycles for lay in lays)
+    files[f"{axis_top_name(top)}.v"] = _file(emit_axis_top(g, top, latency))
     return files
 
 

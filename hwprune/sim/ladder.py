@@ -122,8 +122,26 @@ def _level_rtl(c: _SimContext) -> Level:
     return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
 
 
+def _level_rtl_axis(c: _SimContext) -> Level:
+    """The AXI-Stream top on the same vectors, under random bubbles and back-pressure."""
+    from hwprune.codegen.axis import axis_top_name
+    from hwprune.sim.rtl import run_rtl
+
+    vec = c.simdir / "vectors.json"  # written by the rtl level
+    logs = c.build_dir / "logs"
+    top = axis_top_name(TOP)
+    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl_axis", vec, c.simulator, top, logs)
+    name = f"rtl axi-stream ({c.simulator})"
+    return Level(name, r.passed, r.n_vectors, r.seconds, r.first_mismatch)
+
+
 # The rungs `hwprune sim` checks, in order (Brevitas is added by `run`, which has the model).
-SIM_LEVELS = (("qonnx", _level_qonnx), ("csim", _level_csim), ("rtl", _level_rtl))
+SIM_LEVELS = (
+    ("qonnx", _level_qonnx),
+    ("csim", _level_csim),
+    ("rtl", _level_rtl),
+    ("rtl-axis", _level_rtl_axis),
+)
 
 
 def simulate(

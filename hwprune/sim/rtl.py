@@ -19,7 +19,7 @@ from pathlib import Path
 from cocotb_tools.runner import Icarus, Verilator
 
 from hwprune.errors import HwpruneError
-from hwprune.names import SIMULATORS
+from hwprune.names import SIMULATORS, TOP
 
 # What to install when a simulator's binary is missing.
 _INSTALL = {
@@ -168,8 +168,9 @@ def run_rtl(
     work_dir = work_dir.resolve()
     log_dir = work_dir if log_dir is None else Path(log_dir).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"{simulator}.log"
-    build_log = log_dir / f"{simulator}_build.log"
+    stem = simulator if top == TOP else f"{simulator}_{top}"  # one log per top
+    log = log_dir / f"{stem}.log"
+    build_log = log_dir / f"{stem}_build.log"
     results = work_dir / "results.json"
     results.unlink(missing_ok=True)
     # The simulator imports the test module from its working folder; a copy keeps Python's

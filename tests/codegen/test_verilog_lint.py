@@ -107,21 +107,23 @@ def test_designs_cover_every_shape() -> None:
     assert fused["dense0"].fused == "act0"
 
 
+@pytest.mark.parametrize("top", ["hwprune_top", "hwprune_top_axis"])
 @pytest.mark.parametrize("name", sorted(DESIGNS))
-def test_verilator_lint_wall_is_clean(tmp_path: Path, name: str) -> None:
+def test_verilator_lint_wall_is_clean(tmp_path: Path, name: str, top: str) -> None:
     exe = _verilator()
     files = _write(tmp_path, DESIGNS[name]())
-    cmd = [str(exe), "--lint-only", "-Wall", "--top-module", "hwprune_top", *files]
+    cmd = [str(exe), "--lint-only", "-Wall", "--top-module", top, *files]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "%Warning" not in res.stderr, res.stderr
     assert res.returncode == 0, res.stderr
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+@pytest.mark.parametrize("top", ["hwprune_top", "hwprune_top_axis"])
 @pytest.mark.parametrize("name", sorted(DESIGNS))
-def test_yosys_synthesizes(tmp_path: Path, name: str) -> None:
+def test_yosys_synthesizes(tmp_path: Path, name: str, top: str) -> None:
     files = _write(tmp_path, DESIGNS[name]())
-    script = f"read_verilog {' '.join(files)}; synth -top hwprune_top"
+    script = f"read_verilog {' '.join(files)}; synth -top {top}"
     res = subprocess.run(
         ["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )

@@ -31,7 +31,7 @@ def _build_compile_sim(name: str, tmp_path, vectors: int):
 def _check(g, rep, manifest, vectors: int) -> None:
     assert rep.passed
     names = [lv.name for lv in rep.levels]
-    assert names == ["qonnx", "csim", "rtl (icarus)"]
+    assert names == ["qonnx", "csim", "rtl (icarus)", "rtl axi-stream (icarus)"]
     assert all(lv.vectors == vectors and lv.skipped is None for lv in rep.levels)
     # Zero-term invariant: Verilog == HLS == the compiled layer's nonzero integer weights.
     compiled = {op.name: op.n_terms for op in g.dense_ops()}

@@ -48,7 +48,7 @@ def _compile_and_sim(name, tmp_path, vectors):
     api.compile(_path(name), out)
     rep = api.sim(out, vectors=vectors, progress=False)
     assert rep.passed
-    assert [lv.vectors for lv in rep.levels] == [vectors] * 3  # qonnx, csim, rtl
+    assert [lv.vectors for lv in rep.levels] == [vectors] * 4  # qonnx, csim, rtl, rtl axi-stream
 
 
 @pytest.mark.parametrize("name", NAMES)

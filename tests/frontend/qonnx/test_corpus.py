@@ -98,7 +98,12 @@ def test_compiles_and_simulates_bit_exactly(corpus, name, vectors, simulator, tm
     out = tmp_path / "b"
     api.compile(corpus[name], out, input_type=CORPUS[name].input_type)
     rep = api.sim(out, simulator=simulator, vectors=vectors, progress=False)
-    assert [lv.name for lv in rep.levels] == ["qonnx", "csim", f"rtl ({simulator})"]
+    assert [lv.name for lv in rep.levels] == [
+        "qonnx",
+        "csim",
+        f"rtl ({simulator})",
+        f"rtl axi-stream ({simulator})",
+    ]
     assert all(lv.passed and lv.vectors >= vectors for lv in rep.levels)
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     assert man["input_type"] == CORPUS[name].input_type
