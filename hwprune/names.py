@@ -11,7 +11,7 @@ TOP = "hwprune_top"  # the generated Verilog's top module
 HLS_PROJECT = "myproject"  # the hls4ml project name (hls4ml's own default)
 
 # Dense kernels: hwprune.hw.kernels.KERNELS, and auto (per layer, the cheaper by estimate).
-KERNELS = ("mac", "adder-graph", "auto")
+KERNELS = ("mac", "mac-dsp", "adder-graph", "auto")
 SIMULATORS = ("icarus", "verilator")  # RTL simulators cocotb drives (hwprune.sim.rtl)
 SYNTH_TOOLS = ("yosys",)  # hwprune estimate --synth
 

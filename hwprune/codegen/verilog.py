@@ -83,8 +83,9 @@ _KEYWORDS = frozenset(
 _X = r"(?:x_\d+|\$signed\(\{\{\d+\{x_\d+\[\d+\]\}\}, x_\d+\}\)|x_\d+\[\d+:0\])"
 _TERM = rf"(?:{_X}|\({_X} <<< \d+\))"
 _SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
+_MULT = rf"{_X} \* -?\d+'sd\d+"
 _PRODUCT = re.compile(
-    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:{_X} <<< \d+|{_SUM}|-?\({_SUM}\));"
+    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:{_X} <<< \d+|{_SUM}|-?\({_SUM}\)|{_MULT});"
     r" // w=-?\d+$",
     re.MULTILINE,
 )
@@ -517,6 +518,12 @@ def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
             sigs[n.name] = _const(n.value)
         elif n.kind == "product":
             expr = _product_expr(m.fit(xs[n.col], w), n.value)
+            sigs[n.name] = m.wire(n.name, w, expr, f"w={n.value}")
+        elif n.kind == "mult":
+            # One multiplier for a DSP slice; both operands at the product's width (exact
+            # modulo 2**w, and the product fits), the constant as a literal.
+            expr = f"{m.fit(xs[n.col], w)} * {_lit(n.value, w)}"
+            m.lines.append('    (* use_dsp = "yes" *)')
             sigs[n.name] = m.wire(n.name, w, expr, f"w={n.value}")
         elif n.kind == "add":
             a, b = (m.fit(sigs[arg], w) for arg in n.args)

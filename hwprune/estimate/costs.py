@@ -209,6 +209,7 @@ def netlist_luts(net: DenseNetlist, x: Value) -> int:
     for n in net.nodes:
         if n.kind == "product":
             luts += const_mult_luts(x.ranges[n.col], n.value)
+        # a "mult" node is a DSP slice (netlist_dsps), no LUT
         elif n.kind == "add":
             luts += adder_luts(word[n.args[0]], word[n.args[1]], n.range)
         elif n.kind == "shiftadd":
@@ -218,6 +219,15 @@ def netlist_luts(net: DenseNetlist, x: Value) -> int:
             else:
                 luts += adder_luts(a, b, n.range)
     return luts
+
+
+def netlist_dsps(net: DenseNetlist) -> int:
+    """DSP slices of a lowered Dense layer: one per ``mult`` node (a DSP48E1 multiplies 25 x 18
+    bits; the products here are far narrower). yosys 0.23 synth_xilinx maps each such
+    multiply to a DSP48E1 and may pack the adder after it into the slice's post-adder
+    (measured: three 8-bit x constant products summed and registered became 3 DSP48E1 and
+    no LUT), so the adder tree's LUTs are an upper bound for this kernel."""
+    return len(net.of_kind("mult"))
 
 
 def _shifted(w: Word, k: int) -> Word:
@@ -236,12 +246,13 @@ def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> Laye
     multi-stage layer), so yosys reports 0-25 % fewer (results/estimate_vs_yosys.md).
     """
     ls = scheds[op.name]
+    net = lower_dense(g, op)
     return LayerCost(
         name=op.name,
         kind=KIND_OF[Dense],
-        lut=netlist_luts(lower_dense(g, op), g.values[op.inputs[0]]),
+        lut=netlist_luts(net, g.values[op.inputs[0]]),
         ff=ls.ff + ls.cycles,
-        dsp=0,
+        dsp=netlist_dsps(net),
         bram18=0,
         latency_cycles=ls.cycles,
         ii=1,
@@ -414,20 +425,59 @@ COST_FUNCTIONS: dict[type[Op], CostFn] = {
 NOT_COSTED: frozenset[type[Op]] = frozenset({Input})
 
 
-def choose_kernels(g: Graph) -> dict[str, dict]:
-    """``auto``: per Dense layer, the kernel whose netlist costs fewer LUTs (neither uses a DSP
-    or BRAM, so LUTs decide; FF are the tie-break). Returns {layer: {"kernel": chosen,
-    "lut": {kernel: LUTs}, "ff": {kernel: FFs}}}: what the manifest says and why."""
+def choose_kernels(g: Graph, dsp_budget: int | None = None) -> dict[str, dict]:
+    """``auto``: per Dense layer, a kernel by the estimate, within a DSP budget (default: the
+    DSP slices of the graph's board, ``meta["board"]``; none without a board).
+
+    Each layer starts with the kernel of fewest LUTs among those using no DSP (FF break a
+    tie). Then layers move to a DSP kernel where it saves LUTs, the most LUTs saved per DSP
+    first, while the whole design's DSPs stay within the budget. Returns {layer: {"kernel":
+    chosen, "lut": {kernel: LUTs}, "ff": {...}, "dsp": {...}, "why": text}}: what the manifest
+    says and why.
+    """
     from hwprune.hw.kernels import KERNELS
 
+    if dsp_budget is None:
+        dsp_budget = 0
+        if g.meta.get("board"):
+            from hwprune.boards import get_board
+
+            dsp_budget = get_board(g.meta["board"]).dsp
     out = {}
     for op in g.dense_ops():
         x = g.values[op.inputs[0]]
-        lut, ff = {}, {}
+        lut, ff, dsp = {}, {}, {}
         for k in KERNELS:
             net = lower_dense(g, op, k)
             lut[k] = netlist_luts(net, x)
             ff[k] = sum(n.range.bits for n in net.nodes if n.kind == "reg")
-        best = min(KERNELS, key=lambda k: (lut[k], ff[k]))
-        out[op.name] = {"kernel": best, "lut": lut, "ff": ff}
+            dsp[k] = netlist_dsps(net)
+        best = min((k for k in KERNELS if dsp[k] == 0), key=lambda k: (lut[k], ff[k]))
+        why = "fewest LUTs without DSP"
+        out[op.name] = {"kernel": best, "lut": lut, "ff": ff, "dsp": dsp, "why": why}
+    # Moves to a DSP kernel: (LUTs saved per DSP, layer, kernel), best first.
+    moves = []
+    for name, c in out.items():
+        for k, d in c["dsp"].items():
+            saved = c["lut"][c["kernel"]] - c["lut"][k]
+            if d > 0 and saved > 0:
+                moves.append((saved / d, name, k))
+    used = 0
+    for _, name, k in sorted(moves, key=lambda m: (-m[0], m[1], m[2])):
+        c = out[name]
+        if c["dsp"][c["kernel"]] > 0:
+            continue  # this layer already moved
+        if used + c["dsp"][k] <= dsp_budget:
+            used += c["dsp"][k]
+            c["kernel"] = k
+            c["why"] = (
+                f"{c['lut'][c['kernel']]:,} LUT + {c['dsp'][k]} DSP instead of the LUT-only "
+                f"{min(c['lut'][j] for j in c['lut'] if c['dsp'][j] == 0):,} LUT; "
+                f"{used} of {dsp_budget} DSP used"
+            )
+        else:
+            c["why"] = (
+                f"fewest LUTs without DSP; a DSP kernel would need {c['dsp'][k]} DSP, "
+                f"{dsp_budget - used} of {dsp_budget} left"
+            )
     return out

@@ -13,13 +13,14 @@ from collections.abc import Callable
 
 from hwprune.errors import HwpruneError
 from hwprune.hw.adder_graph import lower_adder_graph
-from hwprune.hw.mac import lower_mac
+from hwprune.hw.mac import lower_mac, lower_mac_dsp
 from hwprune.hw.netlist import DenseNetlist
 from hwprune.ir.graph import Dense, Graph, Value
 
 # A lowering takes the layer, its input value and the most adder levels per stage.
 KERNELS: dict[str, Callable[[Dense, Value, int], DenseNetlist]] = {
     "mac": lower_mac,
+    "mac-dsp": lower_mac_dsp,
     "adder-graph": lower_adder_graph,
 }
 

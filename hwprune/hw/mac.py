@@ -2,6 +2,11 @@
 a weight of +-2^k is wiring) and the bias, summed by a balanced adder tree with a register
 bank every ``LEVELS_PER_STAGE`` levels.
 
+``mac-dsp`` is the same tree with every product by a weight that is not +-2^k written as one
+multiplier marked for a DSP slice (``mult`` nodes; Vivado's ``use_dsp`` attribute, and
+yosys' synth_xilinx maps such a multiply to a DSP48E1 by default): one DSP per such weight,
+no LUT for the product.
+
 Zero removal, restated for this kernel: a product node exists exactly for each nonzero
 weight of the IR (which stores nonzero terms only), so the layer's product terms equal its
 nonzero weights and no zero weight contributes an operator.
@@ -18,7 +23,12 @@ def _depth(n_operands: int) -> int:
     return max(0, (n_operands - 1).bit_length())
 
 
-def lower_mac(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+def lower_mac_dsp(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+    """``lower_mac`` with DSP multipliers for the weights that are not +-2^k."""
+    return lower_mac(op, x, per_stage, dsp=True)
+
+
+def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNetlist:
     """The netlist of Dense ``op`` reading value ``x``. Level k+1 of a row's tree adds
     operands 2i and 2i+1 of level k; an odd last operand passes through; a register bank
     closes every ``per_stage`` levels (0: only the last)."""
@@ -34,7 +44,8 @@ def lower_mac(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
             nodes.append(c0)
             opnds.append(c0)
         for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
-            p = Node(f"p_{i}_{k}", "product", x.ranges[c].scaled(w), trailing_zeros(w), (), c, w, i)
+            kind = "mult" if dsp and abs(w) & (abs(w) - 1) else "product"
+            p = Node(f"p_{i}_{k}", kind, x.ranges[c].scaled(w), trailing_zeros(w), (), c, w, i)
             nodes.append(p)
             opnds.append(p)
         if not opnds:  # a row with no terms and zero bias is the constant 0
@@ -78,7 +89,7 @@ def lower_mac(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
                 cur[i] = banked
     return DenseNetlist(
         op.name,
-        "mac",
+        "mac-dsp" if dsp else "mac",
         tuple(sorted({c for row in op.rows for c in row.cols})),
         tuple(nodes),
         tuple(opnds[0].name for opnds in cur),

@@ -5,6 +5,7 @@ A node is what the emitted Verilog declares (a wire or a register) or reads (a c
     const     an integer constant (a row's bias, or 0 for a row with nothing to add)
     input     x[col], the layer's input element (declared by the emitter from ``cols``)
     product   x[col] * value for a constant value != 0, by shift-and-add over its CSD digits
+    mult      x[col] * value as one multiplier for a DSP slice (the ``mac-dsp`` kernel)
     add       args[0] + args[1]
     shiftadd  (args[0] << shifts[0]) + (args[1] << shifts[1]), or minus when ``sub``
     shift     args[0] * 2**shifts[0] (a negative shift drops low bits known to be zero)

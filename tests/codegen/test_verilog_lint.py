@@ -76,6 +76,10 @@ DESIGNS: dict[str, Callable[[], Graph]] = {
         random_mlp(5, sizes=(8, 6, 3), sparsity=0.2, in_signed=True), "adder-graph", 1
     ),
     "adder_graph_cnn": lambda: _kernel(random_cnn(0, channels=2, side=4, n_out=3), "adder-graph"),
+    # mac-dsp: one multiplier per weight that is not +-2^k, marked use_dsp
+    "mac_dsp_signed": lambda: _kernel(
+        random_mlp(5, sizes=(8, 6, 3), sparsity=0.2, in_signed=True), "mac-dsp"
+    ),
 }
 
 

@@ -28,7 +28,7 @@ def evaluate(net, x: np.ndarray) -> dict[str, np.ndarray]:
             val[n.name] = np.full(len(x), n.value, dtype=np.int64)
         elif n.kind == "input":
             val[n.name] = x[:, n.col]
-        elif n.kind == "product":
+        elif n.kind in ("product", "mult"):
             val[n.name] = x[:, n.col] * n.value
         elif n.kind == "add":
             val[n.name] = val[n.args[0]] + val[n.args[1]]
