@@ -26,7 +26,7 @@ def test_group_dilation_ceil_zero_point_bit_exact(tmp_path):
     out = tmp_path / "b"
     api.compile(p, out)
     rep = api.sim(out, vectors=30, progress=False)
-    assert [lv.passed for lv in rep.levels] == [True, True, True]
+    assert [lv.passed for lv in rep.levels] == [True] * 4  # qonnx, csim, rtl, axi-stream
 
 
 def test_per_channel_input_scale_bit_exact(tmp_path):
