@@ -29,9 +29,9 @@ _BUBBLE_PROB = 0.1
 _RESET_CYCLES = 3
 _SEED = 0
 
-# The body of every generated test: plain Python, identical for every design; the design's
-# constants are written above it.
-_BODY = '''
+# The bodies of the generated tests: plain Python, identical for every design; the design's
+# constants are written above them. Both tests share the packing helpers.
+_HELPERS = """
 
 def _pack(vec, bits):
     mask = (1 << bits) - 1
@@ -52,7 +52,12 @@ def _unpack(word, bits, size, signed):
     return out
 
 
-def _raw(handle):
+"""
+
+# The body of the plain top's test.
+_BODY = (
+    _HELPERS
+    + '''def _raw(handle):
     """The handle's value as an unsigned int, or None while any bit is X or Z."""
     v = handle.value
     return int(str(v), 2) if v.is_resolvable else None
@@ -188,6 +193,7 @@ async def test_vectors(dut):
             msg += f" ({n_bad} of {n_vec} vectors wrong)"
         raise AssertionError(msg)
 '''
+)
 
 
 def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
@@ -236,28 +242,9 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
 _PAUSE_PROB = 0.3
 _MAX_FRAME = 4
 
-_AXIS_BODY = '''
-
-def _pack(vec, bits):
-    mask = (1 << bits) - 1
-    word = 0
-    for i, v in enumerate(vec):
-        word |= (int(v) & mask) << (i * bits)
-    return word
-
-
-def _unpack(word, bits, size, signed):
-    mask = (1 << bits) - 1
-    out = []
-    for i in range(size):
-        v = (word >> (i * bits)) & mask
-        if signed and v >> (bits - 1):
-            v -= 1 << bits
-        out.append(v)
-    return out
-
-
-def _pauses(seed):
+_AXIS_BODY = (
+    _HELPERS
+    + '''def _pauses(seed):
     rng = random.Random(seed)
     while True:
         yield rng.random() < PAUSE_PROB
@@ -353,6 +340,7 @@ async def test_axis(dut):
             msg = f"{first['got']} outputs for {n_vec} input vectors (timed out)"
         raise AssertionError(msg)
 '''
+)
 
 
 def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
