@@ -51,7 +51,11 @@ def _compile_and_sim(name, tmp_path, vectors):
     assert [lv.vectors for lv in rep.levels] == [vectors] * 4  # qonnx, csim, rtl, rtl axi-stream
 
 
-@pytest.mark.parametrize("name", NAMES)
+# tfc (59k weights: a 26 s whole-layer solve and two RTL builds) runs with -m slow; CI keeps
+# unsw here and tfc's golden == qonnx above.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "tfc_2w2a" else n for n in NAMES]
+)
 def test_compile_and_sim_200(name, tmp_path):
     _compile_and_sim(name, tmp_path, 200)
 
