@@ -52,6 +52,24 @@ def _unpack(word, bits, size, signed):
     return out
 
 
+def _write_summary(n_vec, n_outputs, n_checked, n_bad, first):
+    # The JSON summary run_rtl reads, to $HWPRUNE_RESULTS.
+    summary = dict(
+        top=TOP,
+        n_vectors=n_vec,
+        n_outputs=n_outputs,
+        n_checked=n_checked,
+        n_mismatched=n_bad,
+        latency_cycles=LATENCY,
+        passed=first is None,
+        first_mismatch=first,
+    )
+    if os.environ.get("HWPRUNE_RESULTS"):
+        with open(os.environ["HWPRUNE_RESULTS"], "w") as f:
+            json.dump(summary, f, indent=1)
+            f.write("\\n")
+
+
 """
 
 # The body of the plain top's test.
@@ -165,20 +183,7 @@ async def test_vectors(dut):
     if first is None and len(outputs) != n_vec:
         first = _mismatch("count", min(len(outputs), n_vec), expected=n_vec, got=len(outputs))
 
-    summary = dict(
-        top=TOP,
-        n_vectors=n_vec,
-        n_outputs=len(outputs),
-        n_checked=n_checked,
-        n_mismatched=n_bad,
-        latency_cycles=LATENCY,
-        passed=first is None,
-        first_mismatch=first,
-    )
-    if os.environ.get("HWPRUNE_RESULTS"):
-        with open(os.environ["HWPRUNE_RESULTS"], "w") as f:
-            json.dump(summary, f, indent=1)
-            f.write("\\n")
+    _write_summary(n_vec, len(outputs), n_checked, n_bad, first)
 
     if first is not None:
         if first["reason"] == "count":
@@ -314,20 +319,7 @@ async def test_axis(dut):
                     "value", j, diff, expected[j][diff], got[diff], inputs[j]
                 )
 
-    summary = dict(
-        top=TOP,
-        n_vectors=n_vec,
-        n_outputs=n_checked,
-        n_checked=n_checked,
-        n_mismatched=n_bad,
-        latency_cycles=LATENCY,
-        passed=first is None,
-        first_mismatch=first,
-    )
-    if os.environ.get("HWPRUNE_RESULTS"):
-        with open(os.environ["HWPRUNE_RESULTS"], "w") as f:
-            json.dump(summary, f, indent=1)
-            f.write("\\n")
+    _write_summary(n_vec, n_checked, n_checked, n_bad, first)
     if first is not None:
         v, i = first["vector"], first["index"]
         if first["reason"] == "value":
