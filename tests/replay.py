@@ -3,10 +3,12 @@
 Run before and after a change that must not change the output (a move, a refactor), then
 compare the two digests:
 
-    python -m tests.replay build/replay-models build/before.txt
+    python -m tests.replay build/replay-models build/before.txt [KERNEL ...]
     ...change...
-    python -m tests.replay build/replay-models build/after.txt
+    python -m tests.replay build/replay-models build/after.txt [KERNEL ...]
     diff build/before.txt build/after.txt
+
+Each model is compiled with each KERNEL given (default: mac).
 
 The models are built once into the first folder (seeded, so the same bytes each time): the
 coverage models, the layer models, the vendored zoo models and the third-party-style corpus
@@ -69,14 +71,17 @@ def main(argv: list[str]) -> int:
 
     warnings.filterwarnings("ignore")
     models, out = Path(argv[0]), Path(argv[1])
+    kernels = argv[2:] or ["mac"]
     lines = []
     paths = build_models(models)
     for p in paths:
-        with tempfile.TemporaryDirectory() as tmp:
-            d = Path(tmp) / "b"
-            api.compile(p, d)
-            lines += [f"{p.stem}/{x}" for x in digest(d)]
-        print(p.stem, flush=True)
+        for k in kernels:
+            with tempfile.TemporaryDirectory() as tmp:
+                d = Path(tmp) / "b"
+                api.compile(p, d, kernel=k)
+                tag = p.stem if k == "mac" else f"{p.stem}[{k}]"
+                lines += [f"{tag}/{x}" for x in digest(d)]
+            print(p.stem, k, flush=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"{len(lines)} files from {len(paths)} models -> {out}")
     return 0

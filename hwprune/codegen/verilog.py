@@ -32,30 +32,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from hwprune.codegen.axis import axis_top_name, emit_axis_top
 from hwprune.errors import HwpruneError
 from hwprune.hw.csd import csd_digits
-from hwprune.hw.kernels import lower_dense
-from hwprune.hw.schedule import (
-    LayerSchedule,
-    max_range,
-    schedule,
-    threshold_split,
-)
+from hwprune.hw.layers import lower_layer
+from hwprune.hw.netlist import LayerNetlist, Node
+from hwprune.hw.schedule import LayerSchedule, schedule
 from hwprune.ir.graph import (
-    KIND_OF,
     Dense,
     Graph,
     Input,
     IntRange,
-    Max,
-    Op,
     Requant,
     Rounding,
-    Threshold,
     Value,
     shift_round,
 )
@@ -170,8 +161,8 @@ def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     scheds = {ls.op: ls for ls in schedule(g)}
     files: dict[str, str] = {}
     for lay in lays:
-        op = g.op(lay.dense if lay.dense is not None else lay.value)
-        body = MODULE_EMITTERS[type(op)](g, lay, scheds[op.name])
+        first = lay.dense if lay.dense is not None else lay.value
+        body = _layer_module(g, lay, scheds[first])
         files[f"{lay.module}.v"] = _file(body)
     files[f"{top}.v"] = _file(_top_module(g, lays, top))
     latency = sum(lay.cycles for lay in lays)
@@ -413,22 +404,21 @@ def _sel(bus: str, i: int, width: int) -> str:
     return f"{bus}[{(i + 1) * width - 1}:{i * width}]"
 
 
-def _requant(m: _Body, rq: Requant, src: _Sig, r: IntRange, tag: str) -> tuple[_Sig, IntRange]:
-    """Wires computing clip(round(src * 2**-shift)) for ``src`` in range r.
-
-    Returns the signed result wire and its exact range.
-    """
+def _requant(m: _Body, n: Node, src: _Sig, r: IntRange) -> _Sig:
+    """Wires computing clip(round(src * 2**-shift)) of requant node ``n`` for ``src`` in
+    range r: ``<n>_r`` the rounded value, ``<n>_c`` the clipped result (signed)."""
+    shift, (lo, hi), rounding, tag = n.shifts[0], n.clip, n.rounding, n.name
     e = _sbits(r)
-    if rq.shift <= 0:
-        k = -rq.shift
+    if shift <= 0:
+        k = -shift
         r1 = IntRange(r.lo << k, r.hi << k)
         # src is sized to the result first, so no bit is lost by the shift.
         x = m.fit(src, _sbits(r1))
         res = m.wire(f"{tag}_r", _sbits(r1), x if k == 0 else f"{x} <<< {k}")
     else:
-        s = rq.shift
-        r1 = IntRange(shift_round(r.lo, s, rq.rounding), shift_round(r.hi, s, rq.rounding))
-        if rq.rounding is Rounding.FLOOR:
+        s = shift
+        r1 = IntRange(shift_round(r.lo, s, rounding), shift_round(r.hi, s, rounding))
+        if rounding is Rounding.FLOOR:
             # The shift is done at full width, then the result's own bits are kept.
             sh = m.wire(f"{tag}_s", e, f"{m.sfit(src, e)} >>> {s}")
             res = m.wire(f"{tag}_r", _sbits(r1), m.fit(sh, _sbits(r1)))
@@ -447,16 +437,18 @@ def _requant(m: _Body, rq: Requant, src: _Sig, r: IntRange, tag: str) -> tuple[_
             up = m.declare(f"{tag}_up", 1, signed=False)
             w1 = _sbits(r1)
             res = m.wire(f"{tag}_r", w1, f"{m.fit(f, w1)} + {m.fit(up, w1)}")
-    out = IntRange(min(max(r1.lo, rq.lo), rq.hi), min(max(r1.hi, rq.lo), rq.hi))
+    out = IntRange(min(max(r1.lo, lo), hi), min(max(r1.hi, lo), hi))
+    if out != n.range:
+        raise AssertionError(f"{tag}: range {out} != the netlist's {n.range}")
     wo = _sbits(out)
     v = m.fit(res, wo)
-    if r1.hi > rq.hi:
-        c = max(res.width, _sbits(IntRange(rq.hi, rq.hi)))
-        v = f"({m.sfit(res, c)} > {_lit(rq.hi, c)}) ? {_lit(rq.hi, wo)} : {v}"
-    if r1.lo < rq.lo:
-        c = max(res.width, _sbits(IntRange(rq.lo, rq.lo)))
-        v = f"({m.sfit(res, c)} < {_lit(rq.lo, c)}) ? {_lit(rq.lo, wo)} : ({v})"
-    return m.wire(f"{tag}_c", wo, v), out
+    if r1.hi > hi:
+        c = max(res.width, _sbits(IntRange(hi, hi)))
+        v = f"({m.sfit(res, c)} > {_lit(hi, c)}) ? {_lit(hi, wo)} : {v}"
+    if r1.lo < lo:
+        c = max(res.width, _sbits(IntRange(lo, lo)))
+        v = f"({m.sfit(res, c)} < {_lit(lo, c)}) ? {_lit(lo, wo)} : ({v})"
+    return m.wire(f"{tag}_c", wo, v)
 
 
 # --- modules ------------------------------------------------------------------------------
@@ -494,61 +486,89 @@ def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) 
     ]
 
 
-def _dense_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
-    """A Dense layer as its kernel lowered it (``hw.kernels.lower_dense``): one wire per
-    product and adder node, one register per register node, the final bank after a fused
-    Requant."""
-    op = g.op(lay.dense)
-    assert isinstance(op, Dense)
-    net = lower_dense(g, op)
+def _layer_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+    """A layer as ``hw.layers.lower_layer`` lowered it: the input elements it reads as
+    wires, one wire per netlist node, one register per register node, and the final bank
+    (``q_<i>``) taking each output node."""
+    net = lower_layer(g, g.op(lay.dense if lay.dense is not None else lay.value))
     assert net.depth == ls.depth, "netlist and schedule disagree"
-    xv = g.values[op.inputs[0]]
-    yv = g.values[lay.value]
+    xv, yv = g.values[lay.input], g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
-    rq = g.op(lay.requant) if lay.requant is not None else None
-    m = _Body(_header(lay, xv.size * wi, yv.size * wo))
+    kind = net.kind if lay.dense is None and lay.requant is None else None
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo, kind))
     m.declare("x", xv.size * wi, signed=False)
-    xs = {
-        c: m.wire(f"x_{c}", _sbits(xv.range), m.element(xv, c, _sbits(xv.range))) for c in net.cols
-    }
-    sigs: dict[str, _Sig] = {}
+    xs, sigs = {}, {}
+    for n in net.inputs:
+        w = _sbits(net.input_range or n.range)
+        xs[n.col] = sigs[n.name] = m.wire(n.name, w, m.element(xv, n.col, w))
     for n in net.nodes:
-        w = _sbits(n.range)
-        if n.kind == "const":
-            sigs[n.name] = _const(n.value)
-        elif n.kind == "product":
-            expr = _product_expr(m.fit(xs[n.col], w), n.value)
-            sigs[n.name] = m.wire(n.name, w, expr, f"w={n.value}")
-        elif n.kind == "mult":
-            # One multiplier for a DSP slice; both operands at the product's width (exact
-            # modulo 2**w, and the product fits), the constant as a literal.
-            expr = f"{m.fit(xs[n.col], w)} * {_lit(n.value, w)}"
-            m.lines.append('    (* use_dsp = "yes" *)')
-            sigs[n.name] = m.wire(n.name, w, expr, f"w={n.value}")
-        elif n.kind == "add":
-            a, b = (m.fit(sigs[arg], w) for arg in n.args)
-            sigs[n.name] = m.wire(n.name, w, f"{a} + {b}")
-        elif n.kind == "reg":
-            sigs[n.name] = m.reg(n.name, n.range, sigs[n.args[0]])
-        elif n.kind == "input":
-            sigs[n.name] = xs[n.col]
-        elif n.kind == "shiftadd":
-            a, b = (m.fit(sigs[arg], w, plain=True) for arg in n.args)
-            ta, tb = (s if k == 0 else f"({s} <<< {k})" for s, k in zip((a, b), n.shifts))
-            sigs[n.name] = m.wire(n.name, w, f"{ta} {'-' if n.sub else '+'} {tb}")
-        elif n.kind == "shift":
-            sigs[n.name] = _shift(m, n.name, sigs[n.args[0]], n.shifts[0], w)
-        else:
-            raise AssertionError(f"no Verilog for netlist node kind {n.kind!r}")
-    for i, top in enumerate(net.tops):
-        sig, r = sigs[top], net.by_name[top].range
-        if rq is not None:
-            assert isinstance(rq, Requant)
-            sig, r = _requant(m, rq, sig, r, f"rq_{i}")
+        sigs[n.name] = _node(m, n, sigs, xs, xv, net)
+    for i, out in enumerate(net.outs):
+        r = net.by_name[out].range
         if r != yv.ranges[i]:
-            raise AssertionError(f"{lay.label} row {i}: range {r} != {yv.ranges[i]}")
-        m.reg(f"q_{i}", r, sig)
+            raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
+        m.reg(f"q_{i}", r, sigs[out])
     return _finish_module(m, yv, wo)
+
+
+def _node(
+    m: _Body, n: Node, sigs: dict[str, _Sig], xs: dict[int, _Sig], xv: Value, net: LayerNetlist
+) -> _Sig:
+    """The Verilog of netlist node ``n`` (its operands already in ``sigs``); its signal."""
+    w = _sbits(n.range)
+    if n.kind == "const":
+        return _const(n.value)
+    if n.kind == "input":
+        if n.col in xs:
+            return xs[n.col]
+        return m.wire(n.name, w, m.element(xv, n.col, w))
+    if n.kind == "product":
+        expr = _product_expr(m.fit(xs[n.col], w), n.value)
+        return m.wire(n.name, w, expr, f"w={n.value}")
+    if n.kind == "mult":
+        # One multiplier for a DSP slice; both operands at the product's width (exact
+        # modulo 2**w, and the product fits), the constant as a literal.
+        expr = f"{m.fit(xs[n.col], w)} * {_lit(n.value, w)}"
+        m.lines.append('    (* use_dsp = "yes" *)')
+        return m.wire(n.name, w, expr, f"w={n.value}")
+    if n.kind in ("add", "count"):
+        a, b = (m.fit(sigs[arg], w) for arg in n.args)
+        return m.wire(n.name, w, f"{a} + {b}")
+    if n.kind == "reg":
+        return m.reg(n.name, n.range, sigs[n.args[0]])
+    if n.kind == "shiftadd":
+        a, b = (m.fit(sigs[arg], w, plain=True) for arg in n.args)
+        ta, tb = (s if k == 0 else f"({s} <<< {k})" for s, k in zip((a, b), n.shifts))
+        return m.wire(n.name, w, f"{ta} {'-' if n.sub else '+'} {tb}")
+    if n.kind == "shift":
+        return _shift(m, n.name, sigs[n.args[0]], n.shifts[0], w)
+    if n.kind == "max":
+        # Both operands are compared as signed values of a common width; the mux picks them
+        # sized to the node's own width.
+        a, b = (sigs[arg] for arg in n.args)
+        c = _cmp_width(a, b)
+        cond = f"{m.sfit(a, c)} > {m.sfit(b, c)}"
+        return m.wire(n.name, w, f"({cond}) ? {m.fit(a, w)} : {m.fit(b, w)}")
+    if n.kind == "cmp":
+        # The threshold is repeated in a comment for readers (and for a test that corrupts
+        # the constant); the expression is the hardware. t is in the range of the input
+        # (threshold_split keeps only those), so it fits the input's width.
+        x = sigs[n.args[0]]
+        cmp = f"{m.sfit(x, x.width)} >= {_lit(n.value, x.width)}"
+        m.lines.append(f"    wire {n.name} = {cmp}; // t={n.value}")
+        return m.declare(n.name, 1, signed=False)
+    if n.kind == "requant":
+        return _requant(m, n, sigs[n.args[0]], net.by_name[n.args[0]].range)
+    if n.kind == "scale":
+        r = net.by_name[n.args[0]].range
+        if r.lo == r.hi:
+            return _const(n.range.lo)
+        cnt = m.wire(f"{n.name}_n", _sbits(r), m.fit(sigs[n.args[0]], _sbits(r)))
+        prod = _product_expr(m.fit(cnt, w), n.value)
+        # Parenthesised: <<< binds looser than +.
+        total = f"{_lit(n.offset, w)} + ({prod})" if n.offset != 0 else prod
+        return m.wire(f"{n.name}_y", w, total)
+    raise AssertionError(f"no Verilog for netlist node kind {n.kind!r}")
 
 
 def _shift(m: _Body, name: str, src: _Sig, k: int, width: int) -> _Sig:
@@ -561,147 +581,9 @@ def _shift(m: _Body, name: str, src: _Sig, k: int, width: int) -> _Sig:
     return m.wire(name, width, m.fit(wide, width))
 
 
-# A tree operand: (signal, exact range). A node maker takes (module, element, level, index
-# in level, operand a, operand b) and returns the node's wire and range.
-Operand = tuple[_Sig, IntRange]
-NodeMaker = Callable[[_Body, int, int, int, Operand, Operand], Operand]
-
-
-def _adder(prefix: str) -> NodeMaker:
-    def node(m: _Body, i: int, level: int, k: int, a: Operand, b: Operand) -> Operand:
-        r = a[1] + b[1]
-        w = _sbits(r)
-        return m.wire(f"{prefix}_{i}_{level}_{k}", w, f"{m.fit(a[0], w)} + {m.fit(b[0], w)}"), r
-
-    return node
-
-
 def _cmp_width(a: _Sig, b: _Sig) -> int:
     """The width at which a signed compare of a and b is exact (an unsigned one gets a bit)."""
     return max(s.width + (0 if s.signed else 1) for s in (a, b))
-
-
-def _max_node(m: _Body, i: int, level: int, k: int, a: Operand, b: Operand) -> Operand:
-    # Both operands are compared as signed values of a common width; the mux picks them
-    # sized to the node's own width.
-    r = max_range(a[1], b[1])
-    w, c = _sbits(r), _cmp_width(a[0], b[0])
-    cond = f"{m.sfit(a[0], c)} > {m.sfit(b[0], c)}"
-    return m.wire(f"m_{i}_{level}_{k}", w, f"({cond}) ? {m.fit(a[0], w)} : {m.fit(b[0], w)}"), r
-
-
-def _bank_levels(ls: LayerSchedule) -> tuple[int, ...]:
-    return tuple(s.level for s in ls.stages)
-
-
-def _pipelined_tree(
-    m: _Body, cur: list[list[Operand]], banks: tuple[int, ...], node: NodeMaker
-) -> list[Operand]:
-    """Reduce each element's level-0 operands ``cur[i]`` by a balanced tree of ``node``s,
-    closing a register bank after every adder level of ``banks`` but the last (the layer
-    schedule's ``Stage.level``s).
-
-    Returns each element's top operand, which the caller registers (``hw.schedule`` pairs
-    operands and places banks the same way).
-    """
-    level = 0
-    for st, stop in enumerate(banks):
-        while level < stop:
-            level += 1
-            for i, opnds in enumerate(cur):
-                if len(opnds) == 1:
-                    continue
-                nxt = []
-                for j in range(0, len(opnds) - 1, 2):
-                    nxt.append(node(m, i, level, j // 2, opnds[j], opnds[j + 1]))
-                if len(opnds) % 2:
-                    nxt.append(opnds[-1])
-                cur[i] = nxt
-        if stop < banks[-1]:
-            for i, opnds in enumerate(cur):
-                cur[i] = [(m.reg(f"r{st}_{i}_{j}", r, s), r) for j, (s, r) in enumerate(opnds)]
-    return [opnds[0] for opnds in cur]
-
-
-def _requant_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
-    rq = g.op(lay.value)
-    assert isinstance(rq, Requant)
-    xv, yv = g.values[lay.input], g.values[lay.value]
-    wi, wo = xv.range.bits, yv.range.bits
-    m = _Body(_header(lay, xv.size * wi, yv.size * wo))
-    m.declare("x", xv.size * wi, signed=False)
-    for i, r in enumerate(xv.ranges):
-        a = m.wire(f"a_{i}", _sbits(r), m.element(xv, i, _sbits(r)))
-        sig, out = _requant(m, rq, a, r, f"rq_{i}")
-        if out != yv.ranges[i]:
-            raise AssertionError(f"{lay.label} element {i}: range {out} != {yv.ranges[i]}")
-        m.reg(f"q_{i}", out, sig)
-    return _finish_module(m, yv, wo)
-
-
-def _input_wires(m: _Body, xv: Value, used: list[int]) -> dict[int, _Sig]:
-    """One signed wire ``x_<j>`` per used input element, as narrow as its own range."""
-    m.declare("x", xv.size * xv.range.bits, signed=False)
-    out = {}
-    for j in used:
-        w = _sbits(xv.ranges[j])
-        out[j] = m.wire(f"x_{j}", w, m.element(xv, j, w))
-    return out
-
-
-def _max_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
-    op = g.op(lay.value)
-    assert isinstance(op, Max)
-    xv, yv = g.values[lay.input], g.values[lay.value]
-    wi, wo = xv.range.bits, yv.range.bits
-    m = _Body(_header(lay, xv.size * wi, yv.size * wo, KIND_OF[Max]))
-    xs = _input_wires(m, xv, sorted({j for grp in op.groups for j in grp}))
-    cur: list[list[Operand]] = [[(xs[j], xv.ranges[j]) for j in grp] for grp in op.groups]
-    top = _pipelined_tree(m, cur, _bank_levels(ls), _max_node)
-    for i, (sig, r) in enumerate(top):
-        if r != yv.ranges[i]:
-            raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
-        m.reg(f"q_{i}", r, sig)
-    return _finish_module(m, yv, wo)
-
-
-def _threshold_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
-    op = g.op(lay.value)
-    assert isinstance(op, Threshold)
-    xv, yv = g.values[lay.input], g.values[lay.value]
-    wi, wo = xv.range.bits, yv.range.bits
-    m = _Body(_header(lay, xv.size * wi, yv.size * wo, KIND_OF[Threshold]))
-    splits = [threshold_split(ts, r) for ts, r in zip(op.thresholds, xv.ranges, strict=True)]
-    xs = _input_wires(m, xv, [i for i, (_, ts) in enumerate(splits) if ts])
-    cur: list[list[Operand]] = []
-    for i, (_, compared) in enumerate(splits):
-        opnds: list[Operand] = []
-        for k, t in enumerate(compared):
-            # The threshold is repeated in a comment for readers (and for a test that
-            # corrupts the constant); the expression is the hardware. t is in the range of
-            # x_i (threshold_split keeps only those), so it fits x_i's width.
-            x = m.sfit(xs[i], xs[i].width)
-            m.lines.append(f"    wire c_{i}_{k} = {x} >= {_lit(t, xs[i].width)}; // t={t}")
-            opnds.append((m.declare(f"c_{i}_{k}", 1, signed=False), IntRange(0, 1)))
-        cur.append(opnds or [(_const(0), IntRange(0, 0))])
-    top = _pipelined_tree(m, cur, _bank_levels(ls), _adder("n"))
-    for i, ((sig, r), (always, _)) in enumerate(zip(top, splits, strict=True)):
-        # y = base + step * (always + count) = offset + step * count
-        offset = op.base + op.step * always
-        y = IntRange(offset + op.step * r.lo, offset + op.step * r.hi)
-        if r.lo == r.hi:
-            value = _const(y.lo)
-        else:
-            n = m.wire(f"t_{i}_n", _sbits(r), m.fit(sig, _sbits(r)))
-            wy = _sbits(y)
-            prod = _product_expr(m.fit(n, wy), op.step)
-            # Parenthesised: <<< binds looser than +.
-            total = f"{_lit(offset, wy)} + ({prod})" if offset != 0 else prod
-            value = m.wire(f"t_{i}_y", wy, total)
-        if y != yv.ranges[i]:
-            raise AssertionError(f"{lay.label} element {i}: range {y} != {yv.ranges[i]}")
-        m.reg(f"q_{i}", y, value)
-    return _finish_module(m, yv, wo)
 
 
 def _finish_module(m: _Body, yv: Value, wo: int) -> str:
@@ -715,17 +597,6 @@ def _finish_module(m: _Body, yv: Value, wo: int) -> str:
     lines += m.unused_sink()
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
-
-
-# The table of layer-module emitters, keyed by the kind of the op a layer is named after (a
-# Dense with its fused Requant is the Dense's). A test fails if an op kind of OP_KINDS other
-# than Input lacks an entry.
-MODULE_EMITTERS: dict[type[Op], Callable[[Graph, Layer, LayerSchedule], str]] = {
-    Dense: _dense_module,
-    Requant: _requant_module,
-    Max: _max_module,
-    Threshold: _threshold_module,
-}
 
 
 def _top_module(g: Graph, lays: tuple[Layer, ...], top: str) -> str:

@@ -45,9 +45,10 @@ estimate_vs_yosys.py measures whole networks against the emitted Verilog:
   x > K is 7 LUT). With one side only and a bound of all zeros or all ones, the select is
   the output flip-flop's synchronous reset or set pin (UG474 "Storage Elements": SR), 0 LUT
   (measured: clip of [0, 500] to 255 is 0 LUT).
-* Max: each node of ``schedule.max_tree`` compares two variables and muxes one of them
-  through. A two-variable comparator sets the carry chain's select and generate signals from
-  both operands' bits, 2 LUT per 3 bits, twice the constant comparator: measured
+* Max: each ``max`` node of a layer's netlist (``hw.layers``) compares two variables and
+  muxes one of them through. A two-variable comparator sets the carry chain's select and
+  generate signals from both operands' bits, 2 LUT per 3 bits, twice the constant
+  comparator: measured
   2 * ceil(bits / 3) exactly for registered signed a > b of 8, 10, 12, 16, 20 and 24 bits
   (within 1 LUT at 3-6 bits). The 2:1 mux is one LUT3 per output bit (measured: a registered
   8/12/16-bit max is 8+6, 12+8, 16+12 LUT: mux + comparator).
@@ -64,20 +65,14 @@ estimate_vs_yosys.py measures whole networks against the emitted Verilog:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hwprune.hw.csd import csd_digits, trailing_zeros
 from hwprune.hw.kernels import lower_dense
-from hwprune.hw.netlist import DenseNetlist
-from hwprune.hw.schedule import (
-    LayerSchedule,
-    balanced_tree,
-    max_range,
-    max_tree,
-    threshold_split,
-    threshold_tree,
-)
+from hwprune.hw.layers import lower_layer
+from hwprune.hw.netlist import DenseNetlist, LayerNetlist, Node
+from hwprune.hw.schedule import LayerSchedule
 from hwprune.ir.graph import (
     KIND_OF,
     Dense,
@@ -200,25 +195,96 @@ def reduce_luts(n_inputs: int) -> int:
 # --- Dense --------------------------------------------------------------------------------
 
 
-def netlist_luts(net: DenseNetlist, x: Value) -> int:
-    """LUTs of a lowered Dense layer: its constant products (CSD shift-and-add) and every
-    adder, at the exact widths of the netlist's nodes; known-zero low bits (``Node.tz``)
-    are not on the carry chain. Registers and constants cost no LUT."""
+def netlist_luts(net: DenseNetlist | LayerNetlist, x: Value | None = None) -> int:
+    """LUTs of a lowered layer: every node at its exact width (``node_luts``). A kernel's
+    DenseNetlist reads its products' inputs from ``x``; a LayerNetlist knows its inputs.
+    Registers, constants and inputs cost no LUT."""
+    if isinstance(net, LayerNetlist):
+        return layer_luts(net, requant=False) + layer_luts(net, requant=True)
+    assert x is not None
     word = {n.name: Word(n.range, n.tz) for n in net.nodes}
-    luts = 0
+    return sum(node_luts(n, word, x.ranges) for n in net.nodes)
+
+
+def node_luts(
+    n: Node, word: Mapping[str, Word], xr: Sequence[IntRange] | Mapping[int, IntRange]
+) -> int:
+    """LUTs of one netlist node; ``word`` gives its operands, ``xr[col]`` an input's range.
+
+    product: CSD shift-and-add; mult: a DSP slice (``netlist_dsps``), no LUT; add and
+    shiftadd: the adder rule (a 0 - b negation on the carry chain); max: a compare (a
+    constant comparator when an operand is constant) and a mux; cmp: the clip-compare rule;
+    requant: ``requant_luts``. A ``count`` node is part of its row's popcount and a ``scale``
+    node carries it (``layer_luts``)."""
+    if n.kind == "product":
+        return const_mult_luts(xr[n.col], n.value)
+    if n.kind == "add":
+        return adder_luts(word[n.args[0]], word[n.args[1]], n.range)
+    if n.kind == "shiftadd":
+        a, b = (_shifted(word[name], k) for name, k in zip(n.args, n.shifts, strict=True))
+        if n.sub and a.const and a.range.lo == 0:  # 0 - b: a negation on the carry chain
+            return max(0, n.range.bits - 1 - b.tz)
+        return adder_luts(a, b, n.range)
+    if n.kind == "max":
+        a, b = (word[name].range for name in n.args)
+        both = a.union(b).bits
+        const = a.lo == a.hi or b.lo == b.hi
+        return (comparator_luts(both) if const else compare_luts(both)) + mux_luts(n.range.bits)
+    if n.kind == "cmp":
+        # x >= t is x > t - 1 and also not x < t: whichever form the clip rule finds cheaper
+        # (x >= 0 is the sign bit alone, x >= 2^k an OR of the bits from k up).
+        r, t = word[n.args[0]].range, n.value
+        return min(clip_compare_luts(r, t - 1, above=True), clip_compare_luts(r, t, above=False))
+    if n.kind == "requant":
+        lo, hi = n.clip
+        assert n.rounding is not None
+        return requant_luts(n.shifts[0], n.rounding, lo, hi, word[n.args[0]].range)
+    return 0
+
+
+def layer_luts(net: LayerNetlist, requant: bool = False) -> int:
+    """LUTs of a lowered layer's ``requant`` nodes (``requant``), or of all its other nodes.
+
+    A Threshold row (the nodes of a ``scale``'s row) is its compares, a popcount of their
+    bits (``popcount_luts``, not the adder rule on the emitted pairwise tree, which yosys
+    re-maps) and offset + step * count: a constant multiply and a constant add. A row whose
+    input has at most 6 bits costs at most one LUT6 per output bit (measured: 4-bit inputs
+    with 3 thresholds cost 2.4-2.8 LUT per element, where the comparator-and-adder rule says
+    7-8).
+    """
+    word = {n.name: Word(n.range, n.tz) for n in (*net.inputs, *net.nodes)}
+    xr = {n.col: n.range for n in net.inputs}
+    scaled = {n.row: n for n in net.nodes if n.kind == "scale"}
+    rows: dict[int, int] = {}
+    cmps: dict[int, list[Node]] = {}
+    total = 0
     for n in net.nodes:
-        if n.kind == "product":
-            luts += const_mult_luts(x.ranges[n.col], n.value)
-        # a "mult" node is a DSP slice (netlist_dsps), no LUT
-        elif n.kind == "add":
-            luts += adder_luts(word[n.args[0]], word[n.args[1]], n.range)
-        elif n.kind == "shiftadd":
-            a, b = (_shifted(word[name], k) for name, k in zip(n.args, n.shifts, strict=True))
-            if n.sub and a.const and a.range.lo == 0:  # 0 - b: a negation on the carry chain
-                luts += max(0, n.range.bits - 1 - b.tz)
-            else:
-                luts += adder_luts(a, b, n.range)
-    return luts
+        if (n.kind == "requant") != requant:
+            continue
+        luts = node_luts(n, word, xr)
+        if n.kind == "cmp":
+            cmps.setdefault(n.row, []).append(n)
+        if n.kind == "scale":
+            luts = _scale_luts(n, word, len(cmps.get(n.row, ())))
+        if n.row in scaled:
+            rows[n.row] = rows.get(n.row, 0) + luts
+        else:
+            total += luts
+    for row, luts in rows.items():
+        bits = [word[c.args[0]].range.bits for c in cmps.get(row, ())]
+        total += min(luts, scaled[row].range.bits) if bits and bits[0] <= 6 else luts
+    return total
+
+
+def _scale_luts(n: Node, word: Mapping[str, Word], n_compares: int) -> int:
+    """The popcount of a Threshold row's ``n_compares`` bits and offset + step * count."""
+    if not n_compares:
+        return 0  # the row is a constant
+    count = word[n.args[0]].range
+    offset = IntRange(n.offset, n.offset)
+    prod = count.scaled(n.value)
+    luts = popcount_luts(n_compares) + const_mult_luts(count, n.value)
+    return luts + adder_luts(Word(offset), Word(prod, trailing_zeros(n.value)), n.range)
 
 
 def netlist_dsps(net: DenseNetlist) -> int:
@@ -246,11 +312,11 @@ def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> Laye
     multi-stage layer), so yosys reports 0-25 % fewer (results/estimate_vs_yosys.md).
     """
     ls = scheds[op.name]
-    net = lower_dense(g, op)
+    net = lower_layer(g, op)
     return LayerCost(
         name=op.name,
         kind=KIND_OF[Dense],
-        lut=netlist_luts(net, g.values[op.inputs[0]]),
+        lut=layer_luts(net),
         ff=ls.ff + ls.cycles,
         dsp=netlist_dsps(net),
         bram18=0,
@@ -280,7 +346,7 @@ def clip_compare_luts(x: IntRange, bound: int, above: bool) -> int:
     return comparator_luts(n)
 
 
-def requant_element_luts(op: Requant, r: IntRange) -> int:
+def requant_luts(shift: int, rounding: Rounding, lo: int, hi: int, r: IntRange) -> int:
     """LUTs of clip(round(x * 2**-shift), lo, hi) for one element x in range r.
 
     The shift is wiring and FLOOR rounding is free (truncation). HALF_EVEN adds a tie test
@@ -291,20 +357,18 @@ def requant_element_luts(op: Requant, r: IntRange) -> int:
     if r.lo == r.hi:
         return 0
     luts = 0
-    shifted = IntRange(
-        _shift_round(r.lo, op.shift, op.rounding), _shift_round(r.hi, op.shift, op.rounding)
-    )
-    if op.shift > 0 and op.rounding is Rounding.HALF_EVEN:
-        floor = IntRange(r.lo >> op.shift, r.hi >> op.shift)
+    shifted = IntRange(_shift_round(r.lo, shift, rounding), _shift_round(r.hi, shift, rounding))
+    if shift > 0 and rounding is Rounding.HALF_EVEN:
+        floor = IntRange(r.lo >> shift, r.hi >> shift)
         up = IntRange(0, 1)
-        luts += reduce_luts(op.shift + 1) + adder_luts(Word(floor), Word(up), floor + up)
-    over, under = shifted.hi > op.hi, shifted.lo < op.lo
+        luts += reduce_luts(shift + 1) + adder_luts(Word(floor), Word(up), floor + up)
+    over, under = shifted.hi > hi, shifted.lo < lo
     if over:
-        luts += clip_compare_luts(shifted, op.hi, above=True)
+        luts += clip_compare_luts(shifted, hi, above=True)
     if under:
-        luts += clip_compare_luts(shifted, op.lo, above=False)
-    out = IntRange(min(max(shifted.lo, op.lo), op.hi), min(max(shifted.hi, op.lo), op.hi))
-    bound = op.hi if over else op.lo
+        luts += clip_compare_luts(shifted, lo, above=False)
+    out = IntRange(min(max(shifted.lo, lo), hi), min(max(shifted.hi, lo), hi))
+    bound = hi if over else lo
     if over and under:
         luts += out.bits
     elif (over or under) and bound not in (0, -1, (1 << out.bits) - 1):
@@ -314,50 +378,24 @@ def requant_element_luts(op: Requant, r: IntRange) -> int:
 
 
 def cost_requant(op: Requant, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Requant: clip logic in LUTs. Fused into the preceding Dense's last stage it adds no
-    register and no cycle; standing alone it has its own one-cycle stage (+1 valid FF).
+    """A Requant: the clip logic of its ``requant`` nodes in LUTs. Fused into the preceding
+    Dense's last stage (its nodes are in that layer's netlist) it adds no register and no
+    cycle; standing alone it has its own one-cycle stage (+1 valid FF).
     """
-    x = g.values[op.inputs[0]]
-    lut = sum(requant_element_luts(op, r) for r in x.ranges)
     ls = scheds.get(op.name)
+    first = op if ls is not None else g.op(op.inputs[0])
+    lut = layer_luts(lower_layer(g, first), requant=True)
     ff = ls.ff + ls.cycles if ls is not None else 0
     cycles = ls.cycles if ls is not None else 0
     return LayerCost(op.name, KIND_OF[Requant], lut, ff, 0, 0, cycles, 1, 0)
 
 
-# --- Max ----------------------------------------------------------------------------------
-
-
-def _node_pairs(levels: tuple[tuple[IntRange, ...], ...]) -> Iterator[tuple[IntRange, IntRange]]:
-    """(a, b) of every two-operand node of a balanced tree, level by level (an odd last
-    operand passes through without a node)."""
-    for level in levels[:-1]:
-        for k in range(0, len(level) - 1, 2):
-            yield level[k], level[k + 1]
-
-
-def max_element_luts(op: Max, x: Value, i: int) -> int:
-    """LUTs of output i of a Max: per node of ``schedule.max_tree``, a compare at the width
-    holding both operands (a constant comparator when one operand is constant) and a mux
-    of the node's result width."""
-    luts = 0
-    for a, b in _node_pairs(max_tree(op, x, i).levels):
-        both = a.union(b).bits
-        const = a.lo == a.hi or b.lo == b.hi
-        luts += comparator_luts(both) if const else compare_luts(both)
-        luts += mux_luts(max_range(a, b).bits)
-    return luts
-
-
 def cost_max(op: Max, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Max layer: comparator trees in LUTs; FF = the schedule's registers + valid."""
-    x = g.values[op.inputs[0]]
+    """A Max layer: its comparator trees (``max`` nodes) in LUTs; FF = the schedule's
+    registers + valid."""
     ls = scheds[op.name]
-    lut = sum(max_element_luts(op, x, i) for i in range(len(op.groups)))
+    lut = layer_luts(lower_layer(g, op))
     return LayerCost(op.name, KIND_OF[Max], lut, ls.ff + ls.cycles, 0, 0, ls.cycles, 1, 0)
-
-
-# --- Threshold ----------------------------------------------------------------------------
 
 
 def popcount_luts(n: int) -> int:
@@ -371,45 +409,21 @@ def popcount_luts(n: int) -> int:
     """
     sizes = [min(6, n - k) for k in range(0, n, 6)]
     luts = sum(IntRange(0, m).bits for m in sizes if m > 1)
-    tree = balanced_tree([IntRange(0, m) for m in sizes] or [IntRange(0, 0)], IntRange.__add__)
-    return luts + sum(adder_luts(Word(a), Word(b), a + b) for a, b in _node_pairs(tree.levels))
-
-
-def threshold_element_luts(op: Threshold, x: Value, i: int) -> int:
-    """LUTs of element i of a Threshold: a constant comparator per threshold its input
-    range leaves undecided, a popcount of their bits and base + step * count (a constant
-    multiply and a constant add; the count's range is ``schedule.threshold_tree``'s)."""
-    r = x.ranges[i]
-    always, compared = threshold_split(op.thresholds[i], r)
-    if not compared:
-        return 0  # the element is a constant
-    # x >= t is x > t - 1 and also not x < t: whichever form the clip rule finds cheaper
-    # (x >= 0 is the sign bit alone, x >= 2^k an OR of the bits from k up).
-    luts = sum(
-        min(clip_compare_luts(r, t - 1, above=True), clip_compare_luts(r, t, above=False))
-        for t in compared
-    )
-    luts += popcount_luts(len(compared))
-    count = threshold_tree(op, x, i).levels[-1][0]
-    offset = IntRange(op.base + op.step * always, op.base + op.step * always)
-    prod = count.scaled(op.step)
-    luts += const_mult_luts(count, op.step)
-    y = prod + offset
-    luts += adder_luts(Word(offset), Word(prod, trailing_zeros(op.step)), y)
-    if r.bits <= 6:
-        # Every output bit is a function of at most 6 input bits: one LUT6 each (UG474
-        # "Look-Up Table"), which yosys finds (measured: 4-bit inputs with 3 thresholds
-        # cost 2.4-2.8 LUT per element, where the comparator-and-adder rule says 7-8).
-        luts = min(luts, y.bits)
+    level = [IntRange(0, m) for m in sizes]
+    while len(level) > 1:
+        nxt = []
+        for a, b in zip(level[::2], level[1::2], strict=False):
+            luts += adder_luts(Word(a), Word(b), a + b)
+            nxt.append(a + b)
+        level = nxt + level[len(nxt) * 2 :]
     return luts
 
 
 def cost_threshold(op: Threshold, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Threshold layer: comparators, counting adders and the output scaling in LUTs;
-    FF = the schedule's registers + valid."""
-    x = g.values[op.inputs[0]]
+    """A Threshold layer: comparators, popcounts and the output scaling in LUTs
+    (``layer_luts``); FF = the schedule's registers + valid."""
     ls = scheds[op.name]
-    lut = sum(threshold_element_luts(op, x, i) for i in range(x.size))
+    lut = layer_luts(lower_layer(g, op))
     return LayerCost(op.name, KIND_OF[Threshold], lut, ls.ff + ls.cycles, 0, 0, ls.cycles, 1, 0)
 
 

@@ -37,11 +37,13 @@ def lower_dense(g: Graph, op: Dense, kernel: str | None = None) -> DenseNetlist:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
     from hwprune.hw.schedule import levels_per_stage
 
-    return _lower(kernel, op, g.values[op.inputs[0]], levels_per_stage(g))
+    return lower_kernel(kernel, op, g.values[op.inputs[0]], levels_per_stage(g))
 
 
 @functools.lru_cache(maxsize=256)
-def _lower(kernel: str, op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+def lower_kernel(kernel: str, op: Dense, x: Value, per_stage: int) -> DenseNetlist:
+    """The netlist ``kernel`` makes of Dense ``op`` reading ``x``, ``per_stage`` levels per
+    register bank."""
     # The schedule, the emitter, the estimator and the manifest each ask for a layer's
     # netlist; a solver's answer is computed once per layer (ops and values are immutable).
     return KERNELS[kernel](op, x, per_stage)

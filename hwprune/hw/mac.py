@@ -16,11 +16,8 @@ from __future__ import annotations
 
 from hwprune.hw.csd import trailing_zeros
 from hwprune.hw.netlist import DenseNetlist, Node
+from hwprune.hw.tree import depth_of, reduce_rows
 from hwprune.ir.graph import Dense, IntRange, Value
-
-
-def _depth(n_operands: int) -> int:
-    return max(0, (n_operands - 1).bit_length())
 
 
 def lower_mac_dsp(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
@@ -29,9 +26,9 @@ def lower_mac_dsp(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
 
 
 def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNetlist:
-    """The netlist of Dense ``op`` reading value ``x``. Level k+1 of a row's tree adds
-    operands 2i and 2i+1 of level k; an odd last operand passes through; a register bank
-    closes every ``per_stage`` levels (0: only the last)."""
+    """The netlist of Dense ``op`` reading value ``x``: per row a balanced adder tree
+    (``tree.reduce_rows``) over the bias and the products, a register bank every
+    ``per_stage`` levels (0: only the last)."""
     from hwprune.hw.schedule import stage_levels
 
     nodes: list[Node] = []
@@ -53,46 +50,20 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
             nodes.append(zero)
             opnds.append(zero)
         cur.append(opnds)
-    depth = max((_depth(len(o)) for o in cur), default=0)
+    depth = max((depth_of(len(o)) for o in cur), default=0)
     banks = stage_levels(depth, per_stage)
-    level = 0
-    for st, stop in enumerate(banks):
-        while level < stop:
-            level += 1
-            for i, opnds in enumerate(cur):
-                if len(opnds) == 1:
-                    continue
-                nxt = []
-                for j in range(0, len(opnds) - 1, 2):
-                    a, b = opnds[j], opnds[j + 1]
-                    s = Node(
-                        f"s_{i}_{level}_{j // 2}",
-                        "add",
-                        a.range + b.range,
-                        min(a.tz, b.tz),
-                        (a.name, b.name),
-                        row=i,
-                    )
-                    nodes.append(s)
-                    nxt.append(s)
-                if len(opnds) % 2:
-                    nxt.append(opnds[-1])
-                cur[i] = nxt
-        if stop < depth:
-            for i, opnds in enumerate(cur):
-                banked = []
-                for j, src in enumerate(opnds):
-                    name = f"r{st}_{i}_{j}"
-                    r = Node(name, "reg", src.range, src.tz, (src.name,), row=i, stage=st)
-                    nodes.append(r)
-                    banked.append(r)
-                cur[i] = banked
+
+    def add(i: int, level: int, k: int, a: Node, b: Node) -> Node:
+        tz = min(a.tz, b.tz)
+        return Node(f"s_{i}_{level}_{k}", "add", a.range + b.range, tz, (a.name, b.name), row=i)
+
+    tops = reduce_rows(nodes, cur, banks, add)
     return DenseNetlist(
         op.name,
         "mac-dsp" if dsp else "mac",
         tuple(sorted({c for row in op.rows for c in row.cols})),
         tuple(nodes),
-        tuple(opnds[0].name for opnds in cur),
+        tuple(t.name for t in tops),
         depth,
         banks,
     )

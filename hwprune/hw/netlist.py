@@ -3,13 +3,20 @@
 A node is what the emitted Verilog declares (a wire or a register) or reads (a constant):
 
     const     an integer constant (a row's bias, or 0 for a row with nothing to add)
-    input     x[col], the layer's input element (declared by the emitter from ``cols``)
+    input     x[col], the layer's input element (a wire declared up front for the layer's
+              ``inputs``, else where the node stands)
     product   x[col] * value for a constant value != 0, by shift-and-add over its CSD digits
     mult      x[col] * value as one multiplier for a DSP slice (the ``mac-dsp`` kernel)
     add       args[0] + args[1]
     shiftadd  (args[0] << shifts[0]) + (args[1] << shifts[1]), or minus when ``sub``
     shift     args[0] * 2**shifts[0] (a negative shift drops low bits known to be zero)
     reg       a register of args[0], in register bank ``stage`` (banks close pipeline stages)
+    max       max(args[0], args[1]): a signed compare and a 2:1 mux
+    cmp       args[0] >= value: one bit
+    count     args[0] + args[1] over compare bits: a node of a row's popcount
+    requant   clip(round(args[0] * 2**-shifts[0]), *clip) with ``rounding`` (a shift, a
+              rounding increment, a clip)
+    scale     offset + value * args[0]: a constant multiply and add
 
 ``tz`` is the number of low bits known to be zero (a product by w has trailing_zeros(w),
 a sum the fewer of its operands', a register its source's): the carry chain of an adder
@@ -21,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from hwprune.ir.graph import IntRange
+from hwprune.ir.graph import IntRange, Rounding
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,9 @@ class Node:
     stage: int = -1  # reg: the register bank
     shifts: tuple[int, ...] = ()  # shiftadd: (shift of a, shift of b); shift: (k,)
     sub: bool = False  # shiftadd: subtract b
+    clip: tuple[int, ...] = ()  # requant: (lo, hi)
+    rounding: Rounding | None = None  # requant
+    offset: int = 0  # scale: the constant added
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,41 @@ class DenseNetlist:
     @cached_property
     def by_name(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
+
+    def of_kind(self, kind: str) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.kind == kind)
+
+    def bank_bits(self, stage: int) -> tuple[int, ...]:
+        """Register widths of intermediate bank ``stage``, in emission order."""
+        return tuple(n.range.bits for n in self.nodes if n.kind == "reg" and n.stage == stage)
+
+
+@dataclass(frozen=True)
+class LayerNetlist:
+    """One pipelined layer lowered whole (``hw.layers.lower_layer``): what the Verilog emitter
+    writes as a module and the estimator costs.
+
+    ``op`` is the layer's first op and ``fused`` the Requant folded into a Dense's last stage.
+    ``inputs`` are the input elements read, declared as wires up front, each ``input_range``
+    wide when that is set (a Dense reads every element at the width of the whole input) or
+    else its own range's. ``outs[i]`` is the node the final register bank takes for output
+    element i; ``bank_levels[s]`` is the level register bank s closes, the last one ``depth``.
+    """
+
+    op: str
+    kind: str
+    kernel: str
+    fused: str | None
+    inputs: tuple[Node, ...]
+    input_range: IntRange | None
+    nodes: tuple[Node, ...]
+    outs: tuple[str, ...]
+    depth: int
+    bank_levels: tuple[int, ...]
+
+    @cached_property
+    def by_name(self) -> dict[str, Node]:
+        return {n.name: n for n in (*self.inputs, *self.nodes)}
 
     def of_kind(self, kind: str) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.kind == kind)

@@ -20,7 +20,7 @@ from hwprune.estimate.costs import (
     NOT_COSTED,
     const_mult_luts,
     csd_digits,
-    requant_element_luts,
+    requant_luts,
 )
 from hwprune.ir.graph import (
     OP_KINDS,
@@ -174,19 +174,17 @@ def test_hand_worked_half_even_rounding():
 def test_clip_costs():
     # 8-bit ReLU clip [0, 255] of x in [-3000, 9000] >> 5 = [-94, 281] (10 bits signed):
     # sign bit (0) + OR of bits 8..9 (2 signals: 1 LUT) + 8 select LUTs = 9.
-    assert requant_element_luts(Requant("r", ("x",), 5, 0, 255), IntRange(-3000, 9000)) == 9
+    assert requant_luts(5, Rounding.FLOOR, 0, 255, IntRange(-3000, 9000)) == 9
     # [0, 500] clipped to 255 only from above, by bit 8 alone, into a flip-flop set: 0.
-    assert requant_element_luts(Requant("r", ("x",), 0, 0, 255), IntRange(0, 500)) == 0
+    assert requant_luts(0, Rounding.FLOOR, 0, 255, IntRange(0, 500)) == 0
     # Signed saturation [-128, 127] of [-1250, 1250] (12 bits): each side looks at bits
     # 7..11 (5 signals: 1 LUT), + 8 select LUTs = 10.
-    r = Requant("r", ("x",), 4, -128, 127)
-    assert requant_element_luts(r, IntRange(-20000, 20000)) == 10
+    assert requant_luts(4, Rounding.FLOOR, -128, 127, IntRange(-20000, 20000)) == 10
     # General bounds [13, 201] of [-391, 390] (10 bits): two carry-chain comparators of
     # ceil(10 / 3) = 4 LUT and 8 select LUTs = 16.
-    r = Requant("r", ("x",), 8, 13, 201)
-    assert requant_element_luts(r, IntRange(-100000, 100000)) == 16
+    assert requant_luts(8, Rounding.FLOOR, 13, 201, IntRange(-100000, 100000)) == 16
     # Nothing can clip: the shift is wiring.
-    assert requant_element_luts(Requant("r", ("x",), 4, 0, 15), IntRange(0, 255)) == 0
+    assert requant_luts(4, Rounding.FLOOR, 0, 15, IntRange(0, 255)) == 0
 
 
 def test_standalone_requant_has_its_own_stage():

@@ -21,9 +21,10 @@ import pytest
 
 from hwprune.boards import get_board
 from hwprune.codegen.cocotb_tb import emit_testbench
-from hwprune.codegen.verilog import MODULE_EMITTERS, count_product_terms, emit_verilog, layers
+from hwprune.codegen.verilog import count_product_terms, emit_verilog, layers
 from hwprune.estimate import estimate, layer_costs
 from hwprune.estimate.costs import COST_FUNCTIONS, compare_luts, popcount_luts
+from hwprune.hw.layers import LOWERINGS
 from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.ir import golden
 from hwprune.ir.graph import (
@@ -154,7 +155,7 @@ def test_every_op_kind_has_an_evaluator_and_an_emitter() -> None:
         if cls is Input:
             continue
         assert cls in golden.EVALUATORS, f"op kind {tag!r} has no golden evaluator"
-        assert cls in MODULE_EMITTERS, f"op kind {tag!r} has no Verilog emitter"
+        assert cls in LOWERINGS, f"op kind {tag!r} has no lowering"
         assert cls in COST_FUNCTIONS, f"op kind {tag!r} has no cost function"
 
 
