@@ -218,6 +218,7 @@ def main() -> None:
         if a.only and not any(s in name for s in a.only):
             continue
         g = build()
+        g = replace(g, meta={**g.meta, "board": BOARD})  # auto's DSP budget
         slug = "".join(ch if ch.isalnum() else "_" for ch in name)
         work = BUILD / slug
         work.mkdir(parents=True, exist_ok=True)
@@ -225,19 +226,26 @@ def main() -> None:
         from hwprune.ir.graph import to_json
 
         ir.write_text(to_json(g))
+        # --redo measures the kernels asked again (and adder-graph's matched-latency row with
+        # adder-graph); every other row is kept.
+        redo = set(a.kernels) if a.redo else set()
         done = {
-            r["kernel"]: r for r in results.get(name, []) if not a.redo or r["kernel"] == "da4ml"
+            r["kernel"]: r
+            for r in results.get(name, [])
+            if r["kernel"] == "da4ml" or r["kernel"].split(" @")[0] not in redo
         }
         rows = []
-        for k in a.kernels:
-            same = _auto_is_one_kernel(g, done) if k == "auto" else None
-            if same is not None:  # auto chose one kernel everywhere: the same Verilog
-                done[k] = {**done[same], "kernel": "auto", "same_as": same}
-            if k not in done:
-                print(f"{name}: {k} ...", flush=True)
-                done[k] = hwprune_row(g, k, work / k)
-                print(f"  {done[k]}", flush=True)
-            rows.append(done[k])
+        for k in dict.fromkeys([*KERNELS, *a.kernels]):
+            if k in a.kernels:
+                same = _auto_is_one_kernel(g, done) if k == "auto" else None
+                if same is not None:  # auto chose one kernel everywhere: the same Verilog
+                    done[k] = {**done[same], "kernel": "auto", "same_as": same}
+                if k not in done:
+                    print(f"{name}: {k} ...", flush=True)
+                    done[k] = hwprune_row(g, k, work / k)
+                    print(f"  {done[k]}", flush=True)
+            if k in done:
+                rows.append(done[k])
         matched = _matched_adder_graph(g, done, work)
         if matched is not None:
             rows.append(matched)
@@ -272,8 +280,9 @@ vectors; its compile s is 0.0 where the generated Verilog was reused (tfc takes 
 in da4ml). hwprune's rows make compile's choices per kernel: each threshold layer's form
 (comparators, multiply-add-shift-clip, or folded into its Dense) and, for auto, the kernels.
 "adder-graph @ pipeline N" is adder-graph at the fewest adder levels per stage that give
-mac's latency or less. The auto rows were measured before the mac-dsp kernel existed (auto
-chose among mac and adder-graph only, no DSP).
+mac's latency or less. auto chooses per layer for the board pynq-z2 (xc7z020, 220 DSP
+slices): the kernel of fewest estimated LUTs without DSP, then `mac-dsp` where it saves the
+most LUTs per DSP within the 220; its DSP column is what yosys mapped.
 """
 
 

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from hwprune.hw.csd import csd_digits
 from hwprune.hw.kernels import kernel_of, lower_dense
+from hwprune.hw.netlist import DenseNetlist
 from hwprune.hw.schedule import latency_cycles
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import unread_inputs
 from hwprune.names import TOP
+
+
+def _solve(net: DenseNetlist) -> dict:
+    """How a solver's kernel solved the layer (whole or split, its bounds), when one did."""
+    return {"solve": net.solve} if net.solve else {}
 
 
 def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) -> dict:
@@ -40,6 +46,7 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "kernel": kernel_of(g, new),
                 # the adders the kernel's netlist spends (products' own adders included)
                 "adders": netlist_adders(lower_dense(g, new)),
+                **_solve(lower_dense(g, new)),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
                 **({"requant": k["requant"]} if "requant" in k else {}),
@@ -64,6 +71,7 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "removed_inputs": 0,
                 "kernel": kernel_of(g, new),
                 "adders": netlist_adders(lower_dense(g, new)),
+                **_solve(lower_dense(g, new)),
                 "product_terms_verilog": verilog_terms.get(new.name, 0),
                 "product_terms_hls": hls_terms.get(new.name, 0),
             }

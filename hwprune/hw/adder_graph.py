@@ -21,6 +21,8 @@ grows fast with size), and the block outputs of a row are summed by a balanced t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from hwprune.errors import HwpruneError
@@ -38,6 +40,9 @@ NONZEROS_PER_BLOCK = 8192
 # 64x784 layer, 15,720 weights, 6,221 adders at depth 9 in 7 s, 5,659 at depth 12 in 18 s);
 # the deeper solution is kept when it needs no more register banks.
 WHOLE_LAYER_NONZEROS = 16384
+# Solves of fewer nonzero weights than this in all run in this process: starting workers
+# (about 1 s each) would cost more than it saves.
+PARALLEL_NONZEROS = 4096
 
 
 class _Graph:
@@ -100,11 +105,54 @@ class _Graph:
         return self.add(n, form, self.level[a.name])
 
 
-def _solve(w: np.ndarray, x: Value, cols: list[int], least_depth: bool = True):
-    """alkaid's solution for y = w @ x[cols] (w: rows x len(cols))."""
+def _solve_all(tasks: list[tuple[np.ndarray, list[IntRange], bool]]) -> list:
+    """alkaid's solution of each (w, input ranges, least depth) task, in order.
+
+    The solver holds the GIL, so with more than one task, more than one core and enough
+    weights, the tasks are shared among worker processes, each a fresh ``python -m
+    hwprune.hw.adder_graph`` reading its tasks and writing the solutions as pickles (the same
+    solutions: measured 2x faster on 2 cores). Fresh processes, not forks: a fork of a
+    process whose thread pools the solver or torch started can hang, and multiprocessing's
+    spawn would run a user's script without a main guard again.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    work = sum(int(np.count_nonzero(w)) for w, _, _ in tasks)
+    if len(tasks) < 2 or cores < 2 or work < PARALLEL_NONZEROS:
+        return [_solve(*t) for t in tasks]
+    import pickle
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = min(cores, len(tasks))
+    shares = [list(range(k, len(tasks), n)) for k in range(n)]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+    def run(share: list[int]) -> list:
+        cmd = [sys.executable, "-m", "hwprune.hw.adder_graph"]
+        data = pickle.dumps([tasks[i] for i in share])
+        r = subprocess.run(cmd, input=data, capture_output=True, env=env, check=False)
+        if r.returncode != 0:
+            err = r.stderr.decode(errors="replace").strip().splitlines()
+            raise HwpruneError(f"the adder-graph solver failed: {err[-1] if err else r.returncode}")
+        return pickle.loads(r.stdout)
+
+    out: list = [None] * len(tasks)
+    with ThreadPoolExecutor(n) as ex:  # threads only wait for the processes
+        for share, sols in zip(shares, ex.map(run, shares), strict=True):
+            for i, sol in zip(share, sols, strict=True):
+                out[i] = sol
+    return out
+
+
+def _solve(w: np.ndarray, ranges: list[IntRange], least_depth: bool = True):
+    """alkaid's solution for y = w @ x (w: rows x inputs; ``ranges``: each input's range)."""
     from alkaid.cmvm import cmvm_solve
 
-    qint = [(float(x.ranges[c].lo), float(x.ranges[c].hi), 1.0) for c in cols]
+    qint = [(float(r.lo), float(r.hi), 1.0) for r in ranges]
     kernel = np.ascontiguousarray(w.T.astype(np.float32))
     # hard_dc=0: the least adder depth the matrix allows, so the layer's latency matches mac's;
     # search_all_decompose_dc=False: 3-10x faster, same adders at that depth (measured on
@@ -172,13 +220,32 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     for i, row in enumerate(op.rows):
         w_full[i, list(row.cols)] = row.weights
     nonzeros = np.count_nonzero(w_full, axis=0)
-    if int(nonzeros.sum()) > WHOLE_LAYER_NONZEROS:
+    nz = int(nonzeros.sum())
+    if nz > WHOLE_LAYER_NONZEROS:
         blocks = _blocks(cols, nonzeros)
-        sols = [_solve(w_full[:, bc], x, bc) for bc in blocks]
-        return _netlist(op, x, per_stage, cols, blocks, sols)
+        sols = _solve_all([(w_full[:, bc], [x.ranges[c] for c in bc], True) for bc in blocks])
+        how = (
+            f"split: {nz:,} nonzero weights > {WHOLE_LAYER_NONZEROS:,}, so {len(blocks)} blocks "
+            f"of <= {BLOCK} inputs and <= {NONZEROS_PER_BLOCK:,} weights, each at least depth "
+            "(hard_dc=0, one decomposition), block outputs summed per row"
+        )
+        return _netlist(op, x, per_stage, cols, blocks, sols, how)
     w = w_full[:, cols]
-    least = _netlist(op, x, per_stage, cols, [cols], [_solve(w, x, cols)])
-    free = _netlist(op, x, per_stage, cols, [cols], [_solve(w, x, cols, least_depth=False)])
+    ranges = [x.ranges[c] for c in cols]
+    sol_least, sol_free = _solve_all([(w, ranges, True), (w, ranges, False)])
+    whole = f"whole matrix ({nz:,} nonzero weights <= {WHOLE_LAYER_NONZEROS:,})"
+    least = _netlist(
+        op, x, per_stage, cols, [cols], [sol_least], f"{whole}, least depth (hard_dc=0)"
+    )
+    free = _netlist(
+        op,
+        x,
+        per_stage,
+        cols,
+        [cols],
+        [sol_free],
+        f"{whole}, depth free (hard_dc=-1, full search): fewer adders, no more register banks",
+    )
     # The deeper solution only when it saves adders and needs no more register banks.
     fewer = len(free.nodes) - len(free.of_kind("reg")) < len(least.nodes) - len(
         least.of_kind("reg")
@@ -186,7 +253,9 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     return free if fewer and len(free.bank_levels) <= len(least.bank_levels) else least
 
 
-def _netlist(op: Dense, x: Value, per_stage: int, cols, blocks, solutions) -> DenseNetlist:
+def _netlist(
+    op: Dense, x: Value, per_stage: int, cols, blocks, solutions, solve: str
+) -> DenseNetlist:
     """The netlist from one solution per block of input columns."""
     from hwprune.hw.pipeline import pipeline
 
@@ -208,7 +277,7 @@ def _netlist(op: Dense, x: Value, per_stage: int, cols, blocks, solutions) -> De
         want = {c: w for c, w in zip(row.cols, row.weights, strict=True) if c in kept}
         if gr.form[tops[i].name] != want or gr.offset[tops[i].name] != row.bias:
             raise AssertionError(f"adder graph of {op.name} row {i} computes another row")
-    return pipeline(op.name, "adder-graph", tuple(cols), gr.nodes, tops, gr.level, per_stage)
+    return pipeline(op.name, "adder-graph", tuple(cols), gr.nodes, tops, gr.level, per_stage, solve)
 
 
 def _blocks(cols: list[int], nonzeros: np.ndarray) -> list[list[int]]:
@@ -252,3 +321,11 @@ def _row_sum(gr: _Graph, i: int, bias: int, terms: list[tuple[Node, bool]]) -> N
         gr.add(zero, {}, 0)
         top = gr.shiftadd(f"y_{i}_neg", zero, 0, top, 0, True, row=i)
     return top
+
+
+if __name__ == "__main__":  # a worker of _solve_all: pickled tasks in, solutions out
+    import pickle
+    import sys
+
+    _tasks = pickle.load(sys.stdin.buffer)
+    pickle.dump([_solve(*t) for t in _tasks], sys.stdout.buffer)

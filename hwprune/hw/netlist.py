@@ -66,6 +66,7 @@ class DenseNetlist:
     tops: tuple[str, ...]
     depth: int
     bank_levels: tuple[int, ...]
+    solve: str = ""  # how a solver's kernel solved the matrix (whole, split; its bounds)
 
     @cached_property
     def by_name(self) -> dict[str, Node]:

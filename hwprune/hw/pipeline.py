@@ -25,6 +25,7 @@ def pipeline(
     tops: list[Node],
     level: dict[str, int],
     per_stage: int,
+    solve: str = "",
 ) -> DenseNetlist:
     from hwprune.hw.schedule import stage_levels
 
@@ -60,4 +61,4 @@ def pipeline(
         out.append(n)
         by_name[n.name] = n
     top_names = tuple(delayed(t.name, len(banks) - 1) for t in tops)
-    return DenseNetlist(op, kernel, cols, tuple(out), top_names, depth, banks)
+    return DenseNetlist(op, kernel, cols, tuple(out), top_names, depth, banks, solve)

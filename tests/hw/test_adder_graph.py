@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hwprune.codegen.cocotb_tb import write_rtl, write_vectors
+from hwprune.codegen.manifest import manifest
 from hwprune.estimate.costs import netlist_luts
 from hwprune.hw import adder_graph
 from hwprune.hw.kernels import lower_dense
@@ -80,6 +81,7 @@ def test_whole_layer_keeps_the_cheaper_solution_without_more_banks(monkeypatch):
         monkeypatch.undo()
         assert len(chosen.of_kind("shiftadd")) <= len(least.of_kind("shiftadd"))
         assert len(chosen.bank_levels) <= len(least.bank_levels)
+        assert chosen.solve.startswith("whole matrix") and least.solve.startswith("split")
 
 
 def test_blocks_of_a_wide_layer(monkeypatch):
@@ -92,6 +94,14 @@ def test_blocks_of_a_wide_layer(monkeypatch):
     # each block's graph names its nodes g<block>_...: three blocks were solved
     blocks = {n.name.split("_")[0] for n in net.of_kind("shiftadd") if n.name.startswith("g")}
     assert blocks == {"g0", "g1", "g2"}
+    assert net.solve.startswith("split: ") and "3 blocks of <= 64 inputs" in net.solve
+
+
+def test_manifest_says_how_each_layer_was_solved():
+    g = with_kernel(optimize(random_mlp(2, (12, 8, 4), sparsity=0.3)), "adder-graph")
+    layers = manifest(g, g, {}, {})["layers"]
+    assert [ly["solve"].split(" (")[0] for ly in layers] == ["whole matrix"] * 2
+    assert "solve" not in manifest(g, with_kernel(g, "mac"), {}, {})["layers"][0]
 
 
 # CI runs the default pipeline on each graph, and one layer-per-stage and one deep case.
@@ -133,3 +143,18 @@ def test_auto_is_never_worse_than_either_kernel_by_the_estimate():
     assert estimate(auto, board)["totals"]["lut"] <= min(lut.values())
     for c in choice.values():  # no board, no DSP budget: the fewest LUTs without DSP
         assert c["lut"][c["kernel"]] == min(v for k, v in c["lut"].items() if c["dsp"][k] == 0)
+
+
+def test_solves_in_worker_processes_equal_solves_here(monkeypatch):
+    import os
+    import pickle
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: the solves run in this process")
+    rng = np.random.default_rng(4)
+    ranges = [adder_graph.IntRange(0, 15)] * 6
+    tasks = [(rng.integers(-3, 4, size=(5, 6)), ranges, least) for least in (True, False, True)]
+    here = [adder_graph._solve(*t) for t in tasks]
+    monkeypatch.setattr(adder_graph, "PARALLEL_NONZEROS", 0)
+    there = adder_graph._solve_all(tasks)
+    assert pickle.dumps(there) == pickle.dumps(here)
