@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -288,10 +288,15 @@ class Design:
         return levels.astype(np.int64)
 
     def sim(
-        self, simulator: str = "icarus", vectors: int = 1000, seed: int = 0, progress=False
+        self,
+        simulator: str = "icarus",
+        vectors: int = 1000,
+        seed: int = 0,
+        progress=False,
+        levels: Sequence[str] | None = None,
     ) -> SimReport:
         """The ladder on this design (see ``hwprune.sim``)."""
-        return sim(self.build_dir, simulator, vectors, seed, progress)
+        return sim(self.build_dir, simulator, vectors, seed, progress, levels)
 
     def estimate(self, board: str = "all", synth: str | None = None) -> dict:
         """Estimates on one board or all (see ``hwprune.estimate``)."""
@@ -451,9 +456,18 @@ def load_graph(build_dir: Path) -> Graph:
 # --- sim ------------------------------------------------------------------------------------
 
 
-def _check_sim_options(simulator: str, vectors: int, seed: int) -> None:
+def _check_sim_options(
+    simulator: str, vectors: int, seed: int, levels: Sequence[str] | None = None
+) -> None:
+    from hwprune.sim.ladder import SIM_LEVELS
     from hwprune.sim.rtl import check_simulator
 
+    known = [name for name, _ in SIM_LEVELS]
+    for lv in levels if levels is not None else ():
+        if lv not in known:
+            raise HwpruneError(f"--levels: no level {lv!r}; choose among {', '.join(known)}")
+    if levels is not None and not levels:
+        raise HwpruneError(f"--levels: name at least one of {', '.join(known)}")
     check_simulator(simulator)  # before the C-sim spends its time
     if not 1 <= vectors <= MAX_VECTORS:
         raise HwpruneError(f"--vectors {vectors}: use 1 to {MAX_VECTORS:,}")
@@ -467,17 +481,20 @@ def sim(
     vectors: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    levels: Sequence[str] | None = None,
 ) -> SimReport:
     """Compare C-simulation and RTL simulation (and qonnx execution when the model is at hand)
     with the golden interpreter on corner + seeded random vectors; write sim/report.json.
+    ``levels`` names the levels to run (``ladder.SIM_LEVELS``: qonnx, csim, rtl, rtl-axis;
+    default all).
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
     build_dir = Path(build_dir)
-    _check_sim_options(simulator, vectors, seed)
+    _check_sim_options(simulator, vectors, seed, levels)
     g = load_graph(build_dir)
     model = Design(build_dir, g, {}).model
-    return simulate(build_dir, g, model, simulator, vectors, seed, progress)
+    return simulate(build_dir, g, model, simulator, vectors, seed, progress, levels=levels)
 
 
 # --- estimate and boards --------------------------------------------------------------------

@@ -79,7 +79,8 @@ def cmd_sim(a) -> int:
     from hwprune import api
 
     try:
-        rep = api.sim(Path(a.dir), a.simulator, a.vectors, a.seed)
+        levels = a.levels.split(",") if a.levels else None
+        rep = api.sim(Path(a.dir), a.simulator, a.vectors, a.seed, levels=levels)
     except MismatchError as e:
         if e.report is not None:
             _print_sim(e.report)
@@ -195,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--simulator", default="icarus")
     s.add_argument("--vectors", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--levels",
+        metavar="L,L",
+        help="the levels to run, comma-separated (default all): qonnx, csim, rtl, rtl-axis",
+    )
     s.set_defaults(func=cmd_sim)
 
     s = sub.add_parser("estimate", help="resources and latency per board")

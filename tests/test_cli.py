@@ -106,6 +106,19 @@ def test_unknown_simulator(tmp_path, small_qonnx, sim):
     assert_clean_error(r, sim, "icarus", "verilator")
 
 
+def test_sim_levels_run_only_those_named_and_refuse_unknown_ones(tmp_path, small_qonnx):
+    import json
+
+    out = tmp_path / "b"
+    assert hwprune("compile", small_qonnx, "-o", out).returncode == 0
+    r = hwprune("sim", out, "--levels", "qonnx,rtl-axis", "--vectors", "20")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "sim" / "report.json").read_text())
+    assert [lv["name"] for lv in rep["levels"]] == ["qonnx", "rtl axi-stream (icarus)"]
+    r = hwprune("sim", out, "--levels", "qonnx,gates")
+    assert_clean_error(r, "'gates'", "qonnx, csim, rtl, rtl-axis")
+
+
 def test_estimate_with_yosys_synthesis(tmp_path, small_qonnx):
     import json
 

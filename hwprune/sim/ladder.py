@@ -127,7 +127,11 @@ def _level_rtl_axis(c: _SimContext) -> Level:
     from hwprune.codegen.axis import axis_top_name
     from hwprune.sim.rtl import run_rtl
 
-    vec = c.simdir / "vectors.json"  # written by the rtl level
+    vec = c.simdir / "vectors.json"  # written by the rtl level, when it ran
+    if not vec.is_file():
+        from hwprune.codegen.cocotb_tb import write_vectors
+
+        write_vectors(vec, c.g, c.x)
     logs = c.build_dir / "logs"
     top = axis_top_name(TOP)
     r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl_axis", vec, c.simulator, top, logs)
@@ -153,10 +157,11 @@ def simulate(
     seed: int,
     progress: bool = True,
     before: Sequence[Level] = (),
+    levels: Sequence[str] | None = None,
 ) -> SimReport:
-    """Run every level of ``SIM_LEVELS`` on ``vectors`` inputs and write sim/report.json
-    (staged: the folder appears whole or not at all). ``before``: levels the caller already
-    ran (the Brevitas model's), recorded first.
+    """Run every level of ``SIM_LEVELS`` (or those ``levels`` names) on ``vectors`` inputs and
+    write sim/report.json (staged: the folder appears whole or not at all). ``before``: levels
+    the caller already ran (the Brevitas model's), recorded first.
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
@@ -171,7 +176,8 @@ def simulate(
         simdir.mkdir()
         want = golden.outputs(g, x)
         ctx = _SimContext(build_dir, simdir, g, x, want, model, simulator, q_out, drawn_with_qonnx)
-        bar = tqdm(SIM_LEVELS, desc="simulate", unit="level", disable=not progress, leave=False)
+        run = [(n, f) for n, f in SIM_LEVELS if levels is None or n in levels]
+        bar = tqdm(run, desc="simulate", unit="level", disable=not progress, leave=False)
         for name, level in bar:
             bar.set_description(f"simulate: {name}")
             report.levels.append(level(ctx))

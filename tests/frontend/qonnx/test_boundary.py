@@ -101,8 +101,9 @@ def test_float_input_and_final_op_bit_exact_at_every_level(float_models, final, 
     out = tmp_path / "b"
     g = api.compile(float_models[final], out, input_type="fixed<8,3,RND,SAT>").graph
     assert g.host_output.final_op == final and g.host_output.tail
-    rep = api.sim(out, vectors=60, progress=False)
-    assert [lv.passed for lv in rep.levels] == [True] * 4  # qonnx, csim, rtl, axi-stream
+    # (the AXI-Stream top is checked by the coverage and real-model ladders)
+    rep = api.sim(out, vectors=60, progress=False, levels=["qonnx", "csim", "rtl"])
+    assert [lv.passed for lv in rep.levels] == [True] * 3
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     assert man["input_type"] == "fixed<8,3,RND,SAT>" and "RND" in man["input"]
     assert final in man["softmax"]

@@ -97,13 +97,9 @@ def test_export_patterns_are_the_third_party_ones(corpus):
 def test_compiles_and_simulates_bit_exactly(corpus, name, vectors, simulator, tmp_path):
     out = tmp_path / "b"
     api.compile(corpus[name], out, input_type=CORPUS[name].input_type)
-    rep = api.sim(out, simulator=simulator, vectors=vectors, progress=False)
-    assert [lv.name for lv in rep.levels] == [
-        "qonnx",
-        "csim",
-        f"rtl ({simulator})",
-        f"rtl axi-stream ({simulator})",
-    ]
+    # The AXI-Stream top wraps the same layers: the coverage and real-model ladders check it.
+    rep = api.sim(out, simulator, vectors, progress=False, levels=["qonnx", "csim", "rtl"])
+    assert [lv.name for lv in rep.levels] == ["qonnx", "csim", f"rtl ({simulator})"]
     assert all(lv.passed and lv.vectors >= vectors for lv in rep.levels)
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     assert man["input_type"] == CORPUS[name].input_type

@@ -25,8 +25,9 @@ def test_group_dilation_ceil_zero_point_bit_exact(tmp_path):
     np.testing.assert_array_equal(golden.outputs(g, x), q)
     out = tmp_path / "b"
     api.compile(p, out)
-    rep = api.sim(out, vectors=30, progress=False)
-    assert [lv.passed for lv in rep.levels] == [True] * 4  # qonnx, csim, rtl, axi-stream
+    # (the AXI-Stream top is checked by the coverage and real-model ladders)
+    rep = api.sim(out, vectors=30, progress=False, levels=["qonnx", "csim", "rtl"])
+    assert [lv.passed for lv in rep.levels] == [True] * 3
 
 
 def test_per_channel_input_scale_bit_exact(tmp_path):
