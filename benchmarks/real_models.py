@@ -82,7 +82,7 @@ def measure(
         row["sim"] = {s: {"error": "skipped (--no-rtl)"} for s in SIMULATORS}
         return row
     x = x[:rtl_vectors]
-    vec = work / f"{model.stem}-vectors.json"
+    vec = work / f"{model.stem}-vectors.npz"
     write_vectors(vec, g, x)
     for sim in SIMULATORS:
         try:

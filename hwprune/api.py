@@ -360,7 +360,7 @@ def _compile_files(
         vfiles = emit_verilog(g, TOP)
         write_files(rtl, {**vfiles, **emit_testbench(g, TOP)})
         x = golden.stimulus_vectors(g, 1000, 0)
-        write_vectors(rtl / "vectors.json", g, x)
+        write_vectors(rtl / "vectors.npz", g, x)
         write_hls_project(
             g,
             stage / "hls",

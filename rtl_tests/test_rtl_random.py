@@ -29,8 +29,8 @@ CASES = {
 def _simulate(tmp_path: Path, case: str, simulator: str) -> None:
     g = random_mlp(**CASES[case])
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 200, seed=7))
-    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", simulator)
+    write_vectors(tmp_path / "vectors.npz", g, golden.stimulus_vectors(g, 200, seed=7))
+    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.npz", simulator)
     assert res.passed, res.first_mismatch
 
 

@@ -10,28 +10,31 @@ files (cocotb's own layout).
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from hwprune.builddir import write_atomic
 from hwprune.codegen.axis import axis_top_name, byte_width
+from hwprune.codegen.harness import RESET_CYCLES, emit_harness
 from hwprune.codegen.verilog import Layer, emit_verilog, layers
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 from hwprune.resources import banner
 
-VECTORS_FORMAT = 1
+VECTORS_FORMAT = 2  # 2: numpy .npz (1 was JSON)
 
 # Seeded bubbles (cycles with in_valid low) between vectors: the pipeline must keep order
 # and drop nothing when the input stream has gaps.
 _BUBBLE_PROB = 0.1
-_RESET_CYCLES = 3
 _SEED = 0
 
 # The bodies of the generated tests: plain Python, identical for every design; the design's
-# constants are written above them. Both tests share the packing helpers.
-_HELPERS = """
+# constants are written above them. Both share the summary writer; the AXI-Stream test packs
+# words itself.
+_PACKING = """
 
 def _pack(vec, bits):
     mask = (1 << bits) - 1
@@ -52,9 +55,14 @@ def _unpack(word, bits, size, signed):
     return out
 
 
-def _write_summary(n_vec, n_outputs, n_checked, n_bad, first):
-    # The JSON summary run_rtl reads, to $HWPRUNE_RESULTS.
+"""
+
+_SUMMARY = """
+
+def _write_summary(n_vec, n_outputs, n_checked, n_bad, first, seconds=None):
+    # The JSON summary run_rtl reads, to $HWPRUNE_RESULTS; ``seconds``: where the time went.
     summary = dict(
+        seconds=seconds,
         top=TOP,
         n_vectors=n_vec,
         n_outputs=n_outputs,
@@ -72,24 +80,64 @@ def _write_summary(n_vec, n_outputs, n_checked, n_bad, first):
 
 """
 
-# The body of the plain top's test.
+# The body of the plain top's test: numpy in, numpy out; the harness streams the vectors.
 _BODY = (
-    _HELPERS
-    + '''def _raw(handle):
-    """The handle's value as an unsigned int, or None while any bit is X or Z."""
-    v = handle.value
-    return int(str(v), 2) if v.is_resolvable else None
+    _SUMMARY
+    + '''
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# ASCII -> nibble; 255 for anything else (X or Z bits, which Icarus writes as x or z)
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+_NIBBLE[_HEX] = np.arange(16)
+_NIBBLE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
 
 
-def _first_diff(expected, raw, bits, signed):
-    """(index, got) of the first element that differs, or None when all agree."""
-    if raw is None:
-        return 0, None
-    got = _unpack(raw, bits, len(expected), signed)
-    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
-        if e != g:
-            return i, g
-    return None
+def _bus_bytes(values, bits):
+    """``values`` (n, size) packed as buses (element i at bits [i*bits +: bits]): (n, bytes),
+    little-endian."""
+    n, size = values.shape
+    dt = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if np.iinfo(t).bits >= bits)
+    v = (values.astype(np.int64) & ((1 << bits) - 1)).astype(dt)
+    b = ((v[:, :, None] >> np.arange(bits, dtype=dt)) & dt(1)).astype(np.uint8)
+    return np.packbits(b.reshape(n, size * bits), axis=1, bitorder="little")
+
+
+def _hex_digits(width):
+    return (width + 3) // 4
+
+
+def _write_stimulus(path, valid, values, bits):
+    """One line per cycle, "<valid> <hex bus>", all rows at once."""
+    n, size = values.shape
+    digits = _hex_digits(size * bits)
+    be = _bus_bytes(values, bits)[:, ::-1]  # most significant byte first
+    nib = np.stack([be >> 4, be & 15], axis=2).reshape(n, -1)[:, -digits:]
+    lines = np.empty((n, digits + 3), dtype=np.uint8)
+    lines[:, 0] = np.where(valid, ord("1"), ord("0"))
+    lines[:, 1] = ord(" ")
+    lines[:, 2:-1] = _HEX[nib]
+    lines[:, -1] = ord("\\n")
+    lines.tofile(path)
+
+
+def _read_hex(path, width):
+    """A results file of one ``width``-bit hex word per line: (n, bytes) little-endian and a
+    mask of the rows holding X or Z bits (those read as zero)."""
+    digits = _hex_digits(width)
+    raw = np.fromfile(path, dtype=np.uint8)
+    rows = raw.reshape(-1, digits + 1)[:, :digits]
+    nib = _NIBBLE[rows]
+    bad = (nib == 255).any(axis=1)
+    nib[nib == 255] = 0
+    if digits % 2:
+        nib = np.concatenate([np.zeros((len(nib), 1), dtype=np.uint8), nib], axis=1)
+    be = (nib[:, 0::2] << 4) | nib[:, 1::2]
+    return np.ascontiguousarray(be[:, ::-1]), bad
+
+
+def _element(row_bytes, bits, index, signed):
+    word = int.from_bytes(row_bytes.tobytes(), "little")
+    v = (word >> (index * bits)) & ((1 << bits) - 1)
+    return v - (1 << bits) if signed and v >> (bits - 1) else v
 
 
 def _mismatch(reason, vector, layer=None, index=None, expected=None, got=None, inp=None):
@@ -104,90 +152,97 @@ def _mismatch(reason, vector, layer=None, index=None, expected=None, got=None, i
     )
 
 
-def _locate(v, drive, sampled, expected, inputs):
-    """The first layer whose register disagrees for vector v, probed when v was in it."""
-    for j, lay in enumerate(LAYERS):
-        k = drive + lay["end_cycle"]
-        raw = sampled[k][j] if k < len(sampled) else None
-        exp = expected[lay["value"]][v]
-        diff = _first_diff(exp, raw, lay["bits"], lay["signed"])
-        if diff is not None:
-            i, got = diff
-            return _mismatch("value", v, lay["label"], i, exp[i], got, inputs[v])
+def _first_bad(expected, got_bytes, xmask, bits, signed, layer, v, inputs):
+    """The mismatch of vector v in one layer's results (its first differing element)."""
+    exp = [int(e) for e in expected[v]]
+    if xmask[v]:
+        return _mismatch("value", v, layer, 0, exp[0], None, inputs[v])
+    for i, e in enumerate(exp):
+        g = _element(got_bytes[v], bits, i, signed)
+        if g != e:
+            return _mismatch("value", v, layer, i, e, g, inputs[v])
     return None
 
 
 @cocotb.test()
 async def test_vectors(dut):
-    """Drive every vector (with seeded bubbles) and compare every layer bit-exactly."""
-    with open(os.environ["HWPRUNE_VECTORS"]) as f:
-        doc = json.load(f)
-    inputs, expected = doc["inputs"], doc["expected"]
-    assert all(len(x) == IN_SIZE for x in inputs), f"vectors must have {IN_SIZE} elements"
+    """Stream every vector (with seeded bubbles) through the harness, then compare every
+    layer's register of every vector bit-exactly."""
+    t0 = time.perf_counter()
+    doc = np.load(os.environ["HWPRUNE_VECTORS"])
+    inputs = doc["inputs"]
+    assert inputs.shape[1] == IN_SIZE, f"vectors must have {IN_SIZE} elements"
     n_vec = len(inputs)
 
-    rng = random.Random(SEED)
-    plan = []
-    for v in range(n_vec):
-        while rng.random() < BUBBLE_PROB:
-            plan.append(None)
-        plan.append(v)
+    # Seeded bubbles: before each vector, a geometric number of cycles with in_valid low.
+    rng = np.random.default_rng(SEED)
+    gaps = rng.geometric(1.0 - BUBBLE_PROB, n_vec) - 1 if BUBBLE_PROB > 0 else np.zeros(n_vec)
+    drive = np.cumsum(gaps + 1) - 1  # the cycle (input line) of each vector
+    n_lines = int(drive[-1]) + 1 if n_vec else 0
+    noise = rng.integers(0, 1 << IN_BITS, size=(n_lines, IN_SIZE))
+    noise[drive] = inputs
+    valid = np.zeros(n_lines, dtype=bool)
+    valid[drive] = True
+    _write_stimulus("hwprune_in.hex", valid, noise, IN_BITS)
 
+    t1 = time.perf_counter()
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    dut.rst.value = 1
-    dut.in_valid.value = 0
-    dut.in_data.value = 0
-    for _ in range(RESET_CYCLES):
-        await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    dut.start.value = 0
+    await ClockCycles(dut.clk, 2, rising=False)
+    dut.start.value = 1
+    # Generous: twice the cycles the stream needs.
+    budget = 2 * (n_lines + LATENCY + RESET_CYCLES + 10) * 10
+    try:
+        await with_timeout(RisingEdge(dut.done), budget, "ns")
+    except SimTimeoutError:
+        pass
+    t2 = time.perf_counter()
 
-    # Sample at falling edges (everything settled after the rising edge), then drive the
-    # inputs the next rising edge captures. A vector driven at falling edge n is in layer L's
-    # register at falling edge n + end_cycle(L).
-    probes = [getattr(dut, lay["signal"]) for lay in LAYERS]
-    sampled, outputs, drive = [], [], []
-    for n in range(len(plan) + LATENCY + 1):
-        await FallingEdge(dut.clk)
-        if str(dut.out_valid.value) == "1":
-            outputs.append((n, _raw(dut.out_data)))
-        sampled.append([_raw(h) for h in probes])
-        item = plan[n] if n < len(plan) else None
-        if item is None:
-            dut.in_valid.value = 0
-            dut.in_data.value = rng.getrandbits(IN_BITS * IN_SIZE)
-        else:
-            dut.in_valid.value = 1
-            dut.in_data.value = _pack(inputs[item], IN_BITS)
-            drive.append(n)
-
+    first, n_bad = None, 0
+    bad_any = np.zeros(n_vec, dtype=bool)
     # Every layer register is checked for every vector, not only when the output is wrong: a
     # clip further on can hide an internal error these vectors happen not to expose.
-    first, n_checked, n_bad = None, 0, 0
-    for v in range(n_vec):
-        bad = None
-        if v < len(outputs):
-            n_checked += 1
-            cycle, raw = outputs[v]
-            if cycle != drive[v] + LATENCY:
-                bad = _mismatch("latency", v, None, None, LATENCY, cycle - drive[v], inputs[v])
-        bad = bad or _locate(v, drive[v], sampled, expected, inputs)
-        if bad is None and v < len(outputs):
-            exp = expected[OUT_VALUE][v]
-            diff = _first_diff(exp, raw, OUT_BITS, OUT_SIGNED)
-            if diff is not None:
-                i, got = diff
-                bad = _mismatch("value", v, "out_data", i, exp[i], got, inputs[v])
-        if bad is not None:
-            n_bad += 1
-            first = first or bad
-    if first is None and len(outputs) != n_vec:
-        first = _mismatch("count", min(len(outputs), n_vec), expected=n_vec, got=len(outputs))
+    per_layer = []
+    for k, lay in enumerate(LAYERS):
+        exp = doc["expected/" + lay["value"]]
+        got, xs = _read_hex(f"hwprune_layer{k}.hex", exp.shape[1] * lay["bits"])
+        if len(got) != n_vec:
+            n_got = min(len(got), n_vec)
+            first = first or _mismatch("count", n_got, lay["label"], None, n_vec, len(got))
+            break
+        wrong = (got != _bus_bytes(exp, lay["bits"])).any(axis=1) | xs
+        per_layer.append((lay, exp, got, xs, wrong))
+        bad_any |= wrong
+    # the cycle of every out_valid, 32-bit hex
+    cyc, _ = _read_hex("hwprune_out.hex", 32)
+    outs = cyc.view("<u4").ravel().astype(np.int64)
+    if first is None and len(outs) != n_vec:
+        first = _mismatch("count", min(len(outs), n_vec), None, None, n_vec, len(outs))
+    late = np.zeros(n_vec, dtype=bool)
+    if first is None:
+        late = outs - drive != LATENCY
+    n_bad = int((bad_any | late).sum())
+    if first is None and n_bad:
+        v = int(np.flatnonzero(bad_any | late)[0])
+        if late[v]:
+            took = int(outs[v] - drive[v])
+            first = _mismatch("latency", v, None, None, LATENCY, took, inputs[v].tolist())
+        else:
+            for lay, exp, got, xs, wrong in per_layer:
+                if wrong[v]:
+                    bits, signed, label = lay["bits"], lay["signed"], lay["label"]
+                    first = _first_bad(exp, got, xs, bits, signed, label, v, inputs.tolist())
+                    break
 
-    _write_summary(n_vec, len(outputs), n_checked, n_bad, first)
+    n_checked = 0 if first is not None and first["reason"] == "count" else n_vec
+    t3 = time.perf_counter()
+    seconds = dict(stimulus=t1 - t0, simulate=t2 - t1, compare=t3 - t2)
+    _write_summary(n_vec, len(outs), n_checked, n_bad, first, seconds)
 
     if first is not None:
         if first["reason"] == "count":
-            msg = f"{first['got']} outputs for {first['expected']} input vectors"
+            where = f" from layer {first['layer']}" if first["layer"] else ""
+            msg = f"{first['got']} results{where} for {first['expected']} input vectors"
         elif first["reason"] == "latency":
             v, got, exp = first["vector"], first["got"], first["expected"]
             msg = f"vector {v}: came out after {got} cycles, expected {exp}"
@@ -218,11 +273,12 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         "",
         "import json",
         "import os",
-        "import random",
+        "import time",
         "",
         "import cocotb",
+        "import numpy as np",
         "from cocotb.clock import Clock",
-        "from cocotb.triggers import FallingEdge",
+        "from cocotb.triggers import ClockCycles, RisingEdge, SimTimeoutError, with_timeout",
         "",
         f"TOP = {_py(top)}",
         f"IN_BITS = {xv.range.bits}",
@@ -233,22 +289,30 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"LATENCY = {sum(lay.cycles for lay in lays)}",
         f"SEED = {_SEED}",
         f"BUBBLE_PROB = {_BUBBLE_PROB}",
-        f"RESET_CYCLES = {_RESET_CYCLES}",
+        f"RESET_CYCLES = {RESET_CYCLES}",
         "# One entry per layer: the top-level wire exposing its output register.",
         "LAYERS = [",
         *(f"    {_py(p)}," for p in probes),
         "]",
     ]
-    return {f"test_{top}.py": "\n".join(head) + "\n" + _BODY, **emit_axis_testbench(g, top)}
+    return {
+        f"test_{top}.py": "\n".join(head) + "\n" + _BODY,
+        **emit_harness(g, top),
+        **emit_axis_testbench(g, top),
+    }
 
 
 # The AXI-Stream test: frames of 1..MAX_FRAME vectors (TLAST on each frame's last beat),
 # seeded pauses on the source (bubbles) and on the sink (back-pressure).
 _PAUSE_PROB = 0.3
 _MAX_FRAME = 4
+# The AXI-Stream level checks the interface (handshakes, back-pressure, TLAST) on at most this
+# many vectors: cocotbext-axi is Python per beat (about 1,000 vectors/s with Icarus).
+AXIS_MAX_VECTORS = 2000
 
 _AXIS_BODY = (
-    _HELPERS
+    _PACKING
+    + _SUMMARY
     + '''def _pauses(seed):
     rng = random.Random(seed)
     while True:
@@ -267,9 +331,11 @@ def _mismatch(reason, vector, index=None, expected=None, got=None, inp=None):
 async def test_axis(dut):
     """Stream every vector through the AXI-Stream top under random bubbles and
     back-pressure; compare every output and every frame boundary (TLAST) bit-exactly."""
-    with open(os.environ["HWPRUNE_VECTORS"]) as f:
-        doc = json.load(f)
-    inputs, expected = doc["inputs"], doc["expected"][OUT_VALUE]
+    doc = np.load(os.environ["HWPRUNE_VECTORS"])
+    # The interface on the first MAX_VECTORS vectors: cocotbext-axi drives every beat from
+    # Python; the plain top's test checks the datapath on all of them at simulator speed.
+    inputs = doc["inputs"][:MAX_VECTORS].tolist()
+    expected = doc["expected/" + OUT_VALUE][:MAX_VECTORS].tolist()
     n_vec = len(inputs)
     rng = random.Random(SEED)
     frames, v = [], 0
@@ -354,6 +420,7 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         "import cocotb",
         "from cocotb.clock import Clock",
         "from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout",
+        "import numpy as np",
         "from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource",
         "",
         f"TOP = {_py(name)}",
@@ -367,7 +434,8 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"SEED = {_SEED}",
         f"PAUSE_PROB = {_PAUSE_PROB}",
         f"MAX_FRAME = {_MAX_FRAME}",
-        f"RESET_CYCLES = {_RESET_CYCLES}",
+        f"MAX_VECTORS = {AXIS_MAX_VECTORS}",
+        f"RESET_CYCLES = {RESET_CYCLES}",
     ]
     return {f"test_{name}.py": "\n".join(head) + "\n" + _AXIS_BODY}
 
@@ -394,20 +462,27 @@ def _probe(g: Graph, lay: Layer) -> dict:
 
 
 def write_vectors(path: Path, g: Graph, inputs: np.ndarray) -> None:
-    """Write the vectors file: the inputs and, from the golden interpreter, the expected
-    value of every layer output the top exposes (the graph output included).
+    """Write the vectors file (numpy ``.npz``): ``inputs`` and, from the golden interpreter,
+    ``expected/<value>`` for every layer output the top exposes (the graph output included),
+    each an int64 array of one row per vector; ``format`` is ``VECTORS_FORMAT``.
 
     ``inputs`` is an integer array of shape (n, input size) inside the input's range.
     """
     inputs = np.asarray(inputs, dtype=np.int64)
     vals = golden.run(g, inputs)
     names = [lay.value for lay in layers(g)] + [g.outputs[0]]
-    doc = {
-        "format": VECTORS_FORMAT,
-        "inputs": inputs.tolist(),
-        "expected": {n: vals[n].tolist() for n in dict.fromkeys(names)},
-    }
-    write_atomic(Path(path), json.dumps(doc, separators=(",", ":")) + "\n")
+    arrays = {"format": np.array(VECTORS_FORMAT), "inputs": inputs}
+    arrays |= {f"expected/{n}": np.asarray(vals[n], dtype=np.int64) for n in dict.fromkeys(names)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def write_rtl(g: Graph, rtl_dir: Path, top: str = "hwprune_top") -> list[Path]:

@@ -7,16 +7,18 @@ output register as ``<layer>_q`` so a testbench can say which layer went wrong f
 Arithmetic is done in signed wires whose widths come from the exact ranges the schedule uses,
 so nothing can overflow; registers hold exactly ``range.bits`` bits (unsigned when the range
 has no negative value) so that the flip-flop count is the schedule's ``sum(Stage.reg_bits)``.
-Every product is one line: the input shifted and added by the canonical signed digits (CSD)
-of its weight, with the weight repeated in a trailing comment,
+Every product is one statement: the input shifted and added by the canonical signed digits
+(CSD) of its weight, with the weight repeated in a trailing comment,
 
-    wire signed [13:0] p_<row>_<k> = -((X <<< 4) + X); // w=-17
+    p_<row>_<k> = -((X <<< 4) + X); // w=-17
 
-where X is the input ``x_<col>`` sized to the wire's width, here the 9-bit x_<col>
-sign-extended, ``$signed({{5{x_<col>[8]}}, x_<col>})`` (every operand of every line is sized to its
-context explicitly, so ``verilator --lint-only -Wall`` finds nothing to warn about), one
-per nonzero weight and none for zero weights. The expression is the hardware; the comment
-only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
+in the ``always @*`` block of its pipeline stage (``p_<row>_<k>`` is declared ``reg signed
+[13:0]``: a combinational variable; one block per stage, which simulators evaluate once per
+cycle), where X is the input ``x_<col>`` sized to the variable's width, here the 9-bit
+x_<col> sign-extended, ``$signed({{5{x_<col>[8]}}, x_<col>})`` (every operand of every line
+is sized to its context explicitly, so ``verilator --lint-only -Wall`` finds nothing to warn
+about), one per nonzero weight and none for zero weights. The expression is the hardware;
+the comment only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
 expression to prove that the testbench fails. Shift-and-add is what the estimator costs
 (``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry chains, where it made
 ``x * W`` an array multiplier, or by default a DSP for every weight but x1/x2/x4 (DESIGN.md,
@@ -76,7 +78,7 @@ _TERM = rf"(?:{_X}|\({_X} <<< \d+\))"
 _SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
 _MULT = rf"{_X} \* -?\d+'sd\d+"
 _PRODUCT = re.compile(
-    rf"^\s*wire signed \[\d+:0\] p_\d+_\d+ = (?:{_X} <<< \d+|{_SUM}|-?\({_SUM}\)|{_MULT});"
+    rf"^\s*p_\d+_\d+ = (?:{_X} <<< \d+|{_SUM}|-?\({_SUM}\)|{_MULT});"
     r" // w=-?\d+$",
     re.MULTILINE,
 )
@@ -272,6 +274,9 @@ class _Body:
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
+        self.comb: list[str] = []  # declarations of the combinational variables
+        self.stages: dict[int, list[str]] = {}  # pipeline stage -> its always @* statements
+        self.stage = 0
         self.regs: list[str] = []
         self.assigns: list[str] = []
         self._read: dict[str, list[bool]] = {}
@@ -280,11 +285,23 @@ class _Body:
         self._read[name] = [False] * width
         return _Sig(name, width, signed)
 
-    def wire(self, name: str, width: int, expr: str, comment: str = "") -> _Sig:
-        """Declare ``wire signed [width-1:0] name = expr;`` (expr is exactly width bits)."""
+    def wire(
+        self,
+        name: str,
+        width: int,
+        expr: str,
+        comment: str = "",
+        signed: bool = True,
+        attr: str = "",
+    ) -> _Sig:
+        """A combinational value ``name = expr`` (expr is exactly width bits) in the
+        ``always @*`` block of the current pipeline stage (``self.stage``), declared as a
+        variable of ``width`` bits (``attr``: a synthesis attribute before it)."""
         tail = f" // {comment}" if comment else ""
-        self.lines.append(f"    wire signed [{width - 1}:0] {name} = {expr};{tail}")
-        return self.declare(name, width)
+        kind = f"reg signed [{width - 1}:0]" if signed else f"reg [{width - 1}:0]"
+        self.comb.append(f"    {attr}{kind if width > 1 or signed else 'reg'} {name};")
+        self.stages.setdefault(self.stage, []).append(f"        {name} = {expr};{tail}")
+        return self.declare(name, width, signed)
 
     def reg(self, name: str, r: IntRange, src: _Sig) -> _Sig:
         """A register of exactly r.bits bits (unsigned when r is), loaded with ``src``."""
@@ -433,8 +450,9 @@ def _requant(m: _Body, n: Node, src: _Sig, r: IntRange) -> _Sig:
             f = m.wire(f"{tag}_f", _sbits(fl), m.fit(sh, _sbits(fl)))
             m.use(f"{tag}_f", 0, 0)
             low, h = f"{tag}_e[{s - 1}:0]", f"{s}'d{half}"
-            m.lines.append(f"    wire {tag}_up = ({low} > {h}) || ({low} == {h} && {tag}_f[0]);")
-            up = m.declare(f"{tag}_up", 1, signed=False)
+            up = m.wire(
+                f"{tag}_up", 1, f"({low} > {h}) || ({low} == {h} && {tag}_f[0])", signed=False
+            )
             w1 = _sbits(r1)
             res = m.wire(f"{tag}_r", w1, f"{m.fit(f, w1)} + {m.fit(up, w1)}")
     out = IntRange(min(max(r1.lo, lo), hi), min(max(r1.hi, lo), hi))
@@ -501,7 +519,12 @@ def _layer_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
     for n in net.inputs:
         w = _sbits(net.input_range or n.range)
         xs[n.col] = sigs[n.name] = m.wire(n.name, w, m.element(xv, n.col, w))
+    # The stage a node's logic belongs to: after the register banks its operands come from.
+    stage: dict[str, int] = {n.name: 0 for n in net.inputs}
     for n in net.nodes:
+        after = max((stage[a] for a in n.args), default=0)
+        stage[n.name] = n.stage + 1 if n.kind == "reg" else after
+        m.stage = after
         sigs[n.name] = _node(m, n, sigs, xs, xv, net)
     for i, out in enumerate(net.outs):
         r = net.by_name[out].range
@@ -529,8 +552,7 @@ def _node(
         # One multiplier for a DSP slice; both operands at the product's width (exact
         # modulo 2**w, and the product fits), the constant as a literal.
         expr = f"{m.fit(xs[n.col], w)} * {_lit(n.value, w)}"
-        m.lines.append('    (* use_dsp = "yes" *)')
-        return m.wire(n.name, w, expr, f"w={n.value}")
+        return m.wire(n.name, w, expr, f"w={n.value}", attr='(* use_dsp = "yes" *) ')
     if n.kind in ("add", "count"):
         a, b = (m.fit(sigs[arg], w) for arg in n.args)
         return m.wire(n.name, w, f"{a} + {b}")
@@ -555,8 +577,7 @@ def _node(
         # (threshold_split keeps only those), so it fits the input's width.
         x = sigs[n.args[0]]
         cmp = f"{m.sfit(x, x.width)} >= {_lit(n.value, x.width)}"
-        m.lines.append(f"    wire {n.name} = {cmp}; // t={n.value}")
-        return m.declare(n.name, 1, signed=False)
+        return m.wire(n.name, 1, cmp, f"t={n.value}", signed=False)
     if n.kind == "requant":
         return _requant(m, n, sigs[n.args[0]], net.by_name[n.args[0]].range)
     if n.kind == "scale":
@@ -590,7 +611,13 @@ def _finish_module(m: _Body, yv: Value, wo: int) -> str:
     """Close a layer module: its output registers, the packed output bus, endmodule."""
     # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
     # flip-flops plain (no reset mux) and the count equal to the schedule's.
-    lines = [*m.lines, *m.regs, "    always @(posedge clk) begin", *m.assigns, "    end"]
+    # One always @* block per pipeline stage: a stage's logic reads the input or the register
+    # bank before it only, so the simulator evaluates each block once per clock cycle (one
+    # process, where a continuous assignment per node made Icarus 7-10 times slower).
+    lines = [*m.lines, *m.comb, *m.regs]
+    for st in sorted(m.stages):
+        lines += ["    always @* begin", *m.stages[st], "    end"]
+    lines += ["    always @(posedge clk) begin", *m.assigns, "    end"]
     for i, r in enumerate(yv.ranges):
         q = _Sig(f"q_{i}", r.bits, r.signed)
         lines.append(f"    assign {_sel('y', i, wo)} = {m.fit(q, wo, r.signed)};")

@@ -119,12 +119,15 @@ def _source_digest(hls_dir: Path, project: str) -> str:
     return digest.hexdigest()
 
 
-def build_csim(hls_dir: Path) -> Path:
+def build_csim(hls_dir: Path, cache_dir: Path | None = None) -> Path:
     """Compile the project's C-simulation library with its own build_lib.sh (g++), with the
     base flags replaced by CSIM_CFLAGS.
 
-    Returns the library path. Skips the build when no source changed since the last one.
-    A failed build raises ``HwpruneError`` with the first compiler error and the log path.
+    Returns the library path. Skips the build when no source changed since the last one, in
+    this project or, with ``cache_dir``, in the last project built there with the same
+    sources (a compile rewrites hls/ with the same bytes; the library is kept under its
+    sources' digest). A failed build raises ``HwpruneError`` with the first compiler error
+    and the log path.
     """
     hls_dir = Path(hls_dir).resolve()
     project, stamp = _build_script_values(hls_dir)
@@ -132,6 +135,11 @@ def build_csim(hls_dir: Path) -> Path:
     record = lib.with_name(lib.name + ".sha256")
     digest = _source_digest(hls_dir, project)
     if lib.is_file() and record.is_file() and record.read_text() == digest:
+        return lib
+    cached = Path(cache_dir) / f"{digest[:32]}.so" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        shutil.copyfile(cached, lib)
+        record.write_text(digest)
         return lib
     if shutil.which("g++") is None:
         raise HwpruneError("g++ is not installed; the C-simulation needs it (apt-get install g++)")
@@ -157,6 +165,11 @@ def build_csim(hls_dir: Path) -> Path:
             f"the C-simulation build of {hls_dir} failed: {first.strip()} (full log: {log})"
         )
     record.write_text(digest)
+    if cached is not None:  # the one library kept: this one
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for old in cached.parent.glob("*.so"):
+            old.unlink()
+        shutil.copyfile(lib, cached)
     return lib
 
 
@@ -215,22 +228,27 @@ def _exact_ints(values: np.ndarray, what: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def run_csim(hls_dir: Path, inputs: np.ndarray) -> np.ndarray:
+def run_csim(
+    hls_dir: Path, inputs: np.ndarray, cache_dir: Path | None = None, tick=None
+) -> np.ndarray:
     """Run hls4ml's g++ C-simulation of a written project on a batch of integer inputs.
 
     ``inputs`` has shape (batch, n_in) and holds integers; returns int64 outputs of shape
-    (batch, n_out). Builds the library first if needed (see ``build_csim``).
+    (batch, n_out). Builds the library first if needed (see ``build_csim``, which keeps it in
+    ``cache_dir``); ``tick(n)`` is called with the vectors done every 64 vectors.
     """
     hls_dir = Path(hls_dir).resolve()
     project, _ = _build_script_values(hls_dir)
     xd, n_out = _checked_inputs(hls_dir, project, inputs)
     out = np.zeros((xd.shape[0], n_out), dtype=np.float64)
-    lib = build_csim(hls_dir)
+    lib = build_csim(hls_dir, cache_dir)
     with _loaded(lib) as dll:
         top = _top_function(dll, project)
         x_addr, x_step = xd.ctypes.data, xd.strides[0]
         y_addr, y_step = out.ctypes.data, out.strides[0]
         for i in range(xd.shape[0]):
+            if tick is not None and i % 64 == 0:
+                tick(i)
             top(x_addr + i * x_step, y_addr + i * y_step)
     return _exact_ints(out, "the output")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -81,13 +82,26 @@ class _SimContext:
     simulator: str
     qonnx_out: np.ndarray | None = None  # qonnx's outputs, when drawing x already ran it
     qonnx_seconds: float = 0.0  # the time that drawing spent in qonnx, counted at its level
+    progress: bool = False
+
+    @contextmanager
+    def bar(self, name: str):
+        """A progress bar of this level's vectors (rate in vec/s); yields tick(n done)."""
+        from tqdm import tqdm
+
+        with tqdm(
+            total=len(self.x), desc=name, unit="vec", disable=not self.progress, leave=True
+        ) as b:
+            yield lambda n: b.update(max(0, min(n, b.total) - b.n))
+            b.update(b.total - b.n)
 
 
 def _level_qonnx(c: _SimContext) -> Level:
     if not c.model.is_file():
         return Level("qonnx", True, 0, 0.0, skipped="model.onnx not found")
     t0 = time.perf_counter()
-    got = c.qonnx_out if c.qonnx_out is not None else qonnx_outputs(c.model, c.g, c.x)
+    with c.bar("qonnx") as tick:
+        got = c.qonnx_out if c.qonnx_out is not None else qonnx_outputs(c.model, c.g, c.x, tick)
     mm = first_mismatch(c.g, c.x, c.want, got)
     seconds = time.perf_counter() - t0 + c.qonnx_seconds
     return Level("qonnx", mm is None, len(c.x), seconds, mm)
@@ -98,7 +112,9 @@ def _level_csim(c: _SimContext) -> Level:
 
     t0 = time.perf_counter()
     hls = c.build_dir / "hls"
-    mm = first_mismatch(c.g, c.x, c.want, run_csim(hls, c.x))
+    with c.bar("csim") as tick:
+        got = run_csim(hls, c.x, c.build_dir / CACHE / "csim", tick)
+    mm = first_mismatch(c.g, c.x, c.want, got)
     if mm is not None:
         # Name the first layer that differs (hls4ml's trace), not just the output.
         try:
@@ -113,12 +129,14 @@ def _level_rtl(c: _SimContext) -> Level:
     from hwprune.codegen.cocotb_tb import write_vectors
     from hwprune.sim.rtl import run_rtl
 
-    vec = c.simdir / "vectors.json"
+    vec = c.simdir / "vectors.npz"
     write_vectors(vec, c.g, c.x)
     # The logs go beside sim/ (build_dir/logs), not into the staging folder, so a log an
     # error message names still exists after the run.
     logs = c.build_dir / "logs"
-    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP, logs)
+    cache = c.build_dir / CACHE / "rtl"
+    with c.bar(f"rtl ({c.simulator})") as tick:
+        r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP, logs, cache, tick)
     return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
 
 
@@ -127,17 +145,23 @@ def _level_rtl_axis(c: _SimContext) -> Level:
     from hwprune.codegen.axis import axis_top_name
     from hwprune.sim.rtl import run_rtl
 
-    vec = c.simdir / "vectors.json"  # written by the rtl level, when it ran
+    vec = c.simdir / "vectors.npz"  # written by the rtl level, when it ran
     if not vec.is_file():
         from hwprune.codegen.cocotb_tb import write_vectors
 
         write_vectors(vec, c.g, c.x)
     logs = c.build_dir / "logs"
     top = axis_top_name(TOP)
-    r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl_axis", vec, c.simulator, top, logs)
+    cache = c.build_dir / CACHE / "rtl"
+    with c.bar(f"rtl axi-stream ({c.simulator})"):
+        r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl_axis", vec, c.simulator, top, logs, cache)
     name = f"rtl axi-stream ({c.simulator})"
     return Level(name, r.passed, r.n_vectors, r.seconds, r.first_mismatch)
 
+
+# Simulator and C-simulation builds, kept by a hash of their sources across compiles and sims
+# (DIR/cache/: compile leaves it alone; a stale entry is replaced, never used).
+CACHE = "cache"
 
 # The rungs `hwprune sim` checks, in order (Brevitas is added by `run`, which has the model).
 SIM_LEVELS = (
@@ -165,7 +189,6 @@ def simulate(
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     x, q_out = sim_vectors(g, model, vectors, seed)
@@ -175,12 +198,12 @@ def simulate(
         simdir = stage / "sim"
         simdir.mkdir()
         want = golden.outputs(g, x)
-        ctx = _SimContext(build_dir, simdir, g, x, want, model, simulator, q_out, drawn_with_qonnx)
-        run = [(n, f) for n, f in SIM_LEVELS if levels is None or n in levels]
-        bar = tqdm(run, desc="simulate", unit="level", disable=not progress, leave=False)
-        for name, level in bar:
-            bar.set_description(f"simulate: {name}")
-            report.levels.append(level(ctx))
+        ctx = _SimContext(
+            build_dir, simdir, g, x, want, model, simulator, q_out, drawn_with_qonnx, progress
+        )
+        for name, level in SIM_LEVELS:
+            if levels is None or name in levels:
+                report.levels.append(level(ctx))
         doc = {
             "passed": report.passed,
             "host_boundary": host_boundary(g),

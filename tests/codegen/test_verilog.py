@@ -115,12 +115,12 @@ GRAPHS = {
 def _design(tmp_path: Path, g: Graph, n_random: int = 300, seed: int = 0) -> tuple[Path, Path]:
     rtl_dir = tmp_path / "rtl"
     write_rtl(g, rtl_dir)
-    vectors = tmp_path / "vectors.json"
+    vectors = tmp_path / "vectors.npz"
     write_vectors(vectors, g, golden.stimulus_vectors(g, n_random, seed))
     return rtl_dir, vectors
 
 
-_LINE = re.compile(r"^\s*wire signed \[\d+:0\] p_(\d+)_(\d+) = (.*); // w=(-?\d+)$", re.MULTILINE)
+_LINE = re.compile(r"^\s*p_(\d+)_(\d+) = (.*); // w=(-?\d+)$", re.MULTILINE)
 
 
 def _product_lines(text: str) -> list[str]:
@@ -321,7 +321,7 @@ def test_weight_comment_is_not_hardware(tmp_path: Path) -> None:
 
 def test_unknown_simulator_lists_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(HwpruneError) as err:
-        run_rtl(tmp_path, tmp_path / "work", tmp_path / "v.json", simulator="modelsim")
+        run_rtl(tmp_path, tmp_path / "work", tmp_path / "v.npz", simulator="modelsim")
     for sim in SIMULATORS:
         assert sim in str(err.value)
 
@@ -329,7 +329,7 @@ def test_unknown_simulator_lists_valid_ones(tmp_path: Path) -> None:
 def test_missing_simulator_names_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rtl.shutil, "which", lambda name: None)
     with pytest.raises(HwpruneError, match="iverilog"):
-        run_rtl(tmp_path, tmp_path / "work", tmp_path / "v.json")
+        run_rtl(tmp_path, tmp_path / "work", tmp_path / "v.npz")
 
 
 @pytest.mark.slow
@@ -434,10 +434,12 @@ def test_yosys_xilinx_infers_no_dsp(tmp_path: Path) -> None:
 def test_vectors_file_holds_every_layer(tmp_path: Path) -> None:
     g = corner_graph()
     x = golden.stimulus_vectors(g, 5, 1)
-    write_vectors(tmp_path / "v.json", g, x)
-    doc = json.loads((tmp_path / "v.json").read_text())
+    write_vectors(tmp_path / "v.npz", g, x)
+    doc = np.load(tmp_path / "v.npz")
     vals = golden.run(g, x)
-    assert doc["inputs"] == x.tolist()
-    assert set(doc["expected"]) == {lay.value for lay in layers(g)}
-    for name, rows in doc["expected"].items():
-        np.testing.assert_array_equal(np.array(rows), vals[name])
+    assert int(doc["format"]) == 2
+    np.testing.assert_array_equal(doc["inputs"], x)
+    expected = {k.split("/", 1)[1] for k in doc.files if k.startswith("expected/")}
+    assert expected == {lay.value for lay in layers(g)}
+    for name in expected:
+        np.testing.assert_array_equal(doc["expected/" + name], vals[name])

@@ -44,8 +44,8 @@ GRAPHS = {
 def _design(tmp_path: Path, g: Graph, seed: int = 7) -> tuple[Path, Path, np.ndarray]:
     write_rtl(g, tmp_path / "rtl")
     x = golden.stimulus_vectors(g, N_RANDOM, seed)
-    write_vectors(tmp_path / "vectors.json", g, x)
-    return tmp_path / "rtl", tmp_path / "vectors.json", x
+    write_vectors(tmp_path / "vectors.npz", g, x)
+    return tmp_path / "rtl", tmp_path / "vectors.npz", x
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
@@ -86,7 +86,7 @@ def _fails_at(tmp_path: Path, g: Graph, layer_op: str, corrupted: dict[str, str]
     assert bad["got"] != bad["expected"]
 
 
-_CMP = re.compile(r"^(\s*wire c_(\d+)_\d+ = x_\d+ >= )(-?\d+'sd\d+)(; // t=(-?\d+))$", re.MULTILINE)
+_CMP = re.compile(r"^(\s*c_(\d+)_\d+ = x_\d+ >= )(-?\d+'sd\d+)(; // t=(-?\d+))$", re.MULTILINE)
 
 
 @pytest.mark.parametrize("bipolar", [True, False])

@@ -122,8 +122,8 @@ RTL_CASES = [
 def test_rtl_bit_exact(tmp_path, name, per_stage):
     g = with_kernel(optimize(GRAPHS[name]()), "adder-graph", per_stage)
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 80, seed=5))
-    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", "icarus")
+    write_vectors(tmp_path / "vectors.npz", g, golden.stimulus_vectors(g, 80, seed=5))
+    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.npz", "icarus")
     assert res.passed, res.first_mismatch  # values and the latency the schedule states
 
 

@@ -56,8 +56,8 @@ def test_product_terms_are_the_nonzero_weights():
 def test_rtl_bit_exact(tmp_path):
     g = _g()
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "v.json", g, golden.stimulus_vectors(g, 80, seed=2))
-    r = run_rtl(tmp_path / "rtl", tmp_path / "w", tmp_path / "v.json", "icarus")
+    write_vectors(tmp_path / "v.npz", g, golden.stimulus_vectors(g, 80, seed=2))
+    r = run_rtl(tmp_path / "rtl", tmp_path / "w", tmp_path / "v.npz", "icarus")
     assert r.passed, r.first_mismatch
 
 

@@ -57,7 +57,7 @@ def test_rtl_bit_exact_at_every_pipeline(tmp_path, kind, per_stage):
     g = random_mlp(5, (40, 9, 3), sparsity=0.2) if kind == "mlp" else random_cnn(4)
     g = with_pipeline(optimize(g), per_stage)
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 60, seed=3))
-    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", "icarus")
+    write_vectors(tmp_path / "vectors.npz", g, golden.stimulus_vectors(g, 60, seed=3))
+    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.npz", "icarus")
     # The generated testbench fails on any vector that leaves after another latency.
     assert res.passed, res.first_mismatch

@@ -162,6 +162,6 @@ def test_choice_is_the_cheapest_by_the_estimate(kernel):
 def test_rtl_bit_exact(tmp_path, rewrite):
     g = rewrite(_net(3), "t0")
     write_rtl(g, tmp_path / "rtl")
-    write_vectors(tmp_path / "vectors.json", g, golden.stimulus_vectors(g, 80, seed=1))
-    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.json", "icarus")
+    write_vectors(tmp_path / "vectors.npz", g, golden.stimulus_vectors(g, 80, seed=1))
+    res = run_rtl(tmp_path / "rtl", tmp_path / "work", tmp_path / "vectors.npz", "icarus")
     assert res.passed, res.first_mismatch

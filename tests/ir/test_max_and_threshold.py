@@ -424,8 +424,8 @@ def test_costs_hand_worked() -> None:
 
 # Operands are sized to the compare's and to the node's width, so the mux arms need not repeat
 # the compared text.
-_MAX_LINE = re.compile(r"wire signed \[\d+:0\] m_\d+_\d+_\d+ = \(.+ > .+\) \? .+ : .+;")
-_CMP_LINE = re.compile(r"wire c_(\d+)_(\d+) = x_\d+ >= (-?\d+'sd\d+); // t=(-?\d+)")
+_MAX_LINE = re.compile(r"^\s*m_\d+_\d+_\d+ = \(.+ > .+\) \? .+ : .+;", re.MULTILINE)
+_CMP_LINE = re.compile(r"c_(\d+)_(\d+) = x_\d+ >= (-?\d+'sd\d+); // t=(-?\d+)")
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
