@@ -119,6 +119,21 @@ def _source_digest(hls_dir: Path, project: str) -> str:
     return digest.hexdigest()
 
 
+def is_built(hls_dir: Path, cache_dir: Path | None = None) -> bool:
+    """Whether ``build_csim`` would find its library built (here or in ``cache_dir``)."""
+    try:
+        hls_dir = Path(hls_dir).resolve()
+        project, stamp = _build_script_values(hls_dir)
+        digest = _source_digest(hls_dir, project)
+    except (HwpruneError, OSError):
+        return False
+    lib = hls_dir / "firmware" / f"{project}-{stamp}.so"
+    record = lib.with_name(lib.name + ".sha256")
+    if lib.is_file() and record.is_file() and record.read_text() == digest:
+        return True
+    return cache_dir is not None and (Path(cache_dir) / f"{digest[:32]}.so").is_file()
+
+
 def build_csim(hls_dir: Path, cache_dir: Path | None = None) -> Path:
     """Compile the project's C-simulation library with its own build_lib.sh (g++), with the
     base flags replaced by CSIM_CFLAGS.

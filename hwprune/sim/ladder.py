@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from hwprune.errors import HwpruneError, MismatchError
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 from hwprune.names import TOP
+from hwprune.sim.forecast import warn_if_long
 from hwprune.sim.reference import draw_model_inputs, qonnx_outputs, qonnx_reference, to_grid
 
 
@@ -83,6 +85,12 @@ class _SimContext:
     qonnx_out: np.ndarray | None = None  # qonnx's outputs, when drawing x already ran it
     qonnx_seconds: float = 0.0  # the time that drawing spent in qonnx, counted at its level
     progress: bool = False
+    builds: dict = field(default_factory=dict)  # level -> Future of its build (_start_builds)
+
+    def built(self, name: str) -> None:
+        """Wait for the build started for level ``name``, raising its error."""
+        if name in self.builds:
+            self.builds[name].result()
 
     @contextmanager
     def bar(self, name: str):
@@ -113,6 +121,7 @@ def _level_csim(c: _SimContext) -> Level:
     t0 = time.perf_counter()
     hls = c.build_dir / "hls"
     with c.bar("csim") as tick:
+        c.built("csim")
         got = run_csim(hls, c.x, c.build_dir / CACHE / "csim", tick)
     mm = first_mismatch(c.g, c.x, c.want, got)
     if mm is not None:
@@ -136,6 +145,7 @@ def _level_rtl(c: _SimContext) -> Level:
     logs = c.build_dir / "logs"
     cache = c.build_dir / CACHE / "rtl"
     with c.bar(f"rtl ({c.simulator})") as tick:
+        c.built("rtl")
         r = run_rtl(c.build_dir / "rtl", c.simdir / "rtl", vec, c.simulator, TOP, logs, cache, tick)
     return Level(f"rtl ({c.simulator})", r.passed, r.n_vectors, r.seconds, r.first_mismatch)
 
@@ -172,6 +182,22 @@ SIM_LEVELS = (
 )
 
 
+def _start_builds(pool, build_dir: Path, simulator: str, chosen: list[str]) -> dict:
+    """Start the C-simulation's g++ and the RTL level's simulator build at once, beside the
+    qonnx level: each is mostly one process, so on 2 cores a large design's builds take the
+    longer one's time instead of their sum."""
+    from hwprune.sim.csim import build_csim
+    from hwprune.sim.rtl import prebuild_rtl
+
+    builds = {}
+    if "csim" in chosen:
+        builds["csim"] = pool.submit(build_csim, build_dir / "hls", build_dir / CACHE / "csim")
+    if "rtl" in chosen:
+        logs, cache = build_dir / "logs", build_dir / CACHE / "rtl"
+        builds["rtl"] = pool.submit(prebuild_rtl, build_dir / "rtl", simulator, TOP, logs, cache)
+    return builds
+
+
 def simulate(
     build_dir: Path,
     g: Graph,
@@ -198,12 +224,26 @@ def simulate(
         simdir = stage / "sim"
         simdir.mkdir()
         want = golden.outputs(g, x)
-        ctx = _SimContext(
-            build_dir, simdir, g, x, want, model, simulator, q_out, drawn_with_qonnx, progress
-        )
-        for name, level in SIM_LEVELS:
-            if levels is None or name in levels:
-                report.levels.append(level(ctx))
+        chosen = [name for name, _ in SIM_LEVELS if levels is None or name in levels]
+        if progress:
+            warn_if_long(build_dir, g, len(x), simulator, chosen)
+        with ThreadPoolExecutor(2) as pool:
+            ctx = _SimContext(
+                build_dir,
+                simdir,
+                g,
+                x,
+                want,
+                model,
+                simulator,
+                q_out,
+                drawn_with_qonnx,
+                progress,
+                _start_builds(pool, build_dir, simulator, chosen),
+            )
+            for name, level in SIM_LEVELS:
+                if name in chosen:
+                    report.levels.append(level(ctx))
         doc = {
             "passed": report.passed,
             "host_boundary": host_boundary(g),

@@ -92,6 +92,7 @@ class _Verilator(_RunEnv, _Cached, Verilator):
     optimizing the design."""
 
     private = False
+    make_vars: tuple[str, ...] = ()  # more make variables (the optimisation: _verilator_opt)
 
     def _simulator_in_path_build_only(self) -> None:
         self.executable = str(_verilator_executable())
@@ -102,7 +103,7 @@ class _Verilator(_RunEnv, _Cached, Verilator):
             return cmds
         if self.private:
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
-        cmds[-1] = [*cmds[-1], *_VERILATOR_MAKE_VARS]
+        cmds[-1] = [*cmds[-1], *_VERILATOR_MAKE_VARS, *self.make_vars]
         return cmds
 
 
@@ -184,25 +185,15 @@ def run_rtl(
     check_simulator(simulator)
     rtl_dir, work_dir, vectors = Path(rtl_dir), Path(work_dir), Path(vectors)
     test_module = rtl_dir / f"test_{top}.py"
-    sources = sorted(rtl_dir.glob("*.v"))
-    bench = rtl_dir / "tb" / f"{bench_name(top)}.v"
-    toplevel = bench_name(top) if bench.is_file() else top
-    if bench.is_file():
-        sources.append(bench)
     if not test_module.is_file():
         raise HwpruneError(f"{test_module} is missing; emit the testbench with emit_testbench")
-    if not sources:
-        raise HwpruneError(f"no Verilog (*.v) in {rtl_dir}; emit it with emit_verilog")
     if not vectors.is_file():
         raise HwpruneError(f"vectors file {vectors} is missing; write it with write_vectors")
-
     work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = work_dir.resolve()
     log_dir = work_dir if log_dir is None else Path(log_dir).resolve()
-    log_dir.mkdir(parents=True, exist_ok=True)
     stem = simulator if top == TOP else f"{simulator}_{top}"  # one log per top
     log = log_dir / f"{stem}.log"
-    build_log = log_dir / f"{stem}_build.log"
     results = work_dir / "results.json"
     results.unlink(missing_ok=True)
     # The simulator imports the test module from its working folder; a copy keeps Python's
@@ -212,36 +203,9 @@ def run_rtl(
     shutil.copyfile(test_module, test_dir / test_module.name)
     (test_dir / OUT_FILE).unlink(missing_ok=True)  # a previous run's, read by the ticker
 
-    runner = _RUNNERS[simulator]()
-    runner.run_env = {"HWPRUNE_VECTORS": str(vectors.resolve()), "HWPRUNE_RESULTS": str(results)}
-    build_args = list(_VERILATOR_ARGS) if simulator == "verilator" else []
-    if isinstance(runner, _Verilator):
-        runner.private = toplevel != top
-    key = build_key(simulator, toplevel, sources, [*build_args, f"private={toplevel != top}"])
-    if cache_dir is not None:
-        build_dir = Path(cache_dir).resolve() / f"{simulator}-{toplevel}-{key}"
-    else:
-        build_dir = work_dir / f"build_{simulator}"
     start = time.perf_counter()
-    built = build_dir / ".built"
-    runner.skip = built.is_file() and built.read_text() == key
-    if not runner.skip:
-        shutil.rmtree(build_dir, ignore_errors=True)
-        if cache_dir is not None:  # one build per simulator and top is kept
-            for old in Path(cache_dir).glob(f"{simulator}-{toplevel}-*"):
-                shutil.rmtree(old, ignore_errors=True)
-    try:
-        runner.build(
-            sources=[s.resolve() for s in sources],
-            hdl_toplevel=toplevel,
-            build_dir=build_dir,
-            build_args=build_args,
-            always=True,
-            log_file=build_log,
-        )
-    except (RuntimeError, subprocess.CalledProcessError) as e:
-        raise HwpruneError(f"{simulator} could not build {rtl_dir}: {e}; see {build_log}") from e
-    built.write_text(key)
+    runner, build_dir, toplevel = _build(rtl_dir, work_dir, simulator, top, log_dir, cache_dir)
+    runner.run_env = {"HWPRUNE_VECTORS": str(vectors.resolve()), "HWPRUNE_RESULTS": str(results)}
     build_s = time.perf_counter() - start
     with _Ticker(test_dir / OUT_FILE, tick):
         _run_test(runner, test_module, toplevel, build_dir, test_dir, work_dir, log)
@@ -259,6 +223,98 @@ def run_rtl(
         simulator=simulator,
         build_seconds=build_s,
     )
+
+
+def prebuild_rtl(rtl_dir: Path, simulator: str, top: str, log_dir: Path, cache_dir: Path) -> float:
+    """Build ``top``'s simulation into ``cache_dir`` ahead of ``run_rtl`` (which then builds
+    nothing), e.g. beside the C-simulation's g++ on the other core. Returns the seconds."""
+    check_simulator(simulator)
+    start = time.perf_counter()
+    _build(Path(rtl_dir), Path(cache_dir), simulator, top, Path(log_dir).resolve(), cache_dir)
+    return time.perf_counter() - start
+
+
+def design_bytes(rtl_dir: Path) -> int:
+    """The size of the design's Verilog (what a simulator build's time grows with)."""
+    return sum(p.stat().st_size for p in Path(rtl_dir).glob("*.v"))
+
+
+def _verilator_opt(sources: list[Path]) -> tuple[str, ...]:
+    """g++ optimisation of the Verilated model, by the design's size (measured here, 2 cores):
+    the default (-Os) for a design under BIG_DESIGN_BYTES (the 64-64-32-10 digits model: 25 s
+    build, 24,600 vectors/s; -O0: 19 s, 15,000/s); -O0 above it, where g++ dominates (a 13 MB
+    256x256 layer: 190 s at -Os, 46 s at -O0)."""
+    if sum(s.stat().st_size for s in sources) < BIG_DESIGN_BYTES:
+        return ()
+    return ("OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0")
+
+
+BIG_DESIGN_BYTES = 4_000_000
+
+
+def _plan(rtl_dir: Path, simulator: str, top: str):
+    """What a build of ``top`` compiles and with which flags: (sources, HDL toplevel, build
+    arguments, make variables, ``build_key``)."""
+    sources = sorted(Path(rtl_dir).glob("*.v"))
+    if not sources:
+        raise HwpruneError(f"no Verilog (*.v) in {rtl_dir}; emit it with emit_verilog")
+    bench = Path(rtl_dir) / "tb" / f"{bench_name(top)}.v"
+    toplevel = bench_name(top) if bench.is_file() else top
+    if bench.is_file():
+        sources.append(bench)
+    build_args = list(_VERILATOR_ARGS) if simulator == "verilator" else []
+    make_vars = _verilator_opt(sources) if simulator == "verilator" else ()
+    flags = [*build_args, *make_vars, f"private={toplevel != top}"]
+    return sources, toplevel, build_args, make_vars, build_key(simulator, toplevel, sources, flags)
+
+
+def is_built(rtl_dir: Path, simulator: str, top: str, cache_dir: Path) -> bool:
+    """Whether ``cache_dir`` holds the build ``run_rtl`` would make now."""
+    try:
+        *_, toplevel, _, _, key = _plan(rtl_dir, simulator, top)
+    except HwpruneError:
+        return False
+    built = Path(cache_dir) / f"{simulator}-{toplevel}-{key}" / ".built"
+    return built.is_file() and built.read_text() == key
+
+
+def _build(rtl_dir: Path, work_dir: Path, simulator: str, top: str, log_dir: Path, cache_dir):
+    """The simulator build of ``top`` (its harness when there is one), in ``cache_dir`` under
+    ``build_key`` when given (reused when the key matches), else in ``work_dir``. Returns the
+    runner (ready for ``test``), its build folder and the HDL toplevel."""
+    sources, toplevel, build_args, make_vars, key = _plan(rtl_dir, simulator, top)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stem = simulator if top == TOP else f"{simulator}_{top}"  # one log per top
+    build_log = log_dir / f"{stem}_build.log"
+    runner = _RUNNERS[simulator]()
+    if isinstance(runner, _Verilator):
+        runner.private = toplevel != top
+        runner.make_vars = make_vars
+    if cache_dir is not None:
+        build_dir = Path(cache_dir).resolve() / f"{simulator}-{toplevel}-{key}"
+    else:
+        build_dir = work_dir / f"build_{simulator}"
+    built = build_dir / ".built"
+    runner.skip = built.is_file() and built.read_text() == key
+    if not runner.skip:
+        shutil.rmtree(build_dir, ignore_errors=True)
+        if cache_dir is not None:  # one build per simulator and top is kept
+            for old in Path(cache_dir).glob(f"{simulator}-{toplevel}-*"):
+                shutil.rmtree(old, ignore_errors=True)
+    try:
+        runner.build(
+            sources=[s.resolve() for s in sources],
+            hdl_toplevel=toplevel,
+            build_dir=build_dir,
+            build_args=build_args,
+            always=True,
+            log_file=None if runner.skip else build_log,  # keep the log of the real build
+        )
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        raise HwpruneError(f"{simulator} could not build {rtl_dir}: {e}; see {build_log}") from e
+    if not runner.skip:
+        built.write_text(key)
+    return runner, build_dir, toplevel
 
 
 def _run_test(runner, test_module: Path, toplevel: str, build_dir, test_dir, work_dir, log):

@@ -1,0 +1,94 @@
+"""How long ``hwprune sim`` will take on a design, said before it starts when that is long.
+
+Each level's time is a build (skipped when DIR/cache/ holds it) and a run per vector, both
+growing with the size of what is built: the Verilog for the simulators, the HLS parameters
+(one C++ statement per product) for the C-simulation, the weights for qonnx. The rates are
+measured on this machine (2 cores) with ``benchmarks/sim.py`` (results/sim.md): they are the
+order of magnitude a user plans by, not a promise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hwprune.ir.graph import Dense, Graph
+from hwprune.names import TOP
+
+MB = 1_000_000
+
+# (seconds fixed, seconds per MB) of a build; seconds per vector per MB of a run.
+# Verilator: digits (0.3 MB) 25 s; the 490-256-256-256-12 MLP (57 MB, -O0 above
+# rtl.BIG_DESIGN_BYTES) 200 s verilating + 110 s of g++ on 2 cores; runs 24,600 and 320
+# vectors/s. Icarus: the MLP's build 4 s/MB, 1,000 vectors/s on digits. C-sim: parameters.h of
+# 9 MB (221k products) 199 s of g++, 28 ms a vector.
+BUILD = {"verilator": (20.0, 5.4), "icarus": (1.0, 4.0), "csim": (3.0, 22.0)}
+RUN = {"verilator": 5.5e-5, "icarus": 3.0e-3, "csim": 3.1e-3}
+QONNX_PER_WEIGHT = 8e-8  # seconds per weight and vector (the MLP: 259k weights, 47 vectors/s)
+
+WARN_SECONDS = 180.0  # say so before starting when the levels will take longer than this
+
+
+def forecast(build_dir: Path, g: Graph, n: int, simulator: str, levels: list[str]) -> dict:
+    """Expected seconds per level (and of its build, when it is not cached)."""
+    from hwprune.codegen.axis import axis_top_name
+    from hwprune.sim import csim, rtl
+
+    build_dir = Path(build_dir)
+    cache = build_dir / "cache"
+    out: dict[str, tuple[float, float]] = {}
+    rtl_mb = rtl.design_bytes(build_dir / "rtl") / MB
+    for level in levels:
+        if level == "qonnx":
+            weights = sum(op.n_in * len(op.rows) for op in g.ops if isinstance(op, Dense))
+            out[level] = (0.0, n * weights * QONNX_PER_WEIGHT)
+        elif level == "csim":
+            params = build_dir / "hls" / "firmware" / "parameters.h"
+            mb = params.stat().st_size / MB if params.is_file() else 0.0
+            built = csim.is_built(build_dir / "hls", cache / "csim")
+            fixed, per_mb = BUILD["csim"]
+            out[level] = (0.0 if built else fixed + per_mb * mb, n * RUN["csim"] * mb)
+        elif level in ("rtl", "rtl-axis"):
+            top = TOP if level == "rtl" else axis_top_name(TOP)
+            nv = n if level == "rtl" else min(n, 2000)
+            built = rtl.is_built(build_dir / "rtl", simulator, top, cache / "rtl")
+            fixed, per_mb = BUILD[simulator]
+            run = nv * RUN[simulator] * max(rtl_mb, 0.05)
+            if level == "rtl-axis":
+                run *= 20  # cocotb drives the AXI-Stream top cycle by cycle
+            out[level] = (0.0 if built else fixed + per_mb * rtl_mb, run)
+    return out
+
+
+def warn_if_long(build_dir: Path, g: Graph, n: int, simulator: str, levels: list[str]) -> None:
+    """One line on stderr when the levels will take over WARN_SECONDS: the time of each,
+    and the option that runs fewer."""
+    from hwprune.sim import rtl
+
+    try:
+        est = forecast(build_dir, g, n, simulator, levels)
+    except OSError:
+        return
+    # The C-simulation's and the RTL level's builds run side by side (ladder._start_builds).
+    builds = {lv: b for lv, (b, _) in est.items()}
+    side = max(builds.pop("csim", 0.0), builds.pop("rtl", 0.0))
+    total = side + sum(builds.values()) + sum(r for _, r in est.values())
+    if total < WARN_SECONDS:
+        return
+    parts = []
+    for level, (b, r) in est.items():
+        built = f" (build {_t(b)})" if b >= 1 else ""
+        parts.append(f"{level} {_t(b + r)}{built}")
+    slowest = max(est, key=lambda lv: sum(est[lv]))
+    keep = [lv for lv in levels if lv != slowest] or levels
+    mb = rtl.design_bytes(build_dir / "rtl")
+    print(
+        f"hwprune sim: this design ({mb / MB:.1f} MB of Verilog) will take about {_t(total)} "
+        f"here: {', '.join(parts)}; to run fewer levels, use --levels {','.join(keep)}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _t(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
