@@ -18,12 +18,13 @@ from hwprune.names import TOP
 MB = 1_000_000
 
 # (seconds fixed, seconds per MB) of a build; seconds per vector per MB of a run.
-# Verilator: digits (0.3 MB) 25 s; the 490-256-256-256-12 MLP (57 MB, -O0 above
-# rtl.BIG_DESIGN_BYTES) 200 s verilating + 110 s of g++ on 2 cores; runs 24,600 and 320
-# vectors/s. Icarus: the MLP's build 4 s/MB, 1,000 vectors/s on digits. C-sim: parameters.h of
-# 9 MB (221k products) 199 s of g++, 28 ms a vector.
-BUILD = {"verilator": (20.0, 5.4), "icarus": (1.0, 4.0), "csim": (3.0, 22.0)}
-RUN = {"verilator": 5.5e-5, "icarus": 3.0e-3, "csim": 3.1e-3}
+# Verilator: digits (0.27 MB of Verilog) 24 s; the 490-256-256-256-12 MLP (48.6 MB, -O0 above
+# rtl.BIG_DESIGN_BYTES) 200 s verilating + 110 s of g++ on 2 cores; runs 22,000 and 320
+# vectors/s. Icarus: iverilog had not finished the MLP after 11 min; 540 vectors/s on
+# digits. C-sim: parameters.h of 9 MB (221k products) 199 s of g++, 28 ms a vector.
+BUILD = {"verilator": (20.0, 6.0), "icarus": (1.0, 14.0), "csim": (3.0, 22.0)}
+RUN = {"verilator": 6.5e-5, "icarus": 6.8e-3, "csim": 3.1e-3}
+AXIS_PER_VECTOR = 0.015  # cocotb driving the AXI-Stream top, per vector (Python per cycle)
 QONNX_PER_WEIGHT = 8e-8  # seconds per weight and vector (the MLP: 259k weights, 47 vectors/s)
 
 WARN_SECONDS = 180.0  # say so before starting when the levels will take longer than this
@@ -55,7 +56,7 @@ def forecast(build_dir: Path, g: Graph, n: int, simulator: str, levels: list[str
             fixed, per_mb = BUILD[simulator]
             run = nv * RUN[simulator] * max(rtl_mb, 0.05)
             if level == "rtl-axis":
-                run *= 20  # cocotb drives the AXI-Stream top cycle by cycle
+                run += nv * AXIS_PER_VECTOR
             out[level] = (0.0 if built else fixed + per_mb * rtl_mb, run)
     return out
 
@@ -65,6 +66,7 @@ def warn_if_long(build_dir: Path, g: Graph, n: int, simulator: str, levels: list
     and the option that runs fewer."""
     from hwprune.sim import rtl
 
+    build_dir = Path(build_dir)
     try:
         est = forecast(build_dir, g, n, simulator, levels)
     except OSError:
