@@ -3,9 +3,10 @@ file and writes every layer's results to files, so that the simulator runs a who
 at its own speed, with no Python in the loop.
 
 ``{top}_bench`` (written to ``rtl/tb/``, outside the synthesizable sources) has three ports:
-``clk`` (driven by cocotb's clock), ``start`` and ``done``. On the first falling edge with
-``start`` high it opens its files in the simulator's working folder; then, one falling edge
-per cycle:
+``clk`` (driven by cocotb's clock), ``start`` and ``done``. Built with ``OWN_CLOCK`` defined
+(Icarus: ``rtl.run_rtl`` does), it runs its own clock instead and ``clk`` is unused: cocotb's
+clock is a callback per edge. On the first falling edge with ``start`` high it opens its
+files in the simulator's working folder; then, one falling edge per cycle:
 
     hwprune_in.hex          read: one line per cycle, "<valid> <hex in_data>" (a line with
                             valid 0 is a bubble: in_valid low, random data)
@@ -27,6 +28,8 @@ from __future__ import annotations
 from hwprune.codegen.verilog import Layer, layers
 from hwprune.ir.graph import Graph
 from hwprune.resources import banner
+
+OWN_CLOCK = "HWPRUNE_OWN_CLOCK"  # the define under which the harness runs its own clock
 
 RESET_CYCLES = 3
 IN_FILE = "hwprune_in.hex"
@@ -67,8 +70,14 @@ def emit_harness(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"    reg [{w_in - 1}:0] in_data;",
         "    wire out_valid;",
         f"    wire [{w_out - 1}:0] out_data;",
+        f"`ifdef {OWN_CLOCK}",
+        "    reg clk_i = 1'b0;",
+        "    always #5 clk_i = ~clk_i;",
+        "`else",
+        "    wire clk_i = clk;",
+        "`endif",
         f"    {top} u_top (",
-        "        .clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data),",
+        "        .clk(clk_i), .rst(rst), .in_valid(in_valid), .in_data(in_data),",
         "        .out_valid(out_valid), .out_data(out_data)",
         "    );",
         "    // vh[k]: in_valid as driven k + 1 falling edges ago (vh[0] is the current one)",
@@ -87,7 +96,7 @@ def emit_harness(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"        in_data = {w_in}'d0;",
         f"        hist = {hist}'d0;",
         "    end",
-        "    always @(negedge clk) begin",
+        "    always @(negedge clk_i) begin",
         "        if (phase == 0) begin  // wait for start, open the files",
         "            if (start) begin",
         f'                f_in = $fopen("{IN_FILE}", "r");',

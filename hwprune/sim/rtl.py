@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cocotb_tools.runner import Icarus, Verilator
 
-from hwprune.codegen.harness import OUT_FILE, bench_name
+from hwprune.codegen.harness import OUT_FILE, OWN_CLOCK, bench_name
 from hwprune.errors import HwpruneError
 from hwprune.names import SIMULATORS, TOP
 
@@ -205,7 +205,7 @@ def run_rtl(
 
     start = time.perf_counter()
     runner, build_dir, toplevel = _build(rtl_dir, work_dir, simulator, top, log_dir, cache_dir)
-    runner.run_env = {"HWPRUNE_VECTORS": str(vectors.resolve()), "HWPRUNE_RESULTS": str(results)}
+    runner.run_env.update(HWPRUNE_VECTORS=str(vectors.resolve()), HWPRUNE_RESULTS=str(results))
     build_s = time.perf_counter() - start
     with _Ticker(test_dir / OUT_FILE, tick):
         _run_test(runner, test_module, toplevel, build_dir, test_dir, work_dir, log)
@@ -264,14 +264,18 @@ def _plan(rtl_dir: Path, simulator: str, top: str):
         sources.append(bench)
     build_args = list(_VERILATOR_ARGS) if simulator == "verilator" else []
     make_vars = _verilator_opt(sources) if simulator == "verilator" else ()
-    flags = [*build_args, *make_vars, f"private={toplevel != top}"]
-    return sources, toplevel, build_args, make_vars, build_key(simulator, toplevel, sources, flags)
+    # Icarus runs the harness on its own clock (harness.OWN_CLOCK): cocotb's costs a call into
+    # Python per edge. Verilator would need --timing for a Verilog clock; cocotb's is cheap there.
+    defines = {OWN_CLOCK: 1} if simulator == "icarus" and toplevel != top else {}
+    flags = [*build_args, *make_vars, f"private={toplevel != top}", *defines]
+    key = build_key(simulator, toplevel, sources, flags)
+    return sources, toplevel, build_args, make_vars, defines, key
 
 
 def is_built(rtl_dir: Path, simulator: str, top: str, cache_dir: Path) -> bool:
     """Whether ``cache_dir`` holds the build ``run_rtl`` would make now."""
     try:
-        *_, toplevel, _, _, key = _plan(rtl_dir, simulator, top)
+        _, toplevel, _, _, _, key = _plan(rtl_dir, simulator, top)
     except HwpruneError:
         return False
     built = Path(cache_dir) / f"{simulator}-{toplevel}-{key}" / ".built"
@@ -282,7 +286,7 @@ def _build(rtl_dir: Path, work_dir: Path, simulator: str, top: str, log_dir: Pat
     """The simulator build of ``top`` (its harness when there is one), in ``cache_dir`` under
     ``build_key`` when given (reused when the key matches), else in ``work_dir``. Returns the
     runner (ready for ``test``), its build folder and the HDL toplevel."""
-    sources, toplevel, build_args, make_vars, key = _plan(rtl_dir, simulator, top)
+    sources, toplevel, build_args, make_vars, defines, key = _plan(rtl_dir, simulator, top)
     log_dir.mkdir(parents=True, exist_ok=True)
     stem = simulator if top == TOP else f"{simulator}_{top}"  # one log per top
     build_log = log_dir / f"{stem}_build.log"
@@ -307,6 +311,7 @@ def _build(rtl_dir: Path, work_dir: Path, simulator: str, top: str, log_dir: Pat
             hdl_toplevel=toplevel,
             build_dir=build_dir,
             build_args=build_args,
+            defines=defines,
             always=True,
             log_file=None if runner.skip else build_log,  # keep the log of the real build
         )
@@ -314,6 +319,7 @@ def _build(rtl_dir: Path, work_dir: Path, simulator: str, top: str, log_dir: Pat
         raise HwpruneError(f"{simulator} could not build {rtl_dir}: {e}; see {build_log}") from e
     if not runner.skip:
         built.write_text(key)
+    runner.run_env = {OWN_CLOCK: "1"} if defines else {}
     return runner, build_dir, toplevel
 
 
