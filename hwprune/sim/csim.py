@@ -119,19 +119,33 @@ def _source_digest(hls_dir: Path, project: str) -> str:
     return digest.hexdigest()
 
 
+class _Build:
+    """Where a project's C-simulation library goes, and the state of what is built."""
+
+    def __init__(self, hls_dir: Path, cache_dir: Path | None) -> None:
+        project, stamp = _build_script_values(hls_dir)
+        self.lib = hls_dir / "firmware" / f"{project}-{stamp}.so"
+        self.record = self.lib.with_name(self.lib.name + ".sha256")
+        self.digest = _source_digest(hls_dir, project)
+        self.cached = Path(cache_dir) / f"{self.digest[:32]}.so" if cache_dir is not None else None
+
+    def current(self) -> bool:
+        """The project's library was built from these sources."""
+        return (
+            self.lib.is_file() and self.record.is_file() and self.record.read_text() == self.digest
+        )
+
+    def in_cache(self) -> bool:
+        return self.cached is not None and self.cached.is_file()
+
+
 def is_built(hls_dir: Path, cache_dir: Path | None = None) -> bool:
     """Whether ``build_csim`` would find its library built (here or in ``cache_dir``)."""
     try:
-        hls_dir = Path(hls_dir).resolve()
-        project, stamp = _build_script_values(hls_dir)
-        digest = _source_digest(hls_dir, project)
+        b = _Build(Path(hls_dir).resolve(), cache_dir)
     except (HwpruneError, OSError):
         return False
-    lib = hls_dir / "firmware" / f"{project}-{stamp}.so"
-    record = lib.with_name(lib.name + ".sha256")
-    if lib.is_file() and record.is_file() and record.read_text() == digest:
-        return True
-    return cache_dir is not None and (Path(cache_dir) / f"{digest[:32]}.so").is_file()
+    return b.current() or b.in_cache()
 
 
 def build_csim(hls_dir: Path, cache_dir: Path | None = None) -> Path:
@@ -145,14 +159,11 @@ def build_csim(hls_dir: Path, cache_dir: Path | None = None) -> Path:
     and the log path.
     """
     hls_dir = Path(hls_dir).resolve()
-    project, stamp = _build_script_values(hls_dir)
-    lib = hls_dir / "firmware" / f"{project}-{stamp}.so"
-    record = lib.with_name(lib.name + ".sha256")
-    digest = _source_digest(hls_dir, project)
-    if lib.is_file() and record.is_file() and record.read_text() == digest:
+    b = _Build(hls_dir, cache_dir)
+    lib, record, digest, cached = b.lib, b.record, b.digest, b.cached
+    if b.current():
         return lib
-    cached = Path(cache_dir) / f"{digest[:32]}.so" if cache_dir is not None else None
-    if cached is not None and cached.is_file():
+    if cached is not None and b.in_cache():
         shutil.copyfile(cached, lib)
         record.write_text(digest)
         return lib
