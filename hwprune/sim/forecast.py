@@ -81,12 +81,22 @@ def warn_if_long(build_dir: Path, g: Graph, n: int, simulator: str, levels: list
     for level, (b, r) in est.items():
         built = f" (build {_t(b)})" if b >= 1 else ""
         parts.append(f"{level} {_t(b + r)}{built}")
-    slowest = max(est, key=lambda lv: sum(est[lv]))
-    keep = [lv for lv in levels if lv != slowest] or levels
+    if len(est) > 1:
+        slowest = max(est, key=lambda lv: sum(est[lv]))
+        keep = [lv for lv in levels if lv != slowest]
+        hint = f"to run fewer levels, use --levels {','.join(keep)}"
+    else:  # one level: fewer vectors, unless the (cached) build is most of it
+        ((b, r),) = est.values()
+        k = max(1, int(n * max(WARN_SECONDS - b, 0.0) / r)) if r > 0 else n
+        hint = (
+            "most of it the build, which the next run reuses"
+            if b >= r or k >= n
+            else f"for a shorter run, use --vectors {k}"
+        )
     mb = rtl.design_bytes(build_dir / "rtl")
     print(
         f"hwprune sim: this design ({mb / MB:.1f} MB of Verilog) will take about {_t(total)} "
-        f"here: {', '.join(parts)}; to run fewer levels, use --levels {','.join(keep)}",
+        f"here: {', '.join(parts)}; {hint}",
         file=sys.stderr,
         flush=True,
     )

@@ -69,6 +69,10 @@ def test_sim_says_before_starting_when_it_will_take_long(
     # the slowest level (the uncached simulator build) is the one left out of the suggestion
     assert line.startswith("hwprune sim: this design") and "--levels qonnx" in line
     assert "rtl" not in line.rsplit("--levels", 1)[1]
+    # one level: the hint is not a --levels of nothing
+    api.sim(out, vectors=10, progress=True, levels=["rtl"])
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "will take about" in ln]
+    assert "--levels" not in line and ("--vectors" in line or "the next run reuses" in line)
     # nothing is said when the levels are quick
     monkeypatch.setattr(forecast, "WARN_SECONDS", 180.0)
     api.sim(out, vectors=10, progress=True, levels=["qonnx", "rtl"])
