@@ -10,19 +10,19 @@ has no negative value) so that the flip-flop count is the schedule's ``sum(Stage
 Every product is one statement: the input shifted and added by the canonical signed digits
 (CSD) of its weight, with the weight repeated in a trailing comment,
 
-    p_<row>_<k> = -((X <<< 4) + X); // w=-17
+    p_<row>_<k> = -((x_<col> <<< 4) + x_<col>); // w=-17
 
-in the ``always @*`` block of its pipeline stage (``p_<row>_<k>`` is declared ``reg signed
-[13:0]``: a combinational variable; one block per stage, which simulators evaluate once per
-cycle), where X is the input ``x_<col>`` sized to the variable's width, here the 9-bit
-x_<col> sign-extended, ``$signed({{5{x_<col>[8]}}, x_<col>})`` (every operand of every line
-is sized to its context explicitly, so ``verilator --lint-only -Wall`` finds nothing to warn
-about), one per nonzero weight and none for zero weights. The expression is the hardware;
-the comment only lets ``count_product_terms`` (and a reader) see the weight, and a test corrupts the
-expression to prove that the testbench fails. Shift-and-add is what the estimator costs
-(``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry chains, where it made
-``x * W`` an array multiplier, or by default a DSP for every weight but x1/x2/x4 (DESIGN.md,
-"How yosys treats constant multiplies"), while the estimator counts no DSP.
+in its layer's clocked block (``p_<row>_<k>`` is declared ``reg signed [13:0]``: a variable
+written before it is read, so combinational logic; the block holds every stage, which
+simulators evaluate once per clock edge). The input ``x_<col>``, say 9 bits signed, is
+sign-extended to the 14 bits of the variable by Verilog's rules (every operand is signed; see
+the arithmetic helpers), one line per nonzero weight and none for zero weights. The expression
+is the hardware; the comment only lets ``count_product_terms`` (and a reader) see the weight,
+and a test corrupts the expression to prove that the testbench fails. Shift-and-add is what
+the estimator costs (``estimate.costs.const_mult_luts``); yosys maps it to LUTs and carry
+chains, where it made ``x * W`` an array multiplier, or by default a DSP for every weight but
+x1/x2/x4 (DESIGN.md, "How yosys treats constant multiplies"), while the estimator counts no
+DSP.
 
 A Max layer is a tree of signed compares, one line per node, ``m_<out>_<level>_<k> = (a > b)
 ? a : b``; a Threshold layer compares each element with every threshold its range does not
@@ -72,8 +72,8 @@ _KEYWORDS = frozenset(
     return shortint static string struct type typedef union var virtual void""".split()
 )
 # A product line: the wire, a shift-and-add of one input (negated or not), the weight in a
-# trailing comment. The input is sized to the wire: as is, sign-extended or truncated.
-_X = r"(?:x_\d+|\$signed\(\{\{\d+\{x_\d+\[\d+\]\}\}, x_\d+\}\)|x_\d+\[\d+:0\])"
+# trailing comment. The input as is (extended by Verilog's rules) or truncated.
+_X = r"(?:x_\d+|\$signed\(x_\d+\[\d+:0\]\))"
 _TERM = rf"(?:{_X}|\({_X} <<< \d+\))"
 _SUM = rf"-?{_TERM}(?: [+-] {_TERM})*"
 _MULT = rf"{_X} \* -?\d+'sd\d+"
@@ -224,15 +224,19 @@ def _unique(name: str, used: set[str]) -> str:
 
 # --- arithmetic helpers -------------------------------------------------------------------
 #
-# Every operand is sized to the width of its context explicitly, so that Verilog's implicit
-# widening and truncation never happen (``verilator --lint-only -Wall`` reports none): a
-# narrower signed name is sign-extended by replication ``$signed({{k{x[msb]}}, x})``, an unsigned
-# one padded with zeros, a wider one truncated by a part select ``x[w-1:0]`` (exact: sums,
-# differences, left shifts and negations are exact modulo 2**w, and every wire is as wide as
-# its exact range), and a literal is written at the context's width. A concatenation or part
-# select is unsigned in Verilog; where signedness matters (compares, ``>>>``) the operand is
-# wrapped in ``$signed``. Bits no expression reads are collected per module into one wire
-# matching Verilator's default unused-signal pattern (``*unused*``, the documented idiom
+# Every operand is a signed expression no wider than its context, and Verilog's rules do the
+# rest: in an expression whose operands are all signed, each is sign-extended to the width of
+# the context (the assigned variable), so a narrower signed name is written as is; an unsigned
+# one gets a zero bit on top, ``$signed({1'b0, x})``; a wider one is truncated by a part select,
+# ``$signed(x[w-1:0])`` (exact: sums, differences, left shifts and negations are exact modulo
+# 2**w, and every variable is as wide as its exact range); a literal is written signed at the
+# context's width. One unsigned operand would make the whole expression unsigned and its
+# narrower operands zero-extended, which is why every one is marked signed. Writing the
+# extension out, ``$signed({{k{x[msb]}}, x})``, is lint-clean but costs a simulator a
+# replication and a concatenation per operand per cycle (Icarus 30 % slower on the default
+# job), so Verilator's WIDTHEXPAND is waived in layer modules (LINT_WAIVED); every other width
+# warning stays on. Bits no expression reads are collected per module into one wire matching
+# Verilator's default unused-signal pattern (``*unused*``, the documented idiom
 # ``wire _unused_ok = &{1'b0, x, 1'b0};``), so UNUSEDSIGNAL stays quiet without a pragma.
 
 
@@ -275,7 +279,7 @@ class _Body:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.comb: list[str] = []  # declarations of the combinational variables
-        self.stages: dict[int, list[str]] = {}  # pipeline stage -> its always @* statements
+        self.stages: dict[int, list[str]] = {}  # pipeline stage -> its blocking statements
         self.stage = 0
         self.regs: list[str] = []
         self.assigns: list[str] = []
@@ -294,9 +298,9 @@ class _Body:
         signed: bool = True,
         attr: str = "",
     ) -> _Sig:
-        """A combinational value ``name = expr`` (expr is exactly width bits) in the
-        ``always @*`` block of the current pipeline stage (``self.stage``), declared as a
-        variable of ``width`` bits (``attr``: a synthesis attribute before it)."""
+        """A combinational value ``name = expr`` in the logic of the current pipeline stage
+        (``self.stage``), declared as a variable of ``width`` bits (``attr``: a synthesis
+        attribute before it)."""
         tail = f" // {comment}" if comment else ""
         kind = f"reg signed [{width - 1}:0]" if signed else f"reg [{width - 1}:0]"
         self.comb.append(f"    {attr}{kind if width > 1 or signed else 'reg'} {name};")
@@ -315,34 +319,36 @@ class _Body:
             self._read[name][b] = True
 
     def fit(self, s: _Sig, width: int, signed: bool = True, plain: bool = False) -> str:
-        """``s`` as an expression of exactly ``width`` bits (see the section comment).
+        """``s`` as a signed operand of a ``width``-bit context (see the section comment).
 
-        ``plain``: a sign extension is left an unsigned concatenation. For the operands of
-        the adder-graph's shift-adds that measured 6 % fewer LUTs (yosys 0.23 synth_xilinx,
-        tfc_2w2a's 64x64 layer: 4,107 against 4,389): yosys then keeps each shift-add its own
-        carry chain instead of merging chains of them into compressor trees ($macc).
+        ``plain``: a sign extension is written out as an unsigned concatenation of exactly
+        ``width`` bits. For the operands of the adder-graph's shift-adds that measured 6 %
+        fewer LUTs (yosys 0.23 synth_xilinx, tfc_2w2a's 64x64 layer: 4,107 against 4,389):
+        yosys then keeps each shift-add its own carry chain instead of merging chains of them
+        into compressor trees ($macc).
         """
         if s.name is None:
             return _lit(s.value, width, signed)
         if s.width >= width:
             self.use(s.name, 0, width - 1)
-            return s.name if s.width == width else f"{s.name}[{width - 1}:0]"
+            if s.width == width:
+                return s.name if s.signed or plain else f"$signed({s.name})"
+            part = f"{s.name}[{width - 1}:0]"
+            return part if plain else f"$signed({part})"
         self.use(s.name, 0, s.width - 1)
         if not s.signed:
-            return f"{{{{{width - s.width}{{1'b0}}}}, {s.name}}}"
+            if plain:
+                return f"{{{{{width - s.width}{{1'b0}}}}, {s.name}}}"
+            return f"$signed({{1'b0, {s.name}}})"
         if plain:
             return f"{{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}}"
-        # Marked signed so that synthesis (yosys wreduce) sees the copies of the sign bit and
-        # keeps the adder as narrow as with an implicit extension.
-        return f"$signed({{{{{width - s.width}{{{s.name}[{s.width - 1}]}}}}, {s.name}}})"
+        return s.name
 
     def sfit(self, s: _Sig, width: int) -> str:
-        """``fit`` read as a signed operand (for compares and ``>>>``)."""
+        """``fit`` for compares and ``>>>``, where the operand's value must survive as signed."""
         # An unsigned value needs a zero bit on top to keep its value as a signed operand.
         assert s.signed or s.name is None or width > s.width, (s, width)
-        text = self.fit(s, width)
-        plain = s.name is None or (s.signed and (text == s.name or text.startswith("$signed")))
-        return text if plain else f"$signed({text})"
+        return self.fit(s, width)
 
     def element(self, xv: Value, i: int, width: int) -> str:
         """Element i of the input bus ``x`` as a signed expression of ``width`` bits; only
@@ -607,30 +613,55 @@ def _cmp_width(a: _Sig, b: _Sig) -> int:
     return max(s.width + (0 if s.signed else 1) for s in (a, b))
 
 
-# Statements per always @* block (see _finish_module).
+# Verilator lint waivers of a layer module, and only there (see _finish_module and the section
+# comment of the arithmetic helpers): the stage logic is blocking assignments in the clocked
+# block (BLKSEQ, a style warning), and a signed operand narrower than its context is extended
+# by Verilog's rules rather than by a written-out replication (WIDTHEXPAND).
+LINT_WAIVED = ("BLKSEQ", "WIDTHEXPAND")
+# A layer of at most CLOCKED_MAX statements of logic is one clocked block; a larger one is
+# ``always @*`` blocks of STAGE_BLOCK statements (see _finish_module).
+CLOCKED_MAX = 8192
 STAGE_BLOCK = 256
 
 
 def _finish_module(m: _Body, yv: Value, wo: int) -> str:
-    """Close a layer module: its output registers, the packed output bus, endmodule."""
+    """Close a layer module: its logic and registers, the packed output bus, endmodule."""
     # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
     # flip-flops plain (no reset mux) and the count equal to the schedule's.
-    # One always @* block per pipeline stage: a stage's logic reads the input or the register
-    # bank before it only, so the simulator evaluates each block once per clock cycle (one
-    # process, where a continuous assignment per node made Icarus 7-10 times slower). A long
-    # stage is cut into blocks of STAGE_BLOCK statements: Verilator's latch check of a
-    # combinational block grows with the square of its length (a 110k-statement stage of a
-    # 256x256 layer: 687 s in V3Active, 1.5 s once cut).
-    lines = [*m.lines, *m.comb, *m.regs]
-    for st in sorted(m.stages):
-        body = m.stages[st]
-        for k in range(0, len(body), STAGE_BLOCK):
-            lines += ["    always @* begin", *body[k : k + STAGE_BLOCK], "    end"]
-    lines += ["    always @(posedge clk) begin", *m.assigns, "    end"]
+    # Two forms of the same logic. Up to CLOCKED_MAX statements the whole layer is one
+    # clocked process: each stage's logic is blocking assignments to variables (in stage
+    # order, so each is written before it is read), then the registers load them with
+    # nonblocking ones; a register read by the next stage's logic is still its value before
+    # the edge, so the hardware is one combinational block per stage (synthesis keeps no
+    # flip-flop for a variable the process writes before reading). Simulators evaluate it once
+    # per clock edge: Icarus ran the default job 1.5 times as fast as with ``always @*``
+    # blocks, which it re-evaluates on every change of their inputs. Verilator's passes over
+    # one process grow faster than its length, though (V3Gate's dedupe and V3Split's graph:
+    # tfc_2w2a's 6,128-statement layer verilates in 2.6 s, its 31,994-statement one in 141 s),
+    # so a larger layer's stages are ``always @*`` blocks of STAGE_BLOCK statements each
+    # (Verilator's latch check of one such block grows with the square of its length: a
+    # 110k-statement stage of a 256x256 layer took 687 s in V3Active, 1.5 s once cut). The
+    # LUT, FF and CARRY4 counts of the two forms are within 1.5 % in yosys 0.23 (the FFs equal).
+    lines = [*m.lines]
+    lines += [f"    /* verilator lint_off {w} */" for w in LINT_WAIVED]
+    lines += [*m.comb, *m.regs]
+    if sum(len(body) for body in m.stages.values()) <= CLOCKED_MAX:
+        lines.append("    always @(posedge clk) begin")
+        for st in sorted(m.stages):
+            lines += m.stages[st]
+    else:
+        for st in sorted(m.stages):
+            body = m.stages[st]
+            for k in range(0, len(body), STAGE_BLOCK):
+                lines += ["    always @* begin", *body[k : k + STAGE_BLOCK], "    end"]
+        lines.append("    always @(posedge clk) begin")
+    lines += [*m.assigns, "    end"]
     for i, r in enumerate(yv.ranges):
-        q = _Sig(f"q_{i}", r.bits, r.signed)
-        lines.append(f"    assign {_sel('y', i, wo)} = {m.fit(q, wo, r.signed)};")
+        # q_<i> (declared signed when its range is) is extended to the element's width.
+        m.use(f"q_{i}", 0, r.bits - 1)
+        lines.append(f"    assign {_sel('y', i, wo)} = q_{i};")
     lines += m.unused_sink()
+    lines += [f"    /* verilator lint_on {w} */" for w in reversed(LINT_WAIVED)]
     lines.append("endmodule")
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hwprune.codegen import verilog
 from hwprune.codegen.cocotb_tb import emit_testbench, write_rtl, write_vectors
 from hwprune.codegen.verilog import count_product_terms, emit_verilog, layers
 from hwprune.errors import HwpruneError
@@ -127,13 +128,9 @@ def _product_lines(text: str) -> list[str]:
     return [m.group(0) for m in _LINE.finditer(text)]
 
 
-# The input of a product as the emitter sizes it to the product's wire: x_c itself,
-# truncated (x_c[n:0]) or sign-extended by replicating its top bit
-# ($signed({{k{x_c[msb]}}, x_c})).
-_X = (
-    r"(?:x_(?P<c>\d+)(?:\[\d+:0\])?"
-    r"|\$signed\(\{\{\d+\{x_(?P<e>\d+)\[\d+\]\}\}, x_(?P=e)\}\))"
-)
+# The input of a product as the emitter writes it: x_c itself (Verilog's rules sign-extend it
+# to the product's wire) or truncated to the wire ($signed(x_c[n:0])).
+_X = r"(?:x_(?P<c>\d+)|\$signed\(x_(?P<e>\d+)\[\d+:0\]\))"
 
 
 def _shift_add_terms(expr: str) -> list[tuple[int, int, int]]:
@@ -228,10 +225,10 @@ def test_product_expression_shapes() -> None:
     # x is 4 bits; each product's wire is as wide as its exact range: -17x in [-119, 136]
     # takes 9 bits, x in 4, -x in [-7, 8] 5 and 8x in [-64, 56] 7, so x is sign-extended.
     assert exprs == [
-        ("-(($signed({{5{x_0[3]}}, x_0}) <<< 4) + $signed({{5{x_0[3]}}, x_0}))", -17),
+        ("-((x_0 <<< 4) + x_0)", -17),
         ("x_1", 1),
-        ("-$signed({{1{x_2[3]}}, x_2})", -1),
-        ("$signed({{3{x_3[3]}}, x_3}) <<< 3", 8),
+        ("-x_2", -1),
+        ("x_3 <<< 3", 8),
     ]
 
 
@@ -283,6 +280,22 @@ def test_icarus_bit_exact(tmp_path: Path, name: str) -> None:
     summary = json.loads((tmp_path / "work" / "results.json").read_text())
     assert summary["n_checked"] == summary["n_vectors"] == res.n_vectors
     assert summary["latency_cycles"] == latency_cycles(g)
+
+
+@needs_icarus
+@pytest.mark.parametrize("name", ["corners", "wide_two_stages"])
+def test_icarus_bit_exact_in_always_star_blocks(tmp_path: Path, name: str, monkeypatch) -> None:
+    # A layer of more than CLOCKED_MAX statements is written as always @* blocks of
+    # STAGE_BLOCK statements instead of one clocked block: forced here on small layers,
+    # with blocks cut inside every stage.
+    monkeypatch.setattr(verilog, "CLOCKED_MAX", 0)
+    monkeypatch.setattr(verilog, "STAGE_BLOCK", 5)
+    g = GRAPHS[name]()
+    rtl_dir, vectors = _design(tmp_path, g, seed=3)
+    text = (rtl_dir / f"{layers(g)[0].module}.v").read_text()
+    assert text.count("always @*") > 2 and text.count("always @(posedge clk)") == 1
+    res = run_rtl(rtl_dir, tmp_path / "work", vectors)
+    assert res.first_mismatch is None and res.passed and res.n_vectors >= 300
 
 
 @needs_icarus
@@ -380,9 +393,12 @@ def _expected_ff(g: Graph) -> dict[str, int]:
 @pytest.mark.parametrize("name", ["corners", "signed_half_even"])
 def test_yosys_registers_match_schedule_without_multipliers(tmp_path: Path, name: str) -> None:
     # Before optimisation: every register the schedule counts, and no multiplier at all
-    # (products are shift-and-add).
+    # (products are shift-and-add). opt_clean only drops the flip-flops proc gives every
+    # variable of the clocked block, whose outputs nothing reads (each is read after it is
+    # written, in the same process): no constant is folded.
     g = GRAPHS[name]()
-    cells = _yosys_cells(tmp_path, emit_verilog(g), "hierarchy -top hwprune_top; proc")
+    script = "hierarchy -top hwprune_top; proc; opt_clean"
+    cells = _yosys_cells(tmp_path, emit_verilog(g), script)
     assert {m: _ff_bits(c) for m, c in cells.items()} == _expected_ff(g)
     for mod in cells.values():
         assert not [c for c in mod if c.startswith("$mul")]
