@@ -306,7 +306,8 @@ def main() -> None:
             continue
         if a.levels and name in results:
             again = measure(name, False, a.levels)["hwprune"]
-            results[name]["hwprune"].update({lv: again[lv] for lv in a.levels if lv in again})
+            keep = [*a.levels, "compile_s"]
+            results[name]["hwprune"].update({k: again[k] for k in keep if k in again})
         else:
             results[name] = measure(name, not a.skip_baseline)
         out.write_text(json.dumps(results, indent=1) + "\n")
@@ -318,7 +319,7 @@ HEADER = f"""# Simulation speed per model and level, against the harness before 
 Written by `benchmarks/sim.py` on this machine (2 cores, shared: repeated runs vary by up to
 30 %). Models: digits is the default job (64-64-32-10), unsw_nb15_mlp_w2a2 and tfc_2w2a the
 shared models, mlp490 a 490-256-256-256-12 MLP of 3-bit weights and activations built with
-Brevitas (seeded; 221,026 nonzero weights, 48.6 MB of Verilog). Build s: the simulator's (or
+Brevitas (seeded; 221,026 nonzero weights, 34.1 MB of Verilog). Build s: the simulator's (or
 g++'s) build; vectors/s: after the build, the whole level (stimulus, simulation, comparison
 of every layer's register of every vector) divided into its vectors. Baseline: hwprune at
 {BASELINE} in its own worktree (its cocotb test drives and samples the pipeline once per cycle
@@ -334,8 +335,9 @@ DIR/cache/ (build s is the cache check). In the mlp490 ladder the per-level seco
 C-simulation's and Verilator's builds, which ran side by side before their levels (the total
 includes them). mlp490 has no baseline row: the issue measured that harness on it (the Icarus
 build alone 529 s, Verilator still building after 10 minutes), and no Icarus row: iverilog
-had not finished its 48.6 MB after 11 minutes (killed), which `sim` forecasts and says before
-starting.
+had not finished its Verilog (then 48.6 MB) after 11 minutes (killed), which `sim` forecasts
+and says before starting. Rows not named by a run's --levels keep the values of the run that
+measured them.
 """
 
 

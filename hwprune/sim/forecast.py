@@ -18,12 +18,14 @@ from hwprune.names import TOP
 MB = 1_000_000
 
 # (seconds fixed, seconds per MB) of a build; seconds per vector per MB of a run.
-# Verilator: digits (0.27 MB of Verilog) 24 s; the 490-256-256-256-12 MLP (48.6 MB, -O0 above
-# rtl.BIG_DESIGN_BYTES) 200 s verilating + 110 s of g++ on 2 cores; runs 22,000 and 320
-# vectors/s. Icarus: iverilog had not finished the MLP after 11 min; 690 vectors/s on
-# digits. C-sim: parameters.h of 9 MB (221k products) 199 s of g++, 28 ms a vector.
-BUILD = {"verilator": (20.0, 6.0), "icarus": (1.0, 14.0), "csim": (3.0, 22.0)}
-RUN = {"verilator": 6.5e-5, "icarus": 5.4e-3, "csim": 3.1e-3}
+# Verilator: digits (0.19 MB of Verilog) 10 s, tfc_2w2a (3.3 MB) 38 s, the 490-256-256-256-12
+# MLP (34 MB, -O0 above rtl.BIG_DESIGN_BYTES) 150 s on 2 cores; runs 25,000, 6,100 and 250
+# vectors/s. Icarus: 1,270, 384 and 75 vectors/s on digits, unsw_nb15 (0.68 MB) and tfc, whose
+# build takes 10 s; iverilog had not finished the MLP's Verilog (then 48.6 MB) after 11 min,
+# hence the steep build rate. C-sim: parameters.h of 9 MB (221k products) 199 s of g++, 28 ms
+# a vector.
+BUILD = {"verilator": (10.0, 6.0), "icarus": (1.0, 14.0), "csim": (3.0, 22.0)}
+RUN = {"verilator": 1.2e-4, "icarus": 4.1e-3, "csim": 3.1e-3}
 AXIS_PER_VECTOR = 0.015  # cocotb driving the AXI-Stream top, per vector (Python per cycle)
 QONNX_PER_WEIGHT = 8e-8  # seconds per weight and vector (the MLP: 259k weights, 47 vectors/s)
 
