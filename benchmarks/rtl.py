@@ -282,7 +282,10 @@ in da4ml). hwprune's rows make compile's choices per kernel: each threshold laye
 "adder-graph @ pipeline N" is adder-graph at the fewest adder levels per stage that give
 mac's latency or less. auto chooses per layer for the board pynq-z2 (xc7z020, 220 DSP
 slices): the kernel of fewest estimated LUTs without DSP, then `mac-dsp` where it saves the
-most LUTs per DSP within the 220; its DSP column is what yosys mapped.
+most LUTs per DSP within the 220; its DSP column is what yosys mapped. hwprune's rows were
+measured on the Verilog before a21fa99 (each layer one clocked block, signed operands extended
+by Verilog's rules): on digits, unsw and the 90 % MLP that change moved LUTs by -1.4 % to
++0.3 % and left FFs equal (results/synth_diff.md, `benchmarks/synth_diff.py 0d3b28d`).
 """
 
 
