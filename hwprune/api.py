@@ -331,8 +331,8 @@ def _compile_files(
     from hwprune.codegen.verilog import emit_verilog
     from hwprune.estimate.choices import choose
     from hwprune.frontend.qonnx import import_qonnx
-    from hwprune.hls4ml_project import check_reuse_factor, write_hls_project
-    from hwprune.hls4ml_project import count_product_terms as hls_terms
+    from hwprune.hlsgen import check_reuse_factor, write_hls_project
+    from hwprune.hlsgen import count_product_terms as hls_terms
 
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")

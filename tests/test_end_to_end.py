@@ -37,7 +37,7 @@ def test_pruned_to_at_least_80_percent_and_accurate(default_run):
 def test_product_terms_equal_nonzero_weights(default_run):
     out, _, report = default_run
     from hwprune.codegen.verilog import count_product_terms as v_terms
-    from hwprune.hls4ml_project import count_product_terms as hls_terms
+    from hwprune.hlsgen import count_product_terms as hls_terms
 
     man = json.loads((out / "rtl" / "manifest.json").read_text())
     layers = man["layers"]

@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune import hls4ml_project as hls
+from hwprune import hlsgen as hls
 from hwprune.errors import HwpruneError
+from hwprune.hlsgen import extension as hls_extension
+from hwprune.hlsgen import project as hls_project
+from hwprune.hlsgen.layers import _hls_names
 from hwprune.ir import golden
 from hwprune.ir.graph import (
     OP_KINDS,
@@ -291,7 +294,10 @@ def test_writing_is_deterministic_and_registration_idempotent(tmp_path):
 
     g, reuse = CASES["signed_half_even"]
     hls.write_hls_project(g, tmp_path / "a", PART, reuse_factor=reuse)
-    importlib.reload(hls)  # a fresh module registers again: must neither fail nor duplicate
+    # Fresh modules register again: must neither fail nor duplicate. The writer's module is
+    # reloaded too, so that it calls the fresh module's registration.
+    importlib.reload(hls_extension)
+    importlib.reload(hls_project)
     hls.write_hls_project(g, tmp_path / "b", PART, reuse_factor=reuse)
     hls.write_hls_project(g, tmp_path / "b", PART, reuse_factor=reuse)  # replaces in place
     passes = get_flow("vivado:optimize").optimizers
@@ -377,7 +383,7 @@ def test_trace_code_only_in_simulation_and_off_by_default(project):
         r"#ifndef __SYNTHESIS__\n\s*nnet::save_layer_output<\w+>\(\w+, \"(\w+)\", \d+\);\n#endif",
         top,
     )
-    names = hls._hls_names(g)
+    names = _hls_names(g)
     assert guarded == [names[op.name] for op in g.ops if not isinstance(op, Input)]
     assert top.count("save_layer_output") == len(guarded)
     # Only the bridge's allocate_trace_storage switches tracing on; the C++ test bench of a
@@ -420,7 +426,7 @@ def test_reuse_factor_rule_is_hls4ml_own():
     # hls4ml's backend check is the independent source; hwprune refuses what it would change.
     from hls4ml.backends.fpga.fpga_backend import FPGABackend
 
-    from hwprune.hls4ml_project import reuse_factor_fits
+    from hwprune.hlsgen import reuse_factor_fits
 
     for n_in in range(1, 33):
         for n_out in range(1, 21):

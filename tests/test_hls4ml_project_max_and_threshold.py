@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune import hls4ml_project as hls
+from hwprune import hlsgen as hls
+from hwprune.hlsgen.config import _END_MARK, _THRESHOLD_MARK
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph, Input, IntRange, Max, Rounding, Threshold, verify
 from hwprune.sim.csim import first_failing_layer, trace_csim
@@ -145,9 +146,9 @@ def test_csim_equals_golden_more_cnns(tmp_path, seed, bipolar):
 
 def _threshold_block(params: str, layer: str) -> tuple[int, int]:
     """Start and end offsets of the threshold array of Threshold ``layer`` in parameters.h."""
-    start = params.index(f"{hls._THRESHOLD_MARK}{json.dumps(layer)}")
+    start = params.index(f"{_THRESHOLD_MARK}{json.dumps(layer)}")
     start = params.index("thresholds[", params.index("};", start))
-    return start, params.index(hls._END_MARK, start)
+    return start, params.index(_END_MARK, start)
 
 
 def emitted_thresholds(hls_dir: Path, layer: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwprune import hls4ml_project as hls
+from hwprune import hlsgen as hls
 from hwprune.errors import HwpruneError
 from hwprune.ir import golden
 from hwprune.ir.graph import Dense, Graph, Input, IntRange, Row, verify

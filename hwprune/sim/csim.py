@@ -34,8 +34,8 @@ import numpy as np
 
 from hwprune.errors import HwpruneError
 
-# Constants and a hash of the IR; importing hls4ml_project does not import hls4ml.
-from hwprune.hls4ml_project import NAMES_FILE, NAMES_FORMAT, graph_digest
+# Constants and a hash of the IR; importing hlsgen.project does not import hls4ml.
+from hwprune.hlsgen.project import NAMES_FILE, NAMES_FORMAT, graph_digest
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 
@@ -295,7 +295,7 @@ _TRACE_INSERT = re.compile(
 )
 
 
-_REWRITE = "rewrite it with hwprune.hls4ml_project.write_hls_project"
+_REWRITE = "rewrite it with hwprune.hlsgen.write_hls_project"
 
 
 def _names_doc(hls_dir: Path) -> dict:
