@@ -236,8 +236,57 @@ class _Signalled(BaseException):
         self.signum = signum
 
 
+_IMPORTING = "<frozen importlib._bootstrap"
+_pending: list[int] = []  # a signal held back until the import under way has finished
+
+
+def _importing(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_IMPORTING):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _on_signal(signum, frame) -> None:
+    """Raise _Signalled where the program is, unless it is importing a module: an exception
+    raised into a module's initialisation leaves it half made ("ImportError: initialization
+    failed", or a crash when a build thread uses it; measured with SIGTERM at 0-3 s into
+    `hwprune sim`). Then the signal is raised again 50 ms later, until the import is done."""
+    import signal
+
+    if _importing(frame):
+        if not _pending:
+            _pending.append(signum)
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return
+    _pending.clear()
     raise _Signalled(signum)
+
+
+def _on_alarm(_signum, frame) -> None:
+    if _pending:
+        _on_signal(_pending[0], frame)
+
+
+def _signalled(e: BaseException) -> _Signalled | None:
+    """The signal an exception came from (raised into a library that wrapped it), if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, _Signalled):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _stopped(signum: int) -> int:
+    import signal
+
+    name = signal.Signals(signum).name
+    print(f"hwprune: stopped by {name}; partial outputs removed", file=sys.stderr)
+    return 128 + signum
 
 
 def _last_resort(e: BaseException) -> int:
@@ -277,11 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         print("hwprune: interrupted", file=sys.stderr)
         return 130
     except _Signalled as e:
-        name = signal.Signals(e.signum).name
-        print(f"hwprune: stopped by {name}; partial outputs removed", file=sys.stderr)
-        return 128 + e.signum
+        return _stopped(e.signum)
     except Exception as e:  # noqa: BLE001 - the last resort: never a bare traceback
-        return _last_resort(e)
+        sig = _signalled(e)
+        return _last_resort(e) if sig is None else _stopped(sig.signum)
 
 
 if __name__ == "__main__":

@@ -227,6 +227,45 @@ def test_stale_staging_of_a_killed_run_is_removed(tmp_path, small_qonnx):
     assert not stale.exists() and live.exists()
 
 
+def test_a_signal_during_an_import_waits_for_it(tmp_path, monkeypatch):
+    # A SIGTERM that arrives while a module initialises is raised once the import is done,
+    # not into it (which left modules half made: "ImportError: initialization failed").
+    import signal
+    import time
+
+    from hwprune import cli
+
+    (tmp_path / "slow_init_mod.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.3)\n"
+        "done = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    old = signal.signal(signal.SIGTERM, cli._on_signal)
+    try:
+        with pytest.raises(cli._Signalled) as info:
+            import slow_init_mod
+
+            assert slow_init_mod.done  # the import finished...
+            time.sleep(2)  # ...and the signal comes here
+            pytest.fail("no signal after the import")
+        assert info.value.signum == signal.SIGTERM
+        assert sys.modules["slow_init_mod"].done
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        sys.modules.pop("slow_init_mod", None)
+    # An exception a library raised from the signal still counts as the signal.
+    try:
+        try:
+            raise cli._Signalled(signal.SIGTERM)
+        except cli._Signalled as e:
+            raise ImportError("initialization failed") from e
+    except ImportError as e:
+        assert cli._signalled(e) is not None and cli._signalled(e).signum == signal.SIGTERM
+
+
 def test_sigterm_leaves_nothing_behind(tmp_path, small_qonnx):
     import signal
     import time
