@@ -18,7 +18,7 @@ import numpy as np
 
 from hwprune.builddir import write_atomic
 from hwprune.codegen.axis import axis_top_name, byte_width
-from hwprune.codegen.harness import RESET_CYCLES, emit_harness
+from hwprune.codegen.harness import OWN_CLOCK, RESET_CYCLES, emit_harness
 from hwprune.codegen.verilog import Layer, emit_verilog, layers
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
@@ -186,7 +186,7 @@ async def test_vectors(dut):
     _write_stimulus("hwprune_in.hex", valid, noise, IN_BITS)
 
     t1 = time.perf_counter()
-    if os.environ.get("HWPRUNE_OWN_CLOCK") != "1":  # else the harness clocks itself
+    if os.environ.get(OWN_CLOCK) != "1":  # else the harness clocks itself
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.start.value = 0
     await Timer(20, unit="ns")  # two clock periods
@@ -291,6 +291,7 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"SEED = {_SEED}",
         f"BUBBLE_PROB = {_BUBBLE_PROB}",
         f"RESET_CYCLES = {RESET_CYCLES}",
+        f"OWN_CLOCK = {_py(OWN_CLOCK)}  # set to 1 when the harness runs its own clock",
         "# One entry per layer: the top-level wire exposing its output register.",
         "LAYERS = [",
         *(f"    {_py(p)}," for p in probes),
