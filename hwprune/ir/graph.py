@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from hwprune.errors import HwpruneError
@@ -121,15 +121,76 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Window:
+    """Where a layer's elements sit on a map, for a layer that slides a window over one: a
+    convolution (a Dense), a pooling (a Max, or an average pooling's Dense).
+
+    The input is a (C, H, W) map, the output (F, OH, OW); ``kernel``, ``strides``,
+    ``dilations`` are (rows, columns) and ``pads`` (top, left, bottom, right), as ONNX has
+    them (a 1-D layer is one row: H = 1). ``groups`` splits the channels as ONNX Conv's
+    group does (a pooling is depthwise: groups = C = F). ``in_index[(c * H + y) * W + x]`` is
+    the input element at (c, y, x) and ``out_index[(f * OH + y) * OW + x]`` the output element
+    (row, or window) at (f, y, x); -1 where the passes removed the element (a constant folded
+    into its readers, or one nothing reads). The rows themselves stay the truth: the window
+    only says where they sit, and the streaming lowering checks every row against it.
+    ``consts`` are (input position, value) of the input elements folded into the rows'
+    biases as constants (``passes.fold_constant_inputs``).
+    """
+
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+    groups: int
+    in_index: tuple[int, ...]
+    out_index: tuple[int, ...]
+    consts: tuple[tuple[int, int], ...] = ()
+
+    def renumbered(self, src: dict[int, int], dst: dict[int, int]) -> Window:
+        """The window after the passes renumbered its input (``src``, old -> new) and its
+        output elements (``dst``); an element missing from a map is gone (-1)."""
+        return replace(
+            self,
+            in_index=tuple(src.get(i, -1) if i >= 0 else -1 for i in self.in_index),
+            out_index=tuple(dst.get(i, -1) if i >= 0 else -1 for i in self.out_index),
+        )
+
+    def to_dict(self) -> dict:
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in _fields(self).items()}
+        d["consts"] = [list(kv) for kv in self.consts]
+        return d
+
+    def with_consts(self, known: dict[int, int]) -> Window:
+        """The window after the input elements ``known`` (element -> value) were folded."""
+        new = {q: known[e] for q, e in enumerate(self.in_index) if e in known}
+        if not new:
+            return self
+        return replace(self, consts=tuple(sorted({**dict(self.consts), **new}.items())))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Window:
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**{**d, "consts": tuple(tuple(kv) for kv in d.get("consts", ()))})
+
+
+def _fields(obj) -> dict:
+    return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class Dense(Op):
     """y[i] = bias[i] + sum(w * x[col]) over the row's terms; output exp = input exp + w_exp.
 
-    The bias is already on the accumulator's scale (2**(input exp + w_exp)).
+    The bias is already on the accumulator's scale (2**(input exp + w_exp)). ``window`` says
+    where the rows sit on a map when the Dense is a convolution or an average pooling.
     """
 
     n_in: int
     rows: tuple[Row, ...]
     w_exp: int
+    window: Window | None = None
 
     def infer(self, args: tuple[Value, ...]) -> Value:
         (x,) = args
@@ -192,6 +253,7 @@ class Max(Op):
     explicitly (the importer lowers any MaxPool geometry to this); output exp = input exp."""
 
     groups: tuple[tuple[int, ...], ...]
+    window: Window | None = None
 
     def infer(self, args: tuple[Value, ...]) -> Value:
         (x,) = args
@@ -352,6 +414,9 @@ def verify(g: Graph) -> None:
                     raise ValueError(f"{op.name}: row {k} columns not strictly increasing")
                 if row.cols and not (0 <= row.cols[0] and row.cols[-1] < n_in):
                     raise ValueError(f"{op.name}: row {k} column out of range")
+        if isinstance(op, (Dense, Max)) and op.window is not None:
+            n_out = op.n_out if isinstance(op, Dense) else len(op.groups)
+            _check_window(op.name, op.window, g.values[op.inputs[0]].size, n_out)
         if isinstance(op, Requant) and op.lo > op.hi:
             raise ValueError(f"{op.name}: clip range [{op.lo}, {op.hi}] is empty")
         if isinstance(op, Max):
@@ -377,6 +442,22 @@ def verify(g: Graph) -> None:
             raise ValueError(f"output {o!r} is not an op")
 
 
+def _check_window(name: str, w: Window, n_in: int, n_out: int) -> None:
+    """A window places every output element once and names input elements that exist."""
+    c, h, wd = w.in_shape
+    f, oh, ow = w.out_shape
+    if len(w.in_index) != c * h * wd or len(w.out_index) != f * oh * ow:
+        raise ValueError(f"{name}: window index lengths do not match its map shapes")
+    if c % w.groups or f % w.groups:
+        raise ValueError(f"{name}: {w.groups} groups do not divide {c} -> {f} channels")
+    placed = sorted(i for i in w.out_index if i >= 0)
+    if placed != list(range(n_out)):
+        raise ValueError(f"{name}: window does not place each of its {n_out} outputs once")
+    read = [i for i in w.in_index if i >= 0]
+    if len(set(read)) != len(read) or any(i >= n_in for i in read):
+        raise ValueError(f"{name}: window input index repeats or is out of range")
+
+
 # --- JSON (ir.json) -----------------------------------------------------------------------
 
 # 2: the host boundary moved from meta to typed fields (host_input, host_output).
@@ -395,10 +476,14 @@ def _op_to_dict(op: Op) -> dict:
                 {"bias": r.bias, "cols": list(r.cols), "weights": list(r.weights)} for r in op.rows
             ],
         )
+        if op.window is not None:
+            d["window"] = op.window.to_dict()
     elif isinstance(op, Requant):
         d.update(shift=op.shift, lo=op.lo, hi=op.hi, rounding=op.rounding.value)
     elif isinstance(op, Max):
         d.update(groups=[list(grp) for grp in op.groups])
+        if op.window is not None:
+            d["window"] = op.window.to_dict()
     elif isinstance(op, Threshold):
         d.update(
             thresholds=[list(ts) for ts in op.thresholds], base=op.base, step=op.step, exp=op.exp
@@ -415,13 +500,17 @@ def _op_from_dict(d: dict) -> Op:
         return Input(name, (), size=d["size"], range=IntRange(d["lo"], d["hi"]), exp=d["exp"])
     if kind == "dense":
         rows = tuple(Row(r["bias"], tuple(r["cols"]), tuple(r["weights"])) for r in d["rows"])
-        return Dense(name, inputs, n_in=d["n_in"], rows=rows, w_exp=d["w_exp"])
+        return Dense(name, inputs, d["n_in"], rows, d["w_exp"], _window(d))
     if kind == "max":
-        return Max(name, inputs, tuple(tuple(grp) for grp in d["groups"]))
+        return Max(name, inputs, tuple(tuple(grp) for grp in d["groups"]), _window(d))
     if kind == "threshold":
         ts = tuple(tuple(t) for t in d["thresholds"])
         return Threshold(name, inputs, ts, d["base"], d["step"], d["exp"])
     return Requant(name, inputs, d["shift"], d["lo"], d["hi"], Rounding(d["rounding"]))
+
+
+def _window(d: dict) -> Window | None:
+    return Window.from_dict(d["window"]) if "window" in d else None
 
 
 def to_json(g: Graph) -> str:

@@ -87,6 +87,8 @@ def fold_constant_inputs(g: Graph) -> Graph:
                 kept = [(c, w) for c, w in zip(r.cols, r.weights) if c not in known]
                 rows.append(Row(bias, *_unzip(kept)))
             op = replace(op, rows=tuple(rows))
+            if op.window is not None:
+                op = replace(op, window=op.window.with_consts(known))
         ops.append(op)
     return replace(g, ops=tuple(ops))
 
@@ -156,9 +158,9 @@ def remove_dead_neurons(g: Graph) -> Graph:
         keep = sorted(needed[op.name])
         src_map = remap[op.inputs[0]]
         if isinstance(op, Dense) and op.name in unread:
-            op = replace(op, n_in=len(src_map), rows=(Row(op.rows[0].bias, (), ()),))
+            op = replace(op, n_in=len(src_map), rows=(Row(op.rows[0].bias, (), ()),), window=None)
         elif isinstance(op, Max) and op.name in unread:
-            op = replace(op, groups=((src_map[op.groups[0][0]],),))
+            op = replace(op, groups=((src_map[op.groups[0][0]],),), window=None)
         elif isinstance(op, Dense):
             rows = tuple(
                 Row(op.rows[i].bias, tuple(src_map[c] for c in op.rows[i].cols), op.rows[i].weights)
@@ -175,6 +177,8 @@ def remove_dead_neurons(g: Graph) -> Graph:
             if isinstance(op, Threshold):
                 op = replace(op, thresholds=tuple(op.thresholds[i] for i in keep))
         remap[op.name] = {old: new for new, old in enumerate(keep)}
+        if isinstance(op, (Dense, Max)) and op.window is not None:
+            op = replace(op, window=op.window.renumbered(src_map, remap[op.name]))
         ops.append(op)
     return replace(g, ops=tuple(ops))
 

@@ -234,7 +234,8 @@ def conv(st: ImportState, node) -> None:
             rows.append(Row(0, tuple(cs[order].tolist()), tuple(ws[order].tolist())))
     shape = (mat.shape[0], *out_sp)
     st.check_shape(node, shape)
-    op = Dense(st.fresh("conv"), (x.op,), size(x.shape), tuple(rows), w.exp)
+    window = st.window(x, kernel, strides, pads, dil, groups, shape)
+    op = Dense(st.fresh("conv"), (x.op,), size(x.shape), tuple(rows), w.exp, window)
     st.layers[op.name] = {
         "kind": f"conv{len(kernel)}d",
         "kernel_weights": int(mat.size),

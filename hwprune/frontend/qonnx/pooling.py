@@ -42,7 +42,8 @@ def maxpool(st: ImportState, node) -> None:
     shape = (x.shape[0], *out_sp)
     st.check_shape(node, shape)
     scale = window_scales(st, node, x, groups, "max")
-    op = Max(st.fresh("maxpool"), (x.op,), tuple(groups))
+    window = st.window(x, kernel, strides, pads, dil, x.shape[0], shape)
+    op = Max(st.fresh("maxpool"), (x.op,), tuple(groups), window)
     y = st.emit(op, shape, x.exp, x.relu)
     if scale is not None:
         y = replace(y, scale=scale, start=node.output[0])
@@ -98,7 +99,8 @@ def avgpool(st: ImportState, node) -> None:
     st.check_shape(node, shape)
     # sum * 2**-k is the average exactly; the next Quant requantizes it as usual.
     k = n.bit_length() - 1
-    op = Dense(st.fresh("avgpool"), (x.op,), size(x.shape), rows, -k)
+    window = st.window(x, kernel, strides, pads, dil, x.shape[0], shape)
+    op = Dense(st.fresh("avgpool"), (x.op,), size(x.shape), rows, -k, window)
     # Depthwise: each channel has its own all-ones window, so the kernel is C x window.
     st.layers[op.name] = {
         "kind": "avgpool",

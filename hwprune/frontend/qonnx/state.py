@@ -24,7 +24,7 @@ from onnx import numpy_helper
 from hwprune.errors import HwpruneError
 from hwprune.frontend.precision import FixedType
 from hwprune.frontend.qonnx.names import UserNames
-from hwprune.ir.graph import HostInput, Op, Requant, Value
+from hwprune.ir.graph import HostInput, Op, Requant, Value, Window
 
 
 @dataclass
@@ -221,6 +221,28 @@ class ImportState:
         if d.perm is None:
             return idx
         return np.where(idx >= 0, d.perm[np.maximum(idx, 0)], -1)
+
+    def window(self, x: Act, kernel, strides, pads, dil, groups: int, out_shape) -> Window:
+        """Where a sliding-window layer's elements sit (``ir.graph.Window``): the input's
+        elements through a pending Transpose, the output in C order; a 1-D layer is one row."""
+        nd = len(kernel)
+
+        def two(t) -> tuple[int, int]:
+            return (1, *t) if nd == 1 else tuple(t)
+
+        pad = (0, pads[0], 0, pads[1]) if nd == 1 else tuple(pads)
+        n_out = size(out_shape)
+        return Window(
+            (x.shape[0], *two(x.shape[1:])),
+            (out_shape[0], *two(out_shape[1:])),
+            two(kernel),
+            two(strides),
+            tuple(int(p) for p in pad),
+            two(dil),
+            groups,
+            tuple(int(i) for i in self.cols(x, np.arange(size(x.shape)))),
+            tuple(range(n_out)),
+        )
 
     def out_shape(self, node) -> tuple[int, ...]:
         """The shape qonnx shape inference gave the node's output, without the batch of 1."""

@@ -1,0 +1,401 @@
+"""Streaming lowering: the convolutional front of a network as one window kernel per layer,
+fed one pixel per cycle through line buffers, instead of one adder tree per output pixel.
+
+A stream stage is a sliding-window op (a convolution or an average pooling as a Dense with a
+``Window``, a max pooling as a Max with one) and the elementwise ops after it (Requant,
+Threshold), which act per pixel. Its *kernel* is a small graph of its own: the input is the
+window (every tap's pixel, and when the bias depends on the position a bit per tap saying
+whether the tap is a real pixel or padding), and one Dense row or Max window per output
+channel. The kernel is read back from the layer's rows and every row is checked against it,
+so a stream stage computes exactly the elements the unrolled layer does; the rows stay the
+truth (``Window``). ``stages`` finds the stream stages at the front of a chain graph.
+
+Why the flag bit: a filter the passes removed (pruned to zero, its output a constant) is
+folded into the next layer's bias, and where that layer's window reads padding the folded
+amount is smaller; the bias then depends on the position only through which taps are real,
+``bias(p) = b0 + sum of K[t] over the real taps t``, which the flag terms compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from hwprune.ir.graph import (
+    Dense,
+    Graph,
+    Input,
+    IntRange,
+    Max,
+    Op,
+    Requant,
+    Row,
+    Threshold,
+    Value,
+    Window,
+    verify,
+)
+
+
+class NotStreamable(Exception):
+    """A layer that cannot stream, with the reason in words (the message)."""
+
+
+@dataclass(frozen=True)
+class PixelMap:
+    """Where the elements of a map value sit: ``index[(c * H + y) * W + x]`` is the element
+    at (c, y, x), -1 where there is none. ``channels`` are the channels a pixel carries (those
+    with an element somewhere), in order."""
+
+    shape: tuple[int, int, int]
+    index: tuple[int, ...]
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        c, h, w = self.shape
+        return tuple(ch for ch in range(c) if any(i >= 0 for i in self._plane(ch)))
+
+    def _plane(self, ch: int) -> tuple[int, ...]:
+        _, h, w = self.shape
+        return self.index[ch * h * w : (ch + 1) * h * w]
+
+    def at(self, c: int, y: int, x: int) -> int:
+        _, h, w = self.shape
+        return self.index[(c * h + y) * w + x]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stream stage: ``ops`` (the window op, then the elementwise ops fused into it),
+    its window, the pixels it reads and writes, and its per-pixel ``kernel`` graph.
+
+    The kernel's input is the window vector: element ``t * len(in_map.channels) + j`` is
+    channel ``in_map.channels[j]`` of tap t (taps row-major over the kernel), then, when
+    ``flag`` is set, one bit per tap (1: a real pixel, 0: padding) at ``n_taps * n_ch + t``.
+    Its output element k is channel ``out_map.channels[k]`` of the output pixel. Padding
+    reads as ``pad`` (0 for a convolution, the smallest pixel value for a max pooling).
+    """
+
+    ops: tuple[str, ...]
+    window: Window
+    in_map: PixelMap
+    out_map: PixelMap
+    kernel: Graph
+    flag: bool
+    pad: int
+
+    @property
+    def name(self) -> str:
+        return self.ops[0]
+
+    @property
+    def n_taps(self) -> int:
+        return self.window.kernel[0] * self.window.kernel[1]
+
+
+def _taps(w: Window, oy: int, ox: int):
+    """(tap index, input y, input x, in bounds) of every tap of output position (oy, ox)."""
+    _, h, wd = w.in_shape
+    (kh, kw), (sh, sw), (dh, dw) = w.kernel, w.strides, w.dilations
+    pt, pl = w.pads[0], w.pads[1]
+    for dy in range(kh):
+        for dx in range(kw):
+            y, x = oy * sh - pt + dy * dh, ox * sw - pl + dx * dw
+            yield dy * kw + dx, y, x, 0 <= y < h and 0 <= x < wd
+
+
+def _in_map(w: Window) -> PixelMap:
+    return PixelMap(w.in_shape, w.in_index)
+
+
+def _out_map(w: Window) -> PixelMap:
+    return PixelMap(w.out_shape, w.out_index)
+
+
+def _group_channels(w: Window, f: int) -> range:
+    c, fo = w.in_shape[0], w.out_shape[0]
+    cg = c // w.groups
+    g0 = (f // (fo // w.groups)) * cg
+    return range(g0, g0 + cg)
+
+
+def _positions(w: Window):
+    _, oh, ow = w.out_shape
+    for oy in range(oh):
+        for ox in range(ow):
+            yield oy, ox
+
+
+def dense_kernel(op: Dense) -> tuple[dict, dict, dict]:
+    """The kernel of a windowed Dense, read back from its rows and checked against every row.
+
+    Returns ``(weights, bias, flags)``: weights[(f, c, t)] != 0 for filter f, input channel
+    c, tap t; bias[f] the bias where every tap is real; flags[(f, t)] the amount tap t adds
+    to filter f's bias when it is a real pixel (empty unless the bias depends on the
+    position). Raises NotStreamable when the rows are not one kernel slid over the map.
+    """
+    w = op.window
+    assert w is not None
+    inm = _in_map(w)
+    kept = set(inm.channels)
+    consts = dict(w.consts)
+    _, h, wd = w.in_shape
+    weights: dict[tuple[int, int, int], int] = {}
+    # Pass 1: every term of every row names an element under its window; read the kernel.
+    for f, oy, ox, row in _placed_rows(op):
+        terms = dict(zip(row.cols, row.weights))
+        for t, y, x, inside in _taps(w, oy, ox):
+            for c in _group_channels(w, f) if inside else ():
+                e = inm.at(c, y, x)
+                if e < 0:
+                    continue
+                v = terms.pop(e, 0)
+                if weights.setdefault((f, c, t), v) != v:
+                    raise NotStreamable(
+                        f"{op.name}: filter {f} weighs channel {c} at tap {t} by "
+                        f"{weights[(f, c, t)]} at one position and {v} at ({oy}, {ox})"
+                    )
+        if terms:
+            raise NotStreamable(f"{op.name}: output ({f}, {oy}, {ox}) reads outside its window")
+    weights = {k: v for k, v in weights.items() if v != 0}
+    # Pass 2: a tap on a kept channel whose element the passes removed here was folded as a
+    # constant into this row's bias (``Window.consts``); the kernel counts it from the stream,
+    # so the bias gives it back. The real-tap pattern of each row goes with its bias.
+    biases: dict[int, list[tuple[tuple[int, ...], int]]] = {}
+    for f, oy, ox, row in _placed_rows(op):
+        bias, real = row.bias, []
+        for t, y, x, inside in _taps(w, oy, ox):
+            real.append(int(inside))
+            for c in _group_channels(w, f) if inside else ():
+                if inm.at(c, y, x) >= 0 or c not in kept or (f, c, t) not in weights:
+                    continue
+                q = (c * h + y) * wd + x
+                if q not in consts:
+                    raise NotStreamable(f"{op.name}: input ({c}, {y}, {x}) is missing")
+                bias -= weights[(f, c, t)] * consts[q]
+        biases.setdefault(f, []).append((tuple(real), bias))
+    bias, flags = {}, {}
+    for f, eqs in biases.items():
+        b0, fl = _solve_bias(op.name, f, eqs)
+        bias[f] = b0
+        flags.update({(f, t): v for t, v in fl.items() if v != 0})
+    return weights, bias, flags
+
+
+def _placed_rows(op: Dense):
+    """(f, oy, ox, row) of every row the window places."""
+    w = op.window
+    for f in range(w.out_shape[0]):
+        for oy, ox in _positions(w):
+            r = _out_map(w).at(f, oy, ox)
+            if r >= 0:
+                yield f, oy, ox, op.rows[r]
+
+
+def _solve_bias(name: str, f: int, eqs: list[tuple[tuple[int, ...], int]]):
+    """b0 and per-tap amounts K with bias = b0 + sum(K[t] for real taps t), exactly, from
+    (real-tap pattern, bias) pairs; raises NotStreamable if none exists."""
+    patterns = {}
+    for real, b in eqs:
+        if patterns.setdefault(real, b) != b:
+            raise NotStreamable(f"{name}: filter {f} has two biases at like positions")
+    n = len(eqs[0][0])
+    if len(set(patterns.values())) == 1:
+        return next(iter(patterns.values())), {}
+    # Gaussian elimination over the rationals on the taps that are ever padding.
+    var = [t for t in range(n) if any(p[t] == 0 for p in patterns)]
+    rows = [[Fraction(1), *(Fraction(p[t]) for t in var), Fraction(b)] for p, b in patterns.items()]
+    m = len(var) + 1
+    piv_cols, r = [], 0
+    for col in range(m):
+        piv = next((i for i in range(r, len(rows)) if rows[i][col] != 0), None)
+        if piv is None:
+            continue
+        rows[r], rows[piv] = rows[piv], rows[r]
+        rows[r] = [v / rows[r][col] for v in rows[r]]
+        for i in range(len(rows)):
+            if i != r and rows[i][col] != 0:
+                k = rows[i][col]
+                rows[i] = [a - k * b for a, b in zip(rows[i], rows[r])]
+        piv_cols.append(col)
+        r += 1
+    if any(all(v == 0 for v in row[:-1]) and row[-1] != 0 for row in rows):
+        raise NotStreamable(f"{name}: filter {f}'s bias is not a sum over real taps")
+    sol = [Fraction(0)] * m
+    for i, col in enumerate(piv_cols):
+        sol[col] = rows[i][-1]  # free variables at 0
+    if any(v.denominator != 1 for v in sol):
+        raise NotStreamable(f"{name}: filter {f}'s bias is not an integer sum over real taps")
+    b0 = int(sol[0])
+    amounts = {t: int(v) for t, v in zip(var, sol[1:])}
+    for p, b in patterns.items():  # the exact check of the solution
+        if b0 + sum(amounts[t] for t in var if p[t]) != b:
+            raise NotStreamable(f"{name}: filter {f}'s bias is not a sum over real taps")
+    return b0, amounts
+
+
+def _max_kernel(op: Max) -> None:
+    """Check a windowed Max is one window slid over the map (its padding is left out of the
+    windows; the stream pads with the smallest value a pixel holds, which no max picks over
+    a real member)."""
+    w = op.window
+    assert w is not None
+    inm, outm = _in_map(w), _out_map(w)
+    for f in range(w.out_shape[0]):
+        for oy, ox in _positions(w):
+            r = outm.at(f, oy, ox)
+            if r < 0:
+                continue
+            want = sorted(inm.at(f, y, x) for _, y, x, inside in _taps(w, oy, ox) if inside)
+            if list(op.groups[r]) != want:
+                raise NotStreamable(
+                    f"{op.name}: output ({f}, {oy}, {ox}) is not the max of its window"
+                )
+
+
+def _pixel_range(v: Value, m: PixelMap) -> IntRange:
+    """One range holding every element of the map (what one pixel bus must carry)."""
+    rs = [v.ranges[i] for i in m.index if i >= 0]
+    out = rs[0]
+    for r in rs[1:]:
+        out = out.union(r)
+    return out
+
+
+def _channel_thresholds(op: Threshold, v: Value, m: PixelMap) -> tuple[tuple[int, ...], ...]:
+    """One threshold list per pixel channel, that counts as each position's own list on that
+    position's input range (the importer clips thresholds to an element's range, so the lists
+    of one channel differ where the ranges do); raises NotStreamable if there is none."""
+    _, h, w = m.shape
+    out = []
+    for ch in m.channels:
+        elems = [i for i in m.index[ch * h * w : (ch + 1) * h * w] if i >= 0]
+        widest = max(elems, key=lambda i: v.ranges[i].hi - v.ranges[i].lo)
+        cand = op.thresholds[widest]
+        for i in elems:
+            r = v.ranges[i]
+            if _clipped(cand, r) != _clipped(op.thresholds[i], r):
+                raise NotStreamable(f"{op.name}: channel {ch}'s thresholds differ by position")
+        out.append(cand)
+    return tuple(out)
+
+
+def _clipped(ts: tuple[int, ...], r: IntRange) -> list[int]:
+    """Thresholds as seen from inputs in r: one at or below r.lo always counts, one above
+    r.hi never does."""
+    return sorted(min(max(t, r.lo), r.hi + 1) for t in ts)
+
+
+WINDOW = "window"  # the name of a kernel graph's input
+
+
+def _kernel(g: Graph, op: Dense | Max, tail: tuple[Op, ...]) -> tuple[Graph, bool, int]:
+    """The per-pixel kernel graph of a stage (see ``Stage``), whether it reads flags, and
+    the value padding reads as."""
+    w = op.window
+    assert w is not None
+    inm, outm = _in_map(w), _out_map(w)
+    in_ch, out_ch = inm.channels, outm.channels
+    nc, n_taps = len(in_ch), w.kernel[0] * w.kernel[1]
+    pos = {c: j for j, c in enumerate(in_ch)}
+    x = g.values[op.inputs[0]]
+    rng = _pixel_range(x, inm)
+    pad = 0 if isinstance(op, Dense) else rng.lo
+    if any(w.pads):
+        rng = rng.union(IntRange(pad, pad))
+    if isinstance(op, Dense):
+        weights, bias, flags = dense_kernel(op)
+        flag = bool(flags)
+        rows = []
+        for f in out_ch:
+            terms = [(t * nc + pos[c], v) for (f2, c, t), v in weights.items() if f2 == f]
+            terms += [(n_taps * nc + t, v) for (f2, t), v in flags.items() if f2 == f]
+            terms.sort()
+            rows.append(Row(bias[f], tuple(c for c, _ in terms), tuple(v for _, v in terms)))
+        n_in = n_taps * nc + (n_taps if flag else 0)
+        if flag:
+            rng = rng.union(IntRange(0, 1))
+        first: Op = Dense(op.name, (WINDOW,), n_in, tuple(rows), op.w_exp)
+    else:
+        _max_kernel(op)
+        flag, n_in = False, n_taps * nc
+        groups = tuple(tuple(t * nc + pos[f] for t in range(n_taps)) for f in out_ch)
+        first = Max(op.name, (WINDOW,), groups)
+    ops: list[Op] = [Input(WINDOW, (), n_in, rng, x.exp), first]
+    for e in tail:
+        if isinstance(e, Threshold):
+            ts = _channel_thresholds(e, g.values[e.inputs[0]], outm)
+            e = Threshold(e.name, e.inputs, ts, e.base, e.step, e.exp)
+        ops.append(e)
+    kernel = Graph(tuple(ops), (ops[-1].name,))
+    verify(kernel)
+    return kernel, flag, pad
+
+
+def _windowed(op: Op) -> bool:
+    return isinstance(op, (Dense, Max)) and op.window is not None
+
+
+def stages(g: Graph, upto: int | None = None) -> tuple[tuple[Stage, ...], str]:
+    """The stream stages at the front of chain graph ``g`` (at most ``upto`` of them), and in
+    words why the next layer does not stream ("" when every layer does)."""
+    (inp,) = (op for op in g.ops if isinstance(op, Input))
+    chain = [op for op in g.ops if not isinstance(op, Input)]
+    out: list[Stage] = []
+    prev, prev_map = inp.name, None
+    i = 0
+    while i < len(chain):
+        op = chain[i]
+        if upto is not None and len(out) >= upto:
+            return tuple(out), f"{op.name}: unrolled as asked"
+        if not _windowed(op):
+            return tuple(out), f"{op.name}: not a convolution or pooling"
+        if op.inputs != (prev,):
+            return tuple(out), f"{op.name}: does not read the layer before it"
+        w = op.window
+        inm = _in_map(w)
+        if prev_map is not None and prev_map != inm:
+            return tuple(out), f"{op.name}: reads its map in another order (a Transpose?)"
+        j = i + 1
+        while j < len(chain) and isinstance(chain[j], (Requant, Threshold)):
+            j += 1
+        tail = tuple(chain[i + 1 : j])
+        try:
+            kernel, flag, pad = _kernel(g, op, tail)
+        except NotStreamable as e:
+            return tuple(out), str(e)
+        names = (op.name, *(t.name for t in tail))
+        out.append(Stage(names, w, inm, _out_map(w), kernel, flag, pad))
+        prev, prev_map = names[-1], _out_map(w)
+        i = j
+    return tuple(out), ""
+
+
+def pixels(m: PixelMap, x):
+    """The pixel stream of a batch of map values ``x`` (batch, size): (batch, H, W, channels),
+    raster order; a channel's element the passes removed at some position reads 0."""
+    c, h, w = m.shape
+    idx = np.array(m.index, dtype=np.int64).reshape(c, h, w)[list(m.channels)]
+    vals = np.where(idx >= 0, x[:, np.maximum(idx, 0)], 0)  # (batch, nc, h, w)
+    return vals.transpose(0, 2, 3, 1)
+
+
+def window_vectors(st: Stage, px):
+    """The kernel input of every output position, from input pixels ``px`` (batch, H, W, nc):
+    (batch, OH, OW, kernel inputs), padding read as ``st.pad`` (and its flag as 0)."""
+    w = st.window
+    _, oh, ow = w.out_shape
+    b, h, wd, nc = px.shape
+    out = np.full((b, oh, ow, st.kernel.inputs[0].size), st.pad, dtype=np.int64)
+    if st.flag:
+        out[..., st.n_taps * nc :] = 0
+    for oy in range(oh):
+        for ox in range(ow):
+            for t, y, x, inside in _taps(w, oy, ox):
+                if inside:
+                    out[:, oy, ox, t * nc : (t + 1) * nc] = px[:, y, x]
+                    if st.flag:
+                        out[:, oy, ox, st.n_taps * nc + t] = 1
+    return out
