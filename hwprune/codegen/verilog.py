@@ -498,7 +498,9 @@ def _comment(text: str) -> str:
     return "// " + " ".join(text.splitlines())
 
 
-def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) -> list[str]:
+def _header(
+    lay: Layer, in_width: int, out_width: int, kind: str | None = None, ce: bool = False
+) -> list[str]:
     fields: dict[str, str | None] = {"dense": lay.dense, "requant": lay.requant}
     if kind is not None:
         fields[kind] = lay.value
@@ -507,6 +509,11 @@ def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) 
         _comment(f"Layer {lay.label}: {lay.input} -> {lay.value}, {lay.cycles} cycle(s)."),
         f"module {lay.module} (",
         "    input wire clk,",
+        *(
+            ["    input wire ce,  // clock enable: the registers hold while it is low"]
+            if ce
+            else []
+        ),
         f"    input wire [{in_width - 1}:0] x,",
         f"    output wire [{out_width - 1}:0] y",
         ");",
@@ -514,16 +521,17 @@ def _header(lay: Layer, in_width: int, out_width: int, kind: str | None = None) 
     ]
 
 
-def _layer_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
+def _layer_module(g: Graph, lay: Layer, ls: LayerSchedule, ce: bool = False) -> str:
     """A layer as ``hw.layers.lower_layer`` lowered it: the input elements it reads as
     wires, one wire per netlist node, one register per register node, and the final bank
-    (``q_<i>``) taking each output node."""
+    (``q_<i>``) taking each output node. ``ce``: the module has a clock enable (a stream
+    stage's kernel, which holds while the stream stalls)."""
     net = lower_layer(g, g.op(lay.dense if lay.dense is not None else lay.value))
     assert net.depth == ls.depth, "netlist and schedule disagree"
     xv, yv = g.values[lay.input], g.values[lay.value]
     wi, wo = xv.range.bits, yv.range.bits
     kind = net.kind if lay.dense is None and lay.requant is None else None
-    m = _Body(_header(lay, xv.size * wi, yv.size * wo, kind))
+    m = _Body(_header(lay, xv.size * wi, yv.size * wo, kind, ce))
     m.declare("x", xv.size * wi, signed=False)
     xs, sigs = {}, {}
     for n in net.inputs:
@@ -541,7 +549,7 @@ def _layer_module(g: Graph, lay: Layer, ls: LayerSchedule) -> str:
         if r != yv.ranges[i]:
             raise AssertionError(f"{lay.label} output {i}: range {r} != {yv.ranges[i]}")
         m.reg(f"q_{i}", r, sigs[out])
-    return _finish_module(m, yv, wo)
+    return _finish_module(m, yv, wo, ce)
 
 
 def _node(
@@ -628,7 +636,7 @@ CLOCKED_MAX = 8192
 STAGE_BLOCK = 256
 
 
-def _finish_module(m: _Body, yv: Value, wo: int) -> str:
+def _finish_module(m: _Body, yv: Value, wo: int, ce: bool = False) -> str:
     """Close a layer module: its logic and registers, the packed output bus, endmodule."""
     # Data registers have no reset: only ``valid`` needs one, and leaving them out keeps the
     # flip-flops plain (no reset mux) and the count equal to the schedule's.
@@ -649,8 +657,9 @@ def _finish_module(m: _Body, yv: Value, wo: int) -> str:
     lines = [*m.lines]
     lines += [f"    /* verilator lint_off {w} */" for w in LINT_WAIVED]
     lines += [*m.comb, *m.regs]
+    clocked = "    always @(posedge clk) if (ce) begin" if ce else "    always @(posedge clk) begin"
     if sum(len(body) for body in m.stages.values()) <= CLOCKED_MAX:
-        lines.append("    always @(posedge clk) begin")
+        lines.append(clocked)
         for st in sorted(m.stages):
             lines += m.stages[st]
     else:
@@ -658,7 +667,7 @@ def _finish_module(m: _Body, yv: Value, wo: int) -> str:
             body = m.stages[st]
             for k in range(0, len(body), STAGE_BLOCK):
                 lines += ["    always @* begin", *body[k : k + STAGE_BLOCK], "    end"]
-        lines.append("    always @(posedge clk) begin")
+        lines.append(clocked)
     lines += [*m.assigns, "    end"]
     for i, r in enumerate(yv.ranges):
         # q_<i> (declared signed when its range is) is extended to the element's width.

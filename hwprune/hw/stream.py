@@ -399,3 +399,14 @@ def window_vectors(st: Stage, px):
                     if st.flag:
                         out[:, oy, ox, st.n_taps * nc + t] = 1
     return out
+
+
+def head(g: Graph, stages: tuple[Stage, ...]) -> Graph:
+    """The part of ``g`` after its stream stages, as a graph of its own: its input is the map
+    the last stage writes, one vector per image (each element in one range, the union of the
+    map's: the collector's bus), and it may have no ops (the network ends with the stream)."""
+    last = stages[-1].ops[-1]
+    v = g.values[last]
+    inp = Input(last, (), v.size, v.range, v.exp)
+    rest = tuple(op for op in g.ops[g.ops.index(g.op(last)) + 1 :])
+    return Graph((inp, *rest), g.outputs, g.meta, g.host_input, g.host_output)
