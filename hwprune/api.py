@@ -44,7 +44,7 @@ from hwprune.errors import HwpruneError, MismatchError
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph, from_json, to_json
 from hwprune.ir.passes import optimize
-from hwprune.names import HLS_PROJECT, KERNELS, SYNTH_TOOLS, TOP
+from hwprune.names import CONV_MODES, HLS_PROJECT, KERNELS, SYNTH_TOOLS, TOP
 from hwprune.sim.ladder import (
     SimReport,
     brevitas_level,
@@ -320,16 +320,16 @@ def _compile_files(
     reuse_factor: int = 1,
     input_type: str | None = None,
     pipeline: int | str = 4,
+    conv: str = "unroll",
 ) -> Design:
     """The compile step: ir.json, hls/ (with tb_data/), rtl/ (+ manifest.json). Everything is
-    checked (file, board, kernel, reuse factor, pipeline, supported ops) before anything is
-    written."""
+    checked (file, board, kernel, reuse factor, pipeline, conv, supported ops) before anything
+    is written."""
     from hwprune.boards import get_board
-    from hwprune.codegen.cocotb_tb import emit_testbench, write_vectors
+    from hwprune.codegen import rtl_files
+    from hwprune.codegen.cocotb_tb import write_vectors
     from hwprune.codegen.manifest import manifest as build_manifest
     from hwprune.codegen.verilog import count_product_terms as verilog_terms
-    from hwprune.codegen.verilog import emit_verilog
-    from hwprune.estimate.choices import choose
     from hwprune.frontend.qonnx import import_qonnx
     from hwprune.hlsgen import check_reuse_factor, write_hls_project
     from hwprune.hlsgen import count_product_terms as hls_terms
@@ -338,6 +338,8 @@ def _compile_files(
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
     if reuse_factor < 1:
         raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
+    if conv not in CONV_MODES:
+        raise HwpruneError(f"--conv {conv}: choose one of: {', '.join(CONV_MODES)}")
     per_stage = parse_pipeline(pipeline)
     b = get_board(board)
     model_onnx, out_dir = Path(model_onnx), Path(out_dir)
@@ -351,14 +353,15 @@ def _compile_files(
         "reuse_factor": reuse_factor,
         "kernel": kernel,
         "pipeline": per_stage,
+        "conv": conv,
     }
     # By cost: each threshold layer's form, then (auto) each layer's kernel.
-    g = choose(replace(g, meta=meta))
+    g = _choose(replace(g, meta=meta), model_onnx)
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"
-        vfiles = emit_verilog(g, TOP)
-        write_files(rtl, {**vfiles, **emit_testbench(g, TOP)})
+        vfiles = rtl_files(g, TOP)
+        write_files(rtl, vfiles)
         x = golden.stimulus_vectors(g, 1000, 0)
         write_vectors(rtl / "vectors.npz", g, x)
         write_hls_project(
@@ -379,6 +382,32 @@ def _compile_files(
     # report) no longer describes this one.
     _remove(out_dir, DERIVED_FROM_COMPILE)
     return Design(out_dir, g, manifest)
+
+
+def _choose(g: Graph, model_onnx: Path) -> Graph:
+    """Every choice compile makes by cost (``estimate.choices``). With ``--conv stream`` the
+    layers at the front that stream (``hw.stream``) keep their form; the choices are made for
+    the head after them, and (kernel auto) for each stream kernel."""
+    from hwprune.estimate.choices import choose, with_kernels
+    from hwprune.hw import stream
+
+    if g.meta.get("conv", "unroll") == "unroll":
+        return choose(g)
+    stages, why = stream.stages(g)
+    if not stages:
+        raise HwpruneError(
+            f"--conv stream: {model_onnx} does not start with a convolution or pooling that "
+            f"streams ({why}); use --conv unroll"
+        )
+    head = choose(stream.head(g, stages))
+    meta = {**head.meta, stream.STREAM_KEY: len(stages)}
+    for st in stages:
+        chosen = with_kernels(st.kernel).meta
+        for key in ("layer_kernels", "kernel_choice"):
+            if key in chosen:
+                meta[key] = {**meta.get(key, {}), **chosen[key]}
+    front = g.ops[: g.ops.index(g.op(stages[-1].ops[-1])) + 1]
+    return replace(g, ops=(*front, *head.ops[1:]), meta=meta)
 
 
 def parse_pipeline(pipeline: int | str) -> int:
@@ -419,6 +448,7 @@ def compile(
     reuse_factor: int = 1,
     input_type: str | None = None,
     pipeline: int | str = 4,
+    conv: str = "unroll",
 ) -> Design:
     """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
 
@@ -426,8 +456,11 @@ def compile(
     quantizes a float graph input to when the model reads it without a quantizer.
     ``reuse_factor`` must be one hls4ml accepts for every layer (it is checked).
     ``pipeline``: "layer" or the most adder levels between two register banks.
+    ``conv``: "unroll" (an adder tree per output pixel) or "stream" (``hw.stream``).
     """
-    design = _compile_files(model_onnx, out_dir, board, kernel, reuse_factor, input_type, pipeline)
+    design = _compile_files(
+        model_onnx, out_dir, board, kernel, reuse_factor, input_type, pipeline, conv
+    )
     _estimate_files(design)
     return design
 

@@ -65,7 +65,14 @@ def cmd_compile(a) -> int:
     from hwprune import api
 
     d = api.compile(
-        Path(a.model), Path(a.output), a.board, a.kernel, a.reuse_factor, a.input_type, a.pipeline
+        Path(a.model),
+        Path(a.output),
+        a.board,
+        a.kernel,
+        a.reuse_factor,
+        a.input_type,
+        a.pipeline,
+        a.conv,
     )
     print(f"compiled {a.model} for {a.board}: {len(d.graph.dense_ops())} weight layers")
     print(d.layer_table())
@@ -189,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="register banks: 'layer' (one per layer) or after every N adder levels (default 4)",
     )
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
+    s.add_argument(
+        "--conv",
+        default="unroll",
+        metavar="unroll|stream",
+        help="convolutions: unroll (an adder tree per output pixel, the default) or stream "
+        "(one kernel per layer, a pixel per cycle through line buffers)",
+    )
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("sim", help="C-sim and RTL sim vs the golden interpreter")

@@ -124,3 +124,98 @@ def emit_axis_top(g: Graph, top: str, latency: int) -> str:
 
 def _wrap(ptr: str, depth: int, width: int) -> str:
     return f"({ptr} == {_lit(depth - 1, width)}) ? {_lit(0, width)} : {ptr} + {_lit(1, width)}"
+
+
+# Images a streaming design may hold at once (accepted, result not yet delivered): the output
+# FIFO's depth. A new image starts only while fewer are pending; within an image the pixels
+# flow as the design takes them.
+STREAM_FIFO = 4
+
+
+def emit_stream_axis_top(top: str, pixel_bits: int, npix: int, out_bits: int) -> str:
+    """``{top}_axis`` around a streaming top (``codegen.stream``): one pixel per input beat
+    (TLAST is not needed: an image is ``npix`` pixels), one output beat per image with TLAST
+    set; back-pressure on the output is absorbed by a STREAM_FIFO-image FIFO."""
+    w_in, w_out = byte_width(pixel_bits), byte_width(out_bits)
+    depth = STREAM_FIFO
+    cw = depth.bit_length()
+    pw = max(1, (depth - 1).bit_length())
+    nw = max(1, (npix - 1).bit_length())
+    name = axis_top_name(top)
+    lines = [
+        f"// {name}: AXI4-Stream around the streaming {top}: one pixel per input beat, in",
+        f"// raster order, {npix} per image; one result per output beat, TLAST on each. Up to",
+        f"// {depth} images may be in flight; a FIFO of {depth} results absorbs back-pressure.",
+        f"module {name} (",
+        "    input wire aclk,",
+        "    input wire aresetn,",
+        f"    input wire [{w_in - 1}:0] s_axis_tdata,",
+        "    input wire s_axis_tvalid,",
+        "    output wire s_axis_tready,",
+        "    input wire s_axis_tlast,",
+        f"    output wire [{w_out - 1}:0] m_axis_tdata,",
+        "    output wire m_axis_tvalid,",
+        "    input wire m_axis_tready,",
+        "    output wire m_axis_tlast",
+        ");",
+        f"    reg [{cw - 1}:0] pending;  // images started, results not yet delivered",
+        f"    reg [{cw - 1}:0] stored;  // results in the FIFO",
+        f"    reg [{pw - 1}:0] wr_ptr;",
+        f"    reg [{pw - 1}:0] rd_ptr;",
+        f"    reg [{nw - 1}:0] pix;  // the next input pixel's position in its image",
+        f"    reg [{out_bits - 1}:0] fifo [0:{depth - 1}];",
+        "    wire in_ready, out_valid;",
+        f"    wire [{out_bits - 1}:0] out_data;",
+        f"    wire room = pix != {_lit(0, nw)} || pending != {_lit(depth, cw)};",
+        "    assign s_axis_tready = in_ready && room;",
+        "    wire in_fire = s_axis_tvalid && s_axis_tready;",
+        f"    wire start = in_fire && pix == {_lit(0, nw)};",
+        f"    assign m_axis_tvalid = stored != {_lit(0, cw)};",
+        "    wire out_fire = m_axis_tvalid && m_axis_tready;",
+        (
+            f"    assign m_axis_tdata = {{{w_out - out_bits}'d0, fifo[rd_ptr]}};"
+            if w_out > out_bits
+            else "    assign m_axis_tdata = fifo[rd_ptr];"
+        ),
+        "    assign m_axis_tlast = 1'b1;",
+        f"    {top} u_core (",
+        "        .clk(aclk),",
+        "        .rst(!aresetn),",
+        "        .in_valid(s_axis_tvalid && room),",
+        "        .in_ready(in_ready),",
+        f"        .in_data(s_axis_tdata[{pixel_bits - 1}:0]),",
+        "        .out_valid(out_valid),",
+        "        .out_data(out_data)",
+        "    );",
+        "    always @(posedge aclk) begin",
+        "        if (out_valid)",
+        "            fifo[wr_ptr] <= out_data;",
+        "        if (!aresetn) begin",
+        f"            pending <= {_lit(0, cw)};",
+        f"            stored <= {_lit(0, cw)};",
+        f"            wr_ptr <= {_lit(0, pw)};",
+        f"            rd_ptr <= {_lit(0, pw)};",
+        f"            pix <= {_lit(0, nw)};",
+        "        end else begin",
+        "            if (in_fire)",
+        f"                pix <= {_wrap('pix', npix, nw)};",
+        "            if (start && !out_fire)",
+        f"                pending <= pending + {_lit(1, cw)};",
+        "            else if (out_fire && !start)",
+        f"                pending <= pending - {_lit(1, cw)};",
+        "            if (out_valid && !out_fire)",
+        f"                stored <= stored + {_lit(1, cw)};",
+        "            else if (out_fire && !out_valid)",
+        f"                stored <= stored - {_lit(1, cw)};",
+        "            if (out_valid)",
+        f"                wr_ptr <= {_wrap('wr_ptr', depth, pw)};",
+        "            if (out_fire)",
+        f"                rd_ptr <= {_wrap('rd_ptr', depth, pw)};",
+        "        end",
+        "    end",
+        "    wire _unused_ok = &{1'b0, s_axis_tlast"
+        + (f", s_axis_tdata[{w_in - 1}:{pixel_bits}]" if w_in > pixel_bits else "")
+        + ", 1'b0};",
+        "endmodule",
+    ]
+    return "\n".join(lines) + "\n"

@@ -80,10 +80,8 @@ def _write_summary(n_vec, n_outputs, n_checked, n_bad, first, seconds=None):
 
 """
 
-# The body of the plain top's test: numpy in, numpy out; the harness streams the vectors.
-_BODY = (
-    _SUMMARY
-    + '''
+# The harness's file helpers: numpy in, numpy out (the stream test shares them).
+_FILES = '''
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # ASCII -> nibble; 255 for anything else (X or Z bits, which Icarus writes as x or z)
 _NIBBLE = np.full(256, 255, dtype=np.uint8)
@@ -162,7 +160,13 @@ def _first_bad(expected, got_bytes, xmask, bits, signed, layer, v, inputs):
         if g != e:
             return _mismatch("value", v, layer, i, e, g, inputs[v])
     return None
+'''
 
+# The body of the plain top's test; the harness streams the vectors.
+_BODY = (
+    _SUMMARY
+    + _FILES
+    + '''
 
 @cocotb.test()
 async def test_vectors(dut):
@@ -468,13 +472,25 @@ def write_vectors(path: Path, g: Graph, inputs: np.ndarray) -> None:
     ``expected/<value>`` for every layer output the top exposes (the graph output included),
     each an int64 array of one row per vector; ``format`` is ``VECTORS_FORMAT``.
 
-    ``inputs`` is an integer array of shape (n, input size) inside the input's range.
+    ``inputs`` is an integer array of shape (n, input size) inside the input's range. A
+    streaming design's file holds each stage's pixels instead (``stream_tb``).
     """
+    from hwprune.hw.stream import plan
+
+    if (p := plan(g)) is not None:
+        from hwprune.codegen.stream_tb import write_stream_vectors
+
+        return write_stream_vectors(path, g, p, inputs)
     inputs = np.asarray(inputs, dtype=np.int64)
     vals = golden.run(g, inputs)
     names = [lay.value for lay in layers(g)] + [g.outputs[0]]
     arrays = {"format": np.array(VECTORS_FORMAT), "inputs": inputs}
     arrays |= {f"expected/{n}": np.asarray(vals[n], dtype=np.int64) for n in dict.fromkeys(names)}
+    save_vectors(path, arrays)
+
+
+def save_vectors(path: Path, arrays: dict) -> None:
+    """Write a vectors file (``np.savez``) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -10,6 +10,7 @@ from hwprune.hw.csd import csd_digits
 from hwprune.hw.kernels import kernel_of, lower_dense
 from hwprune.hw.netlist import DenseNetlist
 from hwprune.hw.schedule import latency_cycles
+from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import unread_inputs
 from hwprune.names import TOP
@@ -27,11 +28,19 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
     layers = []
     compiled = {op.name: op for op in g.dense_ops()}
     kernels = imported.meta.get("layers", {})
+    p = plan(g)
+    streamed = {} if p is None else {n: st for st in p.stages for n in st.ops}
     for op in imported.dense_ops():
         new = compiled[op.name]
         k = kernels.get(op.name, {})
         if (src := _folded_into(g, op.name)) is not None:
             k = {**k, "requant": f"{src} folded in (multiply-add-shift-clip)"}
+        # A streamed layer is one kernel: its product terms are the kernel's (flag terms:
+        # the position-dependent bias of a folded constant, hw.stream).
+        kg, kop = g, new
+        if op.name in streamed:
+            kg = streamed[op.name].kernel
+            kop = kg.op(op.name)
         layers.append(
             {
                 "name": op.name,
@@ -43,10 +52,11 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 "nonzero_weights": new.n_terms,
                 "removed_neurons": op.n_out - new.n_out,
                 "removed_inputs": op.n_in - new.n_in,
-                "kernel": kernel_of(g, new),
+                "kernel": kernel_of(kg, kop),
                 # the adders the kernel's netlist spends (products' own adders included)
-                "adders": netlist_adders(lower_dense(g, new)),
-                **_solve(lower_dense(g, new)),
+                "adders": netlist_adders(lower_dense(kg, kop)),
+                **_solve(lower_dense(kg, kop)),
+                **(_stream_terms(streamed[op.name], kop) if op.name in streamed else {}),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
                 **({"requant": k["requant"]} if "requant" in k else {}),
@@ -102,7 +112,9 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "top": TOP,
         "kernel": g.meta.get("kernel", "mac"),
         "pipeline": "layer" if g.meta.get("pipeline") == 0 else g.meta.get("pipeline", 4),
-        "latency_cycles": latency_cycles(g),
+        "latency_cycles": latency_cycles(g) if p is None else p.latency,
+        # conv stream: cycles between two images' results, images back to back
+        **({} if p is None else {"conv": "stream", "interval_cycles": p.interval}),
         # auto: per layer, the estimated LUTs and FFs of each kernel, and which was cheaper
         "kernel_choice": g.meta.get("kernel_choice"),
         # per threshold layer: thresholds, multiply-add-shift-clip or folded, and the
@@ -114,6 +126,13 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "input_type": None if hi is None else hi.input_type,
         "softmax": softmax,
     }
+
+
+def _stream_terms(st, kop) -> dict:
+    """A streamed layer's form and its kernel's terms (weights, and flag terms)."""
+    flags = st.n_taps * len(st.in_map.channels) if st.flag else None
+    n_flag = 0 if flags is None else sum(1 for r in kop.rows for c in r.cols if c >= flags)
+    return {"form": "stream", "stream_terms": kop.n_terms, "flag_terms": n_flag}
 
 
 def netlist_adders(net) -> int:

@@ -21,6 +21,7 @@ Latency and throughput follow from the padded grids (``hw.stream`` states them).
 
 from __future__ import annotations
 
+from hwprune.codegen.axis import axis_top_name, emit_stream_axis_top
 from hwprune.codegen.verilog import (
     _file,
     _layer_module,
@@ -29,7 +30,7 @@ from hwprune.codegen.verilog import (
     layers,
 )
 from hwprune.hw.schedule import schedule
-from hwprune.hw.stream import WINDOW, Stage
+from hwprune.hw.stream import WINDOW, Plan, Stage
 from hwprune.ir.graph import Graph, IntRange
 
 
@@ -238,8 +239,10 @@ def collector_lines(st: Stage, src: str, src_bits: int, src_signed: bool, r: Int
     return lines
 
 
-def emit_stream_verilog(g: Graph, stages: tuple[Stage, ...], head: Graph, top: str) -> dict:
-    """The files of the streaming design (see the module docstring): ``{filename: text}``."""
+def emit_stream_verilog(g: Graph, plan: Plan, top: str = "hwprune_top") -> dict[str, str]:
+    """The files of the streaming design (see the module docstring), ``{filename: text}``,
+    with its AXI-Stream top ``{top}_axis`` (``codegen.axis``)."""
+    stages, head = plan.stages, plan.head
     files: dict[str, str] = {}
     modules: list[tuple[str, str]] = []
     (inp,) = g.inputs
@@ -314,6 +317,9 @@ def emit_stream_verilog(g: Graph, stages: tuple[Stage, ...], head: Graph, top: s
         ]
     body.append("endmodule")
     files[f"{top}.v"] = _file("\n".join(body) + "\n")
+    out_bits = hv_out.size * hv_out.range.bits
+    axis = emit_stream_axis_top(top, nc0 * in_bits, plan.n_pixels, out_bits)
+    files[f"{axis_top_name(top)}.v"] = _file(axis)
     for fname, text in modules:
         files[fname] = text
     return files

@@ -23,6 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from hwprune.hw.schedule import schedule
 from hwprune.ir.graph import (
     Dense,
     Graph,
@@ -329,7 +330,7 @@ def _kernel(g: Graph, op: Dense | Max, tail: tuple[Op, ...]) -> tuple[Graph, boo
             ts = _channel_thresholds(e, g.values[e.inputs[0]], outm)
             e = Threshold(e.name, e.inputs, ts, e.base, e.step, e.exp)
         ops.append(e)
-    kernel = Graph(tuple(ops), (ops[-1].name,))
+    kernel = Graph(tuple(ops), (ops[-1].name,), g.meta)
     verify(kernel)
     return kernel, flag, pad
 
@@ -410,3 +411,119 @@ def head(g: Graph, stages: tuple[Stage, ...]) -> Graph:
     inp = Input(last, (), v.size, v.range, v.exp)
     rest = tuple(op for op in g.ops[g.ops.index(g.op(last)) + 1 :])
     return Graph((inp, *rest), g.outputs, g.meta, g.host_input, g.host_output)
+
+
+def _grid(st: Stage):
+    """The stage's padded grid: (rows, cols, pad(py, px), window-complete(py, px))."""
+    w = st.window
+    _, h, wd = w.in_shape
+    _, oh, ow = w.out_shape
+    (kh, kw), (sh, sw), (dh, dw) = w.kernel, w.strides, w.dilations
+    pt, pl, pb, pr = w.pads
+    y0, x0 = (kh - 1) * dh, (kw - 1) * dw
+
+    def pad(py: int, px: int) -> bool:
+        return not (pt <= py < pt + h and pl <= px < pl + wd)
+
+    def done(py: int, px: int) -> bool:
+        return (
+            py >= y0
+            and (py - y0) % sh == 0
+            and (py - y0) // sh < oh
+            and px >= x0
+            and (px - x0) % sw == 0
+            and (px - x0) // sw < ow
+        )
+
+    return h + pt + pb, wd + pl + pr, pad, done
+
+
+def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int, images: int = 3):
+    """Cycle by cycle, the stream's control as ``codegen.stream`` builds it, fed ``images``
+    images back to back at one pixel per cycle: (latency, interval, first, out), the cycles
+    from an image's first pixel accepted to its result (image 0), between two results (the
+    last two), and the cycle each image's first pixel went in and its result came out."""
+    grids = [_grid(st) for st in stages]
+    n = len(stages)
+    npix = stages[0].window.in_shape[1] * stages[0].window.in_shape[2]
+    _, oh, ow = stages[-1].window.out_shape
+    last_pix = oh * ow
+    pos = [[0, 0] for _ in stages]
+    wv = [False] * n
+    vp = [[False] * c for c in kernel_cycles]
+    ppos, hv = 0, False
+    hp = [False] * head_cycles
+    sent, first, out = 0, [], []
+    t = 0
+    while len(out) < images:
+        if t > 10_000_000:
+            raise AssertionError("the stream model does not finish")
+        pads = [g[2](*p) for g, p in zip(grids, pos)]
+        en = [True] * n
+        for k in range(n - 2, -1, -1):
+            en[k] = en[k + 1] and not pads[k + 1]
+        valid_in = [sent < images * npix] + [vp[k][-1] for k in range(n - 1)]
+        adv = [en[k] and (pads[k] or valid_in[k]) for k in range(n)]
+        if en[0] and not pads[0] and valid_in[0]:
+            if sent % npix == 0:
+                first.append(t)
+            sent += 1
+        if (hp[-1] if head_cycles else hv) and t > 0:
+            out.append(t)
+        # the registers
+        last_valid = vp[-1][-1]
+        new_hv = last_valid and ppos == last_pix - 1
+        if last_valid:
+            ppos = 0 if ppos == last_pix - 1 else ppos + 1
+        if head_cycles:
+            hp = [hv, *hp[:-1]]
+        hv = new_hv
+        for k in range(n):
+            if not en[k]:
+                continue
+            vp[k] = [wv[k], *vp[k][:-1]]
+            wv[k] = adv[k] and grids[k][3](*pos[k])
+            if adv[k]:
+                rows, cols = grids[k][0], grids[k][1]
+                py, px = pos[k]
+                pos[k] = [(py + 1) % rows if px == cols - 1 else py, (px + 1) % cols]
+        t += 1
+    return out[0] - first[0], out[-1] - out[-2], first, out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A streaming design: its stages, the head after them (``head``), the register banks
+    of each stage's kernel and of the head, and the timing the control gives (``timing``):
+    cycles from an image's first pixel in to its result out, and between two results when
+    images come back to back."""
+
+    stages: tuple[Stage, ...]
+    head: Graph
+    kernel_cycles: tuple[int, ...]
+    head_cycles: int
+    latency: int
+    interval: int
+
+    @property
+    def n_pixels(self) -> int:
+        _, h, w = self.stages[0].window.in_shape
+        return h * w
+
+
+STREAM_KEY = "stream_stages"  # meta: how many layers at the front stream (absent: none)
+
+
+def plan(g: Graph) -> Plan | None:
+    """The streaming design of a compiled graph (``meta[STREAM_KEY]`` stages), or None."""
+    n = g.meta.get(STREAM_KEY)
+    if not n:
+        return None
+    st, why = stages(g, n)
+    if len(st) != n:
+        raise NotStreamable(why)
+    hd = head(g, st)
+    kc = tuple(sum(ls.cycles for ls in schedule(s.kernel)) for s in st)
+    hc = sum(ls.cycles for ls in schedule(hd)) if len(hd.ops) > 1 else 0
+    latency, interval, _, _ = timing(st, list(kc), hc)
+    return Plan(st, hd, kc, hc, latency, interval)

@@ -1,0 +1,115 @@
+"""The streaming design in simulation: compiled with ``--conv stream``, CNNs of every
+geometry the importer takes run pixel by pixel through Icarus (seeded gaps in the input),
+every stage's every pixel and every head layer bit-exact, the first image's latency the
+cycle model's; through the AXI-Stream top under back-pressure; a corrupted kernel weight
+fails; a pruned filter's position-dependent bias (flag terms) holds in hardware."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from hwprune import api
+from hwprune.codegen import rtl_files
+from hwprune.codegen.cocotb_tb import write_vectors
+from hwprune.errors import HwpruneError
+from hwprune.hw import stream
+from hwprune.ir import golden
+from hwprune.ir.graph import Graph, Input, IntRange, Requant
+from hwprune.ir.passes import optimize
+from hwprune.sim.rtl import run_rtl
+from tests.hw.test_stream import _conv
+
+pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from tests import qonnx_coverage_models as cov
+    from tests import qonnx_layer_models as lay
+    from tests.frontend.op_models import build_conv_variants
+
+    warnings.filterwarnings("ignore")
+    d = tmp_path_factory.mktemp("stream_models")
+    out = {
+        "conv_variants": build_conv_variants(d / "cv.onnx", 0),
+        "cnn2d": cov.COVERAGE_MODELS["cnn2d"](d / "cnn2d.onnx", 0),
+    }
+    for name in ("conv2d_stride_pad", "conv1d_bipolar"):
+        model, shape = getattr(lay, name)()
+        p = d / f"{name}.onnx"
+        lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), p)
+        out[name] = p
+    return out
+
+
+@pytest.mark.parametrize("name", ["conv_variants", "cnn2d", "conv2d_stride_pad", "conv1d_bipolar"])
+def test_streaming_design_bit_exact_every_stage(models, tmp_path, name):
+    d = api.compile(models[name], tmp_path / "b", conv="stream")
+    plan = stream.plan(d.graph)
+    assert plan is not None and plan.stages
+    man = json.loads((tmp_path / "b" / "rtl" / "manifest.json").read_text())
+    assert man["latency_cycles"] == plan.latency
+    for ly in man["layers"]:
+        if ly.get("form") == "stream":  # the kernel's terms, once per layer
+            assert ly["product_terms_verilog"] == ly["stream_terms"]
+            assert ly["stream_terms"] - ly["flag_terms"] <= ly["kernel_nonzeros"]
+    rep = api.sim(tmp_path / "b", vectors=40, progress=False, levels=["qonnx", "rtl", "rtl-axis"])
+    assert [lv.passed for lv in rep.levels] == [True] * 3, [lv.detail for lv in rep.levels]
+
+
+def test_corrupted_kernel_weight_fails(models, tmp_path):
+    api.compile(models["cnn2d"], tmp_path / "b", conv="stream")
+    rtl = tmp_path / "b" / "rtl"
+    kernel = rtl / "hwprune_top_s2_conv1.v"
+    text = kernel.read_text()
+    line = next(ln for ln in text.splitlines() if "// w=" in ln and "<<<" in ln)
+    kernel.write_text(text.replace(line, line.replace("<<< ", "<<< 1 + ", 1)))
+    res = run_rtl(rtl, tmp_path / "work", rtl / "vectors.npz")
+    assert not res.passed
+    assert res.first_mismatch["layer"] == "conv1+thr1"
+
+
+def test_pruned_filter_flag_terms_in_hardware(tmp_path):
+    # As tests/hw/test_stream.py's hand-worked case: filter 1 of conv a is pruned, its
+    # constant map folded into conv b's position-dependent biases; b reads flag bits.
+    rng = np.random.default_rng(0)
+    ka = rng.integers(-3, 4, size=(3, 1, 3, 3))
+    ka[1] = 0
+    kb = rng.integers(-3, 4, size=(2, 3, 3, 3))
+    kb[:, 1] = np.arange(1, 10).reshape(3, 3)
+    g = Graph(
+        (
+            Input("x", (), 36, IntRange(0, 15), 0),
+            _conv("a", "x", (1, 6, 6), ka, [1, 5, -2], 0),
+            Requant("ra", ("a",), 0, 0, 31),
+            _conv("b", "ra", (3, 4, 4), kb, [3, -4], 1),
+            Requant("rb", ("b",), 2, -8, 7),
+        ),
+        ("rb",),
+        {"conv": "stream", stream.STREAM_KEY: 2},
+    )
+    g = optimize(g)
+    plan = stream.plan(g)
+    assert plan.stages[1].flag and plan.head.ops == (plan.head.inputs[0],)
+    rtl = tmp_path / "rtl"
+    rtl.mkdir()
+    for fname, text in rtl_files(g, "hwprune_top").items():
+        (rtl / fname).parent.mkdir(parents=True, exist_ok=True)
+        (rtl / fname).write_text(text)
+    write_vectors(rtl / "v.npz", g, golden.stimulus_vectors(g, 60, 0))
+    res = run_rtl(rtl, tmp_path / "work", rtl / "v.npz")
+    assert res.passed, res.first_mismatch
+
+
+def test_stream_of_a_model_without_convolution_is_refused(tmp_path):
+    from tests import qonnx_coverage_models as cov
+
+    p = cov.COVERAGE_MODELS["mlp_bn"](tmp_path / "mlp.onnx", 0)
+    with pytest.raises(HwpruneError, match="does not start with a convolution or pooling"):
+        api.compile(p, tmp_path / "b", conv="stream")
+    assert not (tmp_path / "b").exists()
