@@ -7,8 +7,18 @@ from collections.abc import Iterable
 from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
 from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost
+from hwprune.estimate.stream import stream_costs
 from hwprune.hw.schedule import latency_cycles, schedule
+from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
+
+
+def design_costs(g: Graph) -> list[LayerCost]:
+    """The cost of every layer of the design compiled from ``g``: ``layer_costs``, or for a
+    streaming design (``hw.stream.plan``) its stages, collector and head
+    (``estimate.stream``)."""
+    p = plan(g)
+    return layer_costs(g) if p is None else stream_costs(g, p)
 
 
 def layer_costs(g: Graph) -> list[LayerCost]:
@@ -44,8 +54,14 @@ def _summarise(g: Graph, costs: list[LayerCost], board: Board) -> dict:
         # Every stage accepts a vector per cycle, so the pipeline's II is the worst layer's.
         "ii": max((c.ii for c in costs), default=1),
     }
-    # The per-op cycles must add up to the schedule the RTL implements.
-    assert totals["latency_cycles"] == latency_cycles(g), "layer cycles disagree with schedule"
+    p = plan(g)
+    if p is None:
+        # The per-op cycles must add up to the schedule the RTL implements.
+        assert totals["latency_cycles"] == latency_cycles(g), "layer cycles disagree"
+    else:
+        # A stream's cycles come from its control (hw.stream.timing): from an image's first
+        # pixel to its result, and between two results (the II, in cycles per image).
+        totals["latency_cycles"], totals["ii"] = p.latency, p.interval
     avail = board.available
     return {
         "board": board.name,
@@ -69,12 +85,12 @@ def estimate(g: Graph, board: Board) -> dict:
     bram18, latency_cycles, ii, product_terms). The model is described in
     ``hwprune.estimate.costs``; it does not depend on the board except for the fit verdict.
     """
-    return _summarise(g, layer_costs(g), board)
+    return _summarise(g, design_costs(g), board)
 
 
 def estimate_boards(g: Graph, boards: Iterable[Board]) -> dict[str, dict]:
     """``estimate(g, b)`` for every board, keyed by board name (the graph is costed once)."""
-    costs = layer_costs(g)
+    costs = design_costs(g)
     return {b.name: _summarise(g, costs, b) for b in boards}
 
 

@@ -73,6 +73,12 @@ def _dense_shape(op: Dense, ly: dict) -> str:
     return shape
 
 
+def _stream_shape(w) -> str:
+    """A stream stage's map shapes: C@HxW -> F@OHxOW."""
+    (c, h, wd), (f, oh, ow) = w.in_shape, w.out_shape
+    return f"{c}@{h}x{wd} -> {f}@{oh}x{ow}"
+
+
 def _manifest_like(g: Graph) -> dict[str, dict]:
     """Manifest-shaped entries from the graph alone (a model estimated without a build):
     the importer's kernel counts, the compiled product terms, removals unknown."""
@@ -104,8 +110,15 @@ def layer_rows(g: Graph, manifest: dict | None, board_estimate: dict) -> list[di
     else:
         dense = {ly["name"]: ly for ly in manifest["layers"]}
     ops = {op.name: op for op in g.ops}
+    # A stream stage is costed as one entry named by its ops joined with "+" (its first op
+    # the convolution or pooling); the collector gathers the last stage's map.
+    stages = {
+        c["name"]: c["name"].split("+") for c in board_estimate["layers"] if c.get("form")
+    }
+    covered = {n for names in stages.values() for n in names}
     costed = [c["name"] for c in board_estimate["layers"]]
-    stray = sorted(set(dense) - set(costed)) + sorted(set(costed) - set(ops))
+    extra = set(stages) | {"collector"}
+    stray = sorted(set(dense) - set(costed) - covered) + sorted(set(costed) - set(ops) - extra)
     if stray:
         raise HwpruneError(
             f"layers {', '.join(stray)} are not in both the graph and the estimate: the build "
@@ -113,10 +126,24 @@ def layer_rows(g: Graph, manifest: dict | None, board_estimate: dict) -> list[di
         )
     rows = []
     for c in board_estimate["layers"]:
-        op = ops[c["name"]]
         row: dict = {"name": c["name"], "kind": c["kind"], "shape": ""}
         row |= dict.fromkeys(("weights", "nonzeros", "product_terms", "removed_neurons"))
-        if isinstance(op, Dense):
+        op = ops.get(stages.get(c["name"], [c["name"]])[0])
+        if c["name"] in stages and isinstance(op, Dense):
+            ly = dense[op.name]
+            row |= {
+                "kind": f"{ly['kind']} stream",
+                "shape": _stream_shape(op.window),
+                "weights": ly["weights"],
+                "nonzeros": ly["kernel_nonzeros"],
+                "product_terms": c["product_terms"],
+                "removed_neurons": ly.get("removed_neurons"),
+            }
+        elif c["name"] in stages:
+            row |= {"kind": "max stream", "shape": _stream_shape(op.window)}
+        elif op is None and stages:  # the collector: the last stage's map, one vector
+            row["shape"] = str(g.values[list(stages.values())[-1][-1]].size)
+        elif isinstance(op, Dense):
             ly = dense[op.name]
             row |= {
                 "kind": ly["kind"],

@@ -113,3 +113,25 @@ def test_stream_of_a_model_without_convolution_is_refused(tmp_path):
     with pytest.raises(HwpruneError, match="does not start with a convolution or pooling"):
         api.compile(p, tmp_path / "b", conv="stream")
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+def test_stage_estimate_against_yosys(models, tmp_path):
+    # Each stage synthesised alone (yosys 0.23 synth_xilinx -family xc7 -flatten): the line
+    # buffer's SRLs exactly as estimated, LUTs (with SRLs) and FFs within the model's error.
+    from hwprune.boards import get_board
+    from hwprune.estimate import estimate_boards
+    from hwprune.estimate.synth import synth_yosys
+
+    d = api.compile(models["cnn2d"], tmp_path / "b", conv="stream")
+    board = get_board("pynq-z2")
+    est = estimate_boards(d.graph, [board])[board.name]
+    stages = [c for c in est["layers"] if c.get("form") == "stream"]
+    assert len(stages) == 4 and all(c["unrolled"]["lut"] > 0 for c in stages)
+    for k, c in enumerate(stages):
+        syn = synth_yosys(tmp_path / "b" / "rtl", board, top=f"hwprune_top_s{k}")
+        assert syn["srl"] == c["line_buffer"]["lutram"], c["name"]
+        assert syn["bram18"] == c["line_buffer"]["bram18"] == 0
+        lut = syn["lut"] + syn["srl"]
+        assert 0.6 <= c["lut"] / lut <= 1.4, (c["name"], c["lut"], lut)
+        assert 0.6 <= c["ff"] / max(syn["ff"], 1) <= 1.6, (c["name"], c["ff"], syn["ff"])

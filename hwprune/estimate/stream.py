@@ -1,0 +1,148 @@
+"""Costs of a streaming design (``hw.stream``, ``codegen.stream``): per stage its kernel (the
+layer cost functions on the stage's kernel graph), its window and the control; the head as
+any graph; and, next to each stage, what the same layers cost unrolled.
+
+The window is a shift register of the padded map, read at the kernel's taps. yosys 0.23's
+``synth_xilinx`` (its xilinx_srl pass, minimum length 3; measured on CNN stages) maps each
+run of untapped positions together with the tap that ends it, when three or more long, to
+SRL16E shift-register LUTs, one per 16 positions per bit lane, the tap reading the SRL's
+output; shorter runs stay flip-flops (``srl_luts``): the digits CNN's first stage, taps
+0-2, 10-12 and 20-22 of 8 lanes, is 16 SRLs and 56 flip-flops, as yosys counts. Nothing
+goes to block RAM: a line buffer becomes BRAM only when it is read through an address, which
+a shift register is not.
+SRLs are LUTs of SLICEM slices, so they count against the board's LUTs (and are reported
+apart as ``lutram``).
+
+The control: the padded-grid counters (py, px: their width in FF, an incrementer and a wrap
+compare in LUTs, ``counter_luts``), the padding mux in front of the window (a LUT per lane),
+the valid pipe (a FF per kernel cycle). The collector is a register per element of the
+head's input (FF) and a position decode per pixel (``ceil(bits / 5)`` LUT per pixel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from hwprune.estimate.costs import LayerCost
+from hwprune.hw.stream import Plan, Stage
+from hwprune.ir.graph import Graph
+
+SRL_DEPTH = 16  # positions an SRL16E holds
+SRL_MIN = 3  # the shortest untapped run yosys' xilinx_srl maps (its -minlen)
+
+
+@dataclass(frozen=True)
+class StageCost(LayerCost):
+    """A stream stage's cost: the LayerCost fields (kernel, window and control together),
+    and its parts and the unrolled layers' cost, for estimate.json."""
+
+    parts: dict = field(default_factory=dict)
+    unrolled: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "form": "stream", **self.parts, "unrolled": self.unrolled}
+
+
+def window_bits(st: Stage) -> tuple[int, list[int]]:
+    """Lanes of the window's shift register (channel bits and the flag bit) and the sorted
+    positions the kernel reads (0: the newest pixel)."""
+    w = st.window
+    (kh, kw), (dh, dw) = w.kernel, w.dilations
+    _, h, wd = w.in_shape
+    wp = wd + w.pads[1] + w.pads[3]
+    b = st.kernel.inputs[0].range.bits
+    lanes = len(st.in_map.channels) * b + (1 if st.flag else 0)
+    taps = sorted(
+        {(kh - 1 - dy) * dh * wp + (kw - 1 - dx) * dw for dy in range(kh) for dx in range(kw)}
+    )
+    return lanes, taps
+
+
+def srl_luts(lanes: int, taps: list[int]) -> tuple[int, int]:
+    """(SRL LUTs, flip-flops) of a shift register read at ``taps`` (sorted, from 0): a run of
+    untapped positions and the tap that ends it, SRL_MIN or more long, is one SRL16E per 16
+    positions per lane, the tap reading the SRL's output; a shorter run is flip-flops, and so
+    is the first tap."""
+    srl, ff = 0, lanes
+    for a, b in zip(taps, taps[1:]):
+        run = b - a  # the untapped positions and the tap b
+        if run >= SRL_MIN:
+            srl += math.ceil(run / SRL_DEPTH) * lanes
+        else:
+            ff += run * lanes
+    return srl, ff
+
+
+def counter_luts(bits: int) -> int:
+    """An incrementer with a wrap compare: a LUT per bit for the sum, one compare."""
+    return bits + math.ceil(bits / 3)
+
+
+def stage_cost(g: Graph, st: Stage, cycles: int) -> StageCost:
+    """The cost of one stream stage (kernel, window, control) and of its layers unrolled."""
+    from hwprune.estimate.report import layer_costs
+
+    kernel = layer_costs(st.kernel)
+    w = st.window
+    _, h, wd = w.in_shape
+    hp, wp = h + w.pads[0] + w.pads[2], wd + w.pads[1] + w.pads[3]
+    lanes, taps = window_bits(st)
+    srl, win_ff = srl_luts(lanes, taps)
+    yb, xb = max(1, (hp - 1).bit_length()), max(1, (wp - 1).bit_length())
+    ctrl_lut = counter_luts(yb) + counter_luts(xb) + lanes + 4  # counters, pad mux, enables
+    ctrl_ff = yb + xb + 1 + cycles
+    k_lut = sum(c.lut for c in kernel)
+    k_ff = sum(c.ff for c in kernel) - sum(c.latency_cycles for c in kernel)  # valid: vp
+    unrolled = [c for c in layer_costs(g) if c.name in st.ops]
+    return StageCost(
+        name="+".join(st.ops),
+        kind="stream",
+        lut=k_lut + srl + ctrl_lut,
+        ff=k_ff + win_ff + ctrl_ff,
+        dsp=sum(c.dsp for c in kernel),
+        bram18=0,
+        latency_cycles=cycles + 1,  # window register and kernel; the design's: Plan.latency
+        ii=1,
+        product_terms=sum(c.product_terms for c in kernel),
+        parts={
+            "kernel": {"lut": k_lut, "ff": k_ff, "cycles": cycles},
+            "line_buffer": {"lutram": srl, "ff": win_ff, "bram18": 0, "lanes": lanes},
+            "control": {"lut": ctrl_lut, "ff": ctrl_ff},
+            "grid": [hp, wp],
+        },
+        unrolled={
+            "lut": sum(c.lut for c in unrolled),
+            "ff": sum(c.ff for c in unrolled),
+            "latency_cycles": sum(c.latency_cycles for c in unrolled),
+            "product_terms": sum(c.product_terms for c in unrolled),
+        },
+    )
+
+
+def stream_costs(g: Graph, plan: Plan) -> list[LayerCost]:
+    """Every stage's cost, the collector's, then the head's layers."""
+    from hwprune.estimate.report import layer_costs
+
+    out: list[LayerCost] = [stage_cost(g, st, c) for st, c in zip(plan.stages, plan.kernel_cycles)]
+    last = plan.stages[-1]
+    _, oh, ow = last.out_map.shape
+    npix = oh * ow
+    pb = max(1, (npix - 1).bit_length())
+    hin = plan.head.inputs[0]
+    out.append(
+        LayerCost(
+            name="collector",
+            kind="collector",
+            lut=npix * math.ceil(pb / 5) + counter_luts(pb),
+            ff=hin.size * hin.range.bits + pb + 1,
+            dsp=0,
+            bram18=0,
+            latency_cycles=0,
+            ii=1,
+            product_terms=0,
+        )
+    )
+    if len(plan.head.ops) > 1:
+        out += layer_costs(plan.head)
+    return out
