@@ -112,9 +112,7 @@ def layer_rows(g: Graph, manifest: dict | None, board_estimate: dict) -> list[di
     ops = {op.name: op for op in g.ops}
     # A stream stage is costed as one entry named by its ops joined with "+" (its first op
     # the convolution or pooling); the collector gathers the last stage's map.
-    stages = {
-        c["name"]: c["name"].split("+") for c in board_estimate["layers"] if c.get("form")
-    }
+    stages = {c["name"]: c["name"].split("+") for c in board_estimate["layers"] if c.get("form")}
     covered = {n for names in stages.values() for n in names}
     costed = [c["name"] for c in board_estimate["layers"]]
     extra = set(stages) | {"collector"}
