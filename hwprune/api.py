@@ -321,6 +321,7 @@ def _compile_files(
     input_type: str | None = None,
     pipeline: int | str = 4,
     conv: str = "unroll",
+    stream_layers: int | None = None,
 ) -> Design:
     """The compile step: ir.json, hls/ (with tb_data/), rtl/ (+ manifest.json). Everything is
     checked (file, board, kernel, reuse factor, pipeline, conv, supported ops) before anything
@@ -340,6 +341,8 @@ def _compile_files(
         raise HwpruneError(f"reuse factor {reuse_factor} must be 1 or more")
     if conv not in CONV_MODES:
         raise HwpruneError(f"--conv {conv}: choose one of: {', '.join(CONV_MODES)}")
+    if stream_layers is not None and stream_layers < 1:
+        raise HwpruneError(f"stream_layers {stream_layers} must be 1 or more (or unset: all)")
     per_stage = parse_pipeline(pipeline)
     b = get_board(board)
     model_onnx, out_dir = Path(model_onnx), Path(out_dir)
@@ -356,7 +359,7 @@ def _compile_files(
         "conv": conv,
     }
     # By cost: each threshold layer's form, then (auto) each layer's kernel.
-    g = _choose(replace(g, meta=meta), model_onnx)
+    g = _choose(replace(g, meta=meta), model_onnx, b, stream_layers)
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"
@@ -384,21 +387,49 @@ def _compile_files(
     return Design(out_dir, g, manifest)
 
 
-def _choose(g: Graph, model_onnx: Path) -> Graph:
+def _choose(g: Graph, model_onnx: Path, board, stream_layers: int | None = None) -> Graph:
     """Every choice compile makes by cost (``estimate.choices``). With ``--conv stream`` the
-    layers at the front that stream (``hw.stream``) keep their form; the choices are made for
-    the head after them, and (kernel auto) for each stream kernel."""
-    from hwprune.estimate.choices import choose, with_kernels
+    layers at the front that stream (``hw.stream``; at most ``stream_layers`` of them) keep
+    their form; the choices are made for the head after them, and (kernel auto) for each
+    stream kernel. ``--conv auto``: unrolled if that design fits ``board`` by the estimate,
+    else the fewest streamed layers that make it fit (all of them if none does); the figures
+    are kept in ``meta["conv_choice"]``."""
+    from hwprune.estimate import estimate_boards
+    from hwprune.estimate.choices import choose
     from hwprune.hw import stream
 
-    if g.meta.get("conv", "unroll") == "unroll":
+    conv = g.meta.get("conv", "unroll")
+    if conv == "unroll":
         return choose(g)
-    stages, why = stream.stages(g)
-    if not stages:
+    stages, why = stream.stages(g, stream_layers)
+    if not stages and conv == "stream":
         raise HwpruneError(
             f"--conv stream: {model_onnx} does not start with a convolution or pooling that "
             f"streams ({why}); use --conv unroll"
         )
+    if conv == "stream":
+        return _streamed(g, len(stages))
+    options = {0: choose(g)}
+    options |= {k: _streamed(g, k) for k in range(1, len(stages) + 1)}
+    figures = {}
+    for k, cand in options.items():
+        e = estimate_boards(cand, [board])[board.name]
+        # (keys as strings: the record goes to ir.json's meta)
+        figures[str(k)] = {"lut": e["totals"]["lut"], "ff": e["totals"]["ff"], "fits": e["fits"]}
+        if e["fits"]:
+            break
+    k = next((int(k) for k, f in figures.items() if f["fits"]), max(options))
+    record = {"stream_layers": k, "board": board.name, "by_stream_layers": figures}
+    return replace(options[k], meta={**options[k].meta, "conv_choice": record})
+
+
+def _streamed(g: Graph, n: int) -> Graph:
+    """``g`` with its first ``n`` stream stages kept as they are and the choices of
+    ``estimate.choices`` made for the head after them and (kernel auto) the stage kernels."""
+    from hwprune.estimate.choices import choose, with_kernels
+    from hwprune.hw import stream
+
+    stages, _ = stream.stages(g, n)
     head = choose(stream.head(g, stages))
     meta = {**head.meta, stream.STREAM_KEY: len(stages)}
     for st in stages:
@@ -449,6 +480,7 @@ def compile(
     input_type: str | None = None,
     pipeline: int | str = 4,
     conv: str = "unroll",
+    stream_layers: int | None = None,
 ) -> Design:
     """Import a QONNX model and write ir.json, hls/, rtl/ (+ manifest.json) and estimate.json.
 
@@ -456,10 +488,12 @@ def compile(
     quantizes a float graph input to when the model reads it without a quantizer.
     ``reuse_factor`` must be one hls4ml accepts for every layer (it is checked).
     ``pipeline``: "layer" or the most adder levels between two register banks.
-    ``conv``: "unroll" (an adder tree per output pixel) or "stream" (``hw.stream``).
+    ``conv``: "unroll" (an adder tree per output pixel), "stream" (``hw.stream``: the
+    convolutions and poolings at the front, at most ``stream_layers`` of them) or "auto"
+    (unrolled if it fits ``board`` by the estimate, else the fewest streamed layers that fit).
     """
     design = _compile_files(
-        model_onnx, out_dir, board, kernel, reuse_factor, input_type, pipeline, conv
+        model_onnx, out_dir, board, kernel, reuse_factor, input_type, pipeline, conv, stream_layers
     )
     _estimate_files(design)
     return design
@@ -648,7 +682,14 @@ def _step_compile(job: _Job) -> None:
     c = job.config.compile
     model = _need(job.out_dir, "model.onnx", "export")
     job.design = _compile_files(
-        model, job.out_dir, c.board, c.kernel, c.reuse_factor, c.input_type or None, c.pipeline
+        model,
+        job.out_dir,
+        c.board,
+        c.kernel,
+        c.reuse_factor,
+        c.input_type or None,
+        c.pipeline,
+        *job.config.conv_choice(),
     )
 
 

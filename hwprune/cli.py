@@ -73,6 +73,7 @@ def cmd_compile(a) -> int:
         a.input_type,
         a.pipeline,
         a.conv,
+        a.stream_layers,
     )
     print(f"compiled {a.model} for {a.board}: {len(d.graph.dense_ops())} weight layers")
     print(d.layer_table())
@@ -199,9 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--conv",
         default="unroll",
-        metavar="unroll|stream",
-        help="convolutions: unroll (an adder tree per output pixel, the default) or stream "
-        "(one kernel per layer, a pixel per cycle through line buffers)",
+        metavar="unroll|stream|auto",
+        help="convolutions: unroll (an adder tree per output pixel, the default), stream "
+        "(one kernel per layer, a pixel per cycle through line buffers) or auto (unrolled if "
+        "it fits the board by the estimate, else the fewest streamed layers that fit)",
+    )
+    s.add_argument(
+        "--stream-layers",
+        type=int,
+        dest="stream_layers",
+        metavar="N",
+        help="with --conv stream: stream the first N convolutions and poolings only",
     )
     s.set_defaults(func=cmd_compile)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hwprune.errors import HwpruneError
 from hwprune.names import (
+    CONV_MODES,
     DATASETS,
     KERNELS,
     PRUNE_CRITERIA,
@@ -31,17 +32,18 @@ from hwprune.names import (
 # weight_bits 1 is binary (bipolar, +-scale), 2 is ternary (-1, 0, +1 times scale).
 LAYER_KEYS = {
     "linear": ("out", "weight_bits", "bias"),
-    "conv1d": ("out", "kernel", "stride", "padding", "weight_bits", "bias"),
-    "conv2d": ("out", "kernel", "stride", "padding", "weight_bits", "bias"),
+    "conv1d": ("out", "kernel", "stride", "padding", "weight_bits", "bias", "conv"),
+    "conv2d": ("out", "kernel", "stride", "padding", "weight_bits", "bias", "conv"),
     "relu": ("bits", "rounding"),  # unsigned activation quantizer (QuantReLU)
     "act": ("bits", "rounding"),  # signed activation quantizer (QuantIdentity); bits 2 = ternary
     "bipolar": (),  # sign activation: +1 if x >= 0 else -1 (BipolarQuant)
     "batchnorm": (),  # folded into the preceding linear/conv before export
-    "maxpool": ("kernel", "stride"),
-    "avgpool": ("kernel", "stride", "bits", "rounding"),  # window must hold 2**k elements
+    "maxpool": ("kernel", "stride", "conv"),
+    "avgpool": ("kernel", "stride", "bits", "rounding", "conv"),  # window: 2**k elements
     "flatten": (),
 }
 PRUNABLE_KINDS = ("linear", "conv1d", "conv2d")
+WINDOW_KINDS = ("conv1d", "conv2d", "maxpool", "avgpool")  # may stream (hw.stream)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class LayerConfig:
     bias: bool = True
     bits: int = 8
     rounding: str = "floor"
+    # Hardware of a convolution or pooling: "" = as [compile] conv says, "unroll" (this layer
+    # and every one after it unrolled), "stream" (streamed, with every one before it).
+    conv: str = ""
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,9 @@ class CompileConfig:
     kernel: str = "mac"
     # The most adder levels between two register banks; 0 = one bank per layer ("layer").
     pipeline: int = 4
+    # How convolutions become hardware: "unroll" (an adder tree per output pixel) or
+    # "stream" (one kernel per layer, a pixel per cycle through line buffers).
+    conv: str = "unroll"
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,27 @@ class Config:
     distill: DistillConfig = field(default_factory=DistillConfig)
     compile: CompileConfig = field(default_factory=CompileConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+
+    def conv_choice(self) -> tuple[str, int | None]:
+        """compile's ``conv`` and ``stream_layers`` from [compile] conv and the conv keys of
+        the convolution and pooling layers: a layer marked "unroll" stops streaming before
+        it, one marked "stream" streams with every one before it. HwpruneError when a layer
+        would stream after one that does not."""
+        wins = [ly for ly in self.model.layer_list() if ly.kind in WINDOW_KINDS]
+        unroll = next((i for i, ly in enumerate(wins) if ly.conv == "unroll"), None)
+        stream = [i for i, ly in enumerate(wins) if ly.conv == "stream"]
+        if stream and unroll is not None and stream[-1] > unroll:
+            raise HwpruneError(
+                f'layer {wins[stream[-1]].name}: conv = "stream" after layer '
+                f'{wins[unroll].name}: conv = "unroll"; a layer streams only if every '
+                "convolution and pooling before it does"
+            )
+        conv, n = self.compile.conv, None
+        if stream and conv == "unroll":
+            conv, n = "stream", stream[-1] + 1
+        if unroll is not None and conv != "unroll":
+            conv, n = ("unroll", None) if unroll == 0 else (conv, unroll)
+        return conv, n
 
     def to_toml(self) -> str:
         """The resolved configuration as TOML text (written to the build directory)."""
@@ -234,6 +263,7 @@ _CHECKS = {
     "layer.weight_bits": _bits(1, 8),
     "layer.bits": _bits(1, 8),
     "layer.rounding": _one_of(ROUNDINGS),
+    "layer.conv": _one_of(("", "unroll", "stream")),
     "train.epochs": (lambda v: v >= 1, "a positive integer"),
     "train.batch_size": (lambda v: v >= 1, "a positive integer"),
     "train.lr": (lambda v: v > 0, "a positive number"),
@@ -255,6 +285,7 @@ _CHECKS = {
     "distill.width_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.reuse_factor": (lambda v: v >= 1, "a positive integer"),
     "compile.kernel": _one_of(KERNELS),
+    "compile.conv": _one_of(CONV_MODES),
     "compile.pipeline": (lambda v: v >= 0, "0 (one register bank per layer) or a positive integer"),
     "compile.board": (lambda v: v in _board_names(), "one of " + ", ".join(_board_names())),
     "compile.input_type": (
@@ -435,6 +466,7 @@ def load_config(path: str | Path) -> Config:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise HwpruneError(f"{p}: not valid TOML ({e}); fix the syntax") from None
     cfg = from_dict(doc, str(p))
+    cfg.conv_choice()  # a layer that would stream after one that does not: refused here
     # A model file is found relative to the config that names it, wherever hwprune runs.
     path, sep, fn = cfg.model.module.rpartition(":")
     if path.endswith(".py") and not Path(path).is_absolute():

@@ -13,8 +13,9 @@ HLS_PROJECT = "myproject"  # the hls4ml project name (hls4ml's own default)
 # Dense kernels: hwprune.hw.kernels.KERNELS, and auto (per layer, the cheaper by estimate).
 KERNELS = ("mac", "mac-dsp", "adder-graph", "auto")
 # How convolutions become hardware: unroll (an adder tree per output pixel), stream (one
-# kernel per layer fed a pixel per cycle through line buffers: hwprune.hw.stream).
-CONV_MODES = ("unroll", "stream")
+# kernel per layer fed a pixel per cycle through line buffers: hwprune.hw.stream), auto (by
+# the estimate against the board).
+CONV_MODES = ("unroll", "stream", "auto")
 SIMULATORS = ("icarus", "verilator")  # RTL simulators cocotb drives (hwprune.sim.rtl)
 SYNTH_TOOLS = ("yosys",)  # hwprune estimate --synth
 
