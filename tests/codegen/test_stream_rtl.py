@@ -135,3 +135,22 @@ def test_stage_estimate_against_yosys(models, tmp_path):
         lut = syn["lut"] + syn["srl"]
         assert 0.6 <= c["lut"] / lut <= 1.4, (c["name"], c["lut"], lut)
         assert 0.6 <= c["ff"] / max(syn["ff"], 1) <= 1.6, (c["name"], c["ff"], syn["ff"])
+
+
+@pytest.mark.parametrize("top", ["hwprune_top", "hwprune_top_axis"])
+def test_verilator_lint_wall_is_clean(models, tmp_path, top):
+    import subprocess
+
+    from hwprune.sim.rtl import _verilator_executable
+
+    try:
+        exe = _verilator_executable()
+    except HwpruneError as e:
+        pytest.skip(str(e))
+    api.compile(models["conv_variants"], tmp_path / "b", conv="stream")
+    rtl = tmp_path / "b" / "rtl"
+    files = sorted(p.name for p in rtl.glob("*.v"))
+    cmd = [str(exe), "--lint-only", "-Wall", "--top-module", top, *files]
+    res = subprocess.run(cmd, cwd=rtl, capture_output=True, text=True, timeout=120)
+    assert "%Warning" not in res.stderr, res.stderr
+    assert res.returncode == 0, res.stderr
