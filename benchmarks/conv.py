@@ -87,9 +87,9 @@ def measure(name: str, model: Path, conv: str, vectors: int, timeout: float, max
     (lv,) = rep.levels
     row |= {
         "sim_passed": lv.passed,
-        "sim_images": lv.n_vectors,
+        "sim_images": lv.vectors,
         "sim_s": round(sim_s, 1),
-        "sim_images_per_s": round(lv.n_vectors / sim_s, 1),
+        "sim_images_per_s": round(lv.vectors / sim_s, 1),
     }
     board = get_board("pynq-z2")
     try:
