@@ -1,4 +1,5 @@
-"""The HLS project emitter: hwprune's integer IR to an hls4ml project (Vitis, io_parallel).
+"""The HLS project emitter: hwprune's integer IR to an hls4ml project (Vitis; io_parallel, or
+io_stream for a streaming design).
 
 It lives at the package's edge, not in codegen/: DESIGN.md keeps ir/, codegen/, estimate/ and
 boards free of torch and hls4ml imports.
@@ -21,6 +22,17 @@ hls4ml's extension API:
 - ``HwpruneThreshold`` is y = base + step * #{t : x >= t} per element (a constant threshold
   array), ``hls/nnet_utils/hwprune_threshold.h``.
 
+A streaming design (``--conv stream``, ``hw.stream.plan``) becomes an io_stream project: the
+image arrives as an ``hls::stream`` of pixels, and two more layer kinds run its front,
+``hls/nnet_utils/hwprune_stream.h``:
+
+- ``HwpruneStreamStage`` is one stream stage: a line buffer (the window's shift register) fed
+  pixels and padding, and the stage's kernel called once per output pixel, written as the
+  layer structs above (its Dense: one product per nonzero kernel weight, flag terms
+  included).
+- ``HwpruneCollect`` gathers the last stage's pixels into the head's input vector; the head's
+  layers then run as above, one vector per image (stream overloads of their kernels).
+
 Every C++ type is an ``ap_int``/``ap_uint`` derived from the IR's exact ranges and given to
 hls4ml per layer name (granularity 'name'), so nothing can overflow and the input is not
 rounded. hls4ml is imported only when a project is written: the parser
@@ -33,6 +45,8 @@ The modules, one job each:
 - ``config``: the parameters.h config structs the templates write.
 - ``extension``: the layer classes, templates and zero-term pass registered with hls4ml, and
   the kernel headers; the only module that imports hls4ml (inside ``_extension``).
+- ``stream``: the io_stream layer list of a streaming design, its stage and collector structs,
+  and the pixel order of its input stream and stage traces.
 - ``project``: ``write_hls_project`` and the test bench's data files.
 - ``readback``: the product terms parsed back from a written project.
 """
@@ -44,6 +58,7 @@ from hwprune.hlsgen.extension import (
     KERNELS,
     MAX_HEADER,
     REQUANT_HEADER,
+    STREAM_HEADER,
     THRESHOLD_HEADER,
     header_source,
 )
@@ -77,6 +92,7 @@ __all__ = [
     "NAMES_FILE",
     "NAMES_FORMAT",
     "REQUANT_HEADER",
+    "STREAM_HEADER",
     "TB_INPUTS",
     "TB_OUTPUTS",
     "THRESHOLD_HEADER",

@@ -32,6 +32,10 @@ def _cxx_int(v: int) -> str:
 
 def requant_struct(index: int, ir_name: str, n_in: int, params: dict, work_t: str) -> str:
     """The C++ config struct ``config<index>`` that hwprune_requant.h reads."""
+    return _requant_struct(f"config{index}", ir_name, n_in, params, work_t)
+
+
+def _requant_struct(struct: str, ir_name: str, n_in: int, params: dict, work_t: str) -> str:
     shift = params["shift_right"] - params["shift_left"]
     rounding = "round_half_even" if params["half_even"] else "floor"
     flag = {True: "true", False: "false"}
@@ -39,7 +43,7 @@ def requant_struct(index: int, ir_name: str, n_in: int, params: dict, work_t: st
         banner("//").rstrip("\n"),
         f"// hwprune-requant {json.dumps(ir_name)}",
         f"// y = clip({rounding}(x * 2^{-shift}), {params['lo']}, {params['hi']})",
-        f"struct config{index} {{",
+        f"struct {struct} {{",
         f"    static const unsigned n_in = {n_in};",
         f"    static const int shift_left = {params['shift_left']};",
         f"    static const int shift_right = {params['shift_right']};",
@@ -62,25 +66,48 @@ def _dense_config(node) -> str:
             f"layer {node.name}: the {ZERO_TERM_PASS} pass did not run, so the weight matrix "
             f"was not reduced to its nonzero terms; is it still in the {BACKEND} optimize flow?"
         )
-    terms = node.get_attr("nonzero_terms")
-    bias = node.get_attr("bias_values")
-    n_in, n_out = node.get_attr("n_in"), node.get_attr("n_out")
-    reuse = int(node.get_attr("reuse_factor"))
+    return dense_struct(
+        f"config{node.index}",
+        node.get_attr("ir_name"),
+        node.get_attr("nonzero_terms"),
+        node.get_attr("bias_values"),
+        node.get_attr("n_in"),
+        node.get_attr("n_out"),
+        int(node.get_attr("reuse_factor")),
+        node.get_attr("accum_t").name,
+        node.get_attr("weight_t").name,
+    )
+
+
+def dense_struct(
+    struct: str,
+    ir_name: str,
+    terms: tuple[tuple[int, int, int], ...],
+    bias: tuple[int, ...],
+    n_in: int,
+    n_out: int,
+    reuse: int,
+    accum_t: str,
+    weight_t: str,
+) -> str:
+    """The C++ config struct ``struct`` of a Dense layer with the nonzero (row, column, weight)
+    ``terms``: constants, types and compute(), one product per term, between the markers
+    ``hwprune.hlsgen.readback`` parses back."""
     by_row: list[list[tuple[int, int]]] = [[] for _ in range(n_out)]
     for r, c, w in terms:
         by_row[r].append((c, w))
     out = [
         banner("//").rstrip("\n"),
-        f"{_DENSE_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"{_DENSE_MARK}{json.dumps(ir_name)}",
         f"// {len(terms)} nonzero weights of {n_out}x{n_in}, reuse factor {reuse}",
-        f"struct config{node.index} {{",
+        f"struct {struct} {{",
         f"    static const unsigned n_in = {n_in};",
         f"    static const unsigned n_out = {n_out};",
         f"    static const unsigned n_nonzero = {len(terms)};",
         f"    static const unsigned reuse_factor = {reuse};",
         f"    static const unsigned multiplier_limit = {max(1, -(-len(terms) // reuse))};",
-        f"    typedef {node.get_attr('accum_t').name} accum_t;",
-        f"    typedef {node.get_attr('weight_t').name} weight_t;",
+        f"    typedef {accum_t} accum_t;",
+        f"    typedef {weight_t} weight_t;",
     ]
     # One inlined function per output row rather than one function for the layer: the same
     # statements for HLS, but g++ compiles many small functions far faster than one with
@@ -124,20 +151,25 @@ def _const_array(decl: str, rows: tuple[tuple[int, ...], ...]) -> list[str]:
 
 def _max_config(node) -> str:
     """The parameters.h config of one HwpruneMax node: sizes and the window index array."""
-    n_in, n_out, size = node.get_attr("n_in"), node.get_attr("n_out"), node.get_attr("group_size")
+    keys = ("ir_name", "n_in", "n_out", "group_size", "groups")
+    return max_struct(f"config{node.index}", *(node.get_attr(k) for k in keys))
+
+
+def max_struct(
+    struct: str, ir_name: str, n_in: int, n_out: int, size: int, groups: tuple[tuple[int, ...], ...]
+) -> str:
+    """The C++ config struct ``struct`` that hwprune_max.h reads, with its index array."""
     lines = [
         banner("//").rstrip("\n"),
-        f"{_MAX_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"{_MAX_MARK}{json.dumps(ir_name)}",
         f"// y[i] = max(x[j] for j in groups[i]), windows of {size}",
-        f"struct config{node.index} {{",
+        f"struct {struct} {{",
         f"    static const unsigned n_in = {n_in};",
         f"    static const unsigned n_out = {n_out};",
         f"    static const unsigned group_size = {size};",
         "    static const unsigned groups[n_out][group_size];",
         "};",
-        *_const_array(
-            f"const unsigned config{node.index}::groups[{n_out}][{size}]", node.get_attr("groups")
-        ),
+        *_const_array(f"const unsigned {struct}::groups[{n_out}][{size}]", groups),
         _END_MARK,
     ]
     return "\n".join(lines)
@@ -145,26 +177,43 @@ def _max_config(node) -> str:
 
 def _threshold_config(node) -> str:
     """The parameters.h config of one HwpruneThreshold node: constants, types, thresholds."""
-    i, n_in, n = node.index, node.get_attr("n_in"), node.get_attr("n_thresholds")
-    base, step = node.get_attr("base"), node.get_attr("step")
+    keys = ("ir_name", "n_in", "n_thresholds", "base", "step")
+    return threshold_struct(
+        f"config{node.index}",
+        *(node.get_attr(k) for k in keys),
+        node.get_attr("threshold_t").name,
+        node.get_attr("work_t").name,
+        node.get_attr("thresholds"),
+    )
+
+
+def threshold_struct(
+    struct: str,
+    ir_name: str,
+    n_in: int,
+    n: int,
+    base: int,
+    step: int,
+    threshold_t: str,
+    work_t: str,
+    thresholds: tuple[tuple[int, ...], ...],
+) -> str:
+    """The C++ config struct ``struct`` that hwprune_threshold.h reads, with its thresholds."""
     lines = [
         banner("//").rstrip("\n"),
-        f"{_THRESHOLD_MARK}{json.dumps(node.get_attr('ir_name'))}",
+        f"{_THRESHOLD_MARK}{json.dumps(ir_name)}",
         f"// y = {base} + {step} * #{{k : x >= thresholds[k]}}, {n} per element "
         "(out-of-range thresholds folded)",
-        f"struct config{i} {{",
+        f"struct {struct} {{",
         f"    static const unsigned n_in = {n_in};",
         f"    static const unsigned n_thresholds = {n};",
         f"    static const long long base = {_cxx_int(base)};",
         f"    static const long long step = {_cxx_int(step)};",
-        f"    typedef {node.get_attr('threshold_t').name} threshold_t;",
-        f"    typedef {node.get_attr('work_t').name} work_t;",
+        f"    typedef {threshold_t} threshold_t;",
+        f"    typedef {work_t} work_t;",
         "    static const threshold_t thresholds[n_in][n_thresholds];",
         "};",
-        *_const_array(
-            f"const config{i}::threshold_t config{i}::thresholds[{n_in}][{n}]",
-            node.get_attr("thresholds"),
-        ),
+        *_const_array(f"const {struct}::threshold_t {struct}::thresholds[{n_in}][{n}]", thresholds),
         _END_MARK,
     ]
     return "\n".join(lines)

@@ -22,17 +22,31 @@ from hwprune.hlsgen.config import (
     _requant_config,
     _threshold_config,
 )
+from hwprune.hlsgen.stream import collect_struct, stage_struct
 from hwprune.resources import data_dir
 
 DENSE_HEADER = "nnet_utils/hwprune_dense.h"
 REQUANT_HEADER = "nnet_utils/hwprune_requant.h"
 MAX_HEADER = "nnet_utils/hwprune_max.h"
 THRESHOLD_HEADER = "nnet_utils/hwprune_threshold.h"
+STREAM_HEADER = "nnet_utils/hwprune_stream.h"
 # Headers hls4ml copies into every project (register_source). The kernels of layer kinds added
 # later are copied only into projects that use them (_copy_used_headers): a project of a graph
 # without them then stays byte-identical, library stamp included, to what earlier versions
 # wrote.
 ALWAYS_COPIED = (DENSE_HEADER, REQUANT_HEADER)
+# Headers that include others: the streaming kernels run every io_parallel kernel.
+_INCLUDES = {STREAM_HEADER: (MAX_HEADER, THRESHOLD_HEADER)}
+
+
+def _stage_config(node) -> str:
+    """The parameters.h config of one HwpruneStreamStage node (``stream.stage_struct``)."""
+    return stage_struct(f"config{node.index}", node.get_attr("stage"))
+
+
+def _collect_config(node) -> str:
+    """The parameters.h config of one HwpruneCollect node (``stream.collect_struct``)."""
+    return collect_struct(f"config{node.index}", node.get_attr("stage"), node.get_attr("n_out"))
 
 
 # --- hls4ml extension: layers, templates, the zero-term pass ----------------------------------
@@ -46,6 +60,8 @@ KERNELS: dict[str, tuple[str, str, Callable]] = {
     "HwpruneRequant": ("hwprune_requant", REQUANT_HEADER, _requant_config),
     "HwpruneMax": ("hwprune_max", MAX_HEADER, _max_config),
     "HwpruneThreshold": ("hwprune_threshold", THRESHOLD_HEADER, _threshold_config),
+    "HwpruneStreamStage": ("hwprune_stream_stage", STREAM_HEADER, _stage_config),
+    "HwpruneCollect": ("hwprune_collect", STREAM_HEADER, _collect_config),
 }
 
 
@@ -60,6 +76,7 @@ def _copy_used_headers(model, firmware: Path) -> None:
     used = {
         KERNELS[layer.class_name][1] for layer in model.get_layers() if layer.class_name in KERNELS
     }
+    used |= {h for header in used for h in _INCLUDES.get(header, ())}
     for header in sorted(used - set(ALWAYS_COPIED)):
         shutil.copyfile(header_source(header), firmware / header)
 
@@ -150,6 +167,32 @@ def _extension() -> SimpleNamespace:
             self._set_type_t("threshold")
             self._set_type_t("work")
 
+    class HwpruneStreamStage(Layer):
+        """A stream stage (``hw.stream.Stage``): a stream of pixels in, one out, the stage's
+        kernel once per output pixel."""
+
+        _expected_attributes = [
+            Attribute("n_pixels"),
+            Attribute("n_chan"),
+            Attribute("ir_name", value_type=str),
+            Attribute("stage", value_type=object),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_pixels"), self.get_attr("n_chan")])
+
+    class HwpruneCollect(Layer):
+        """The last stage's pixels gathered into one vector per image, the head's input."""
+
+        _expected_attributes = [
+            Attribute("n_out"),
+            Attribute("ir_name", value_type=str),
+            Attribute("stage", value_type=object),
+        ]
+
+        def initialize(self) -> None:
+            self.add_output_variable([self.get_attr("n_out")])
+
     class RemoveZeroTerms(OptimizerPass):
         """Invariant established: no HwpruneDense node holds a weight or bias array; its
         ``nonzero_terms`` lists (row, column, weight) for exactly the nonzero matrix entries,
@@ -197,9 +240,15 @@ def _extension() -> SimpleNamespace:
 
         return Config, Call
 
-    layer_classes = {
-        cls.__name__: cls for cls in (HwpruneDense, HwpruneRequant, HwpruneMax, HwpruneThreshold)
-    }
+    classes = (
+        HwpruneDense,
+        HwpruneRequant,
+        HwpruneMax,
+        HwpruneThreshold,
+        HwpruneStreamStage,
+        HwpruneCollect,
+    )
+    layer_classes = {cls.__name__: cls for cls in classes}
     for name, cls in layer_classes.items():
         register_layer(name, cls)
     backend = hls4ml.backends.get_backend(BACKEND)

@@ -23,6 +23,8 @@ from hwprune.errors import HwpruneError
 from hwprune.hlsgen.config import BACKEND
 from hwprune.hlsgen.extension import _copy_used_headers, _extension
 from hwprune.hlsgen.layers import _hls_names, _layer_list
+from hwprune.hlsgen.stream import stream_inputs, stream_layer_list, stream_names_entry
+from hwprune.hw.stream import Plan, plan
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph, Input, to_json, verify
 
@@ -85,6 +87,34 @@ def _write_trace_names(g: Graph, model, path: Path) -> None:
             {"ir": op.name, "hls": layer.name, "size": g.values[op.name].size, "traced": traced}
         )
     doc = {"format": NAMES_FORMAT, "graph": graph_digest(g), "ops": ops}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def _write_stream_trace_names(
+    g: Graph, p: Plan, model, written: list[dict], ops: list[dict], path: Path
+) -> None:
+    """Write NAMES_FILE for a streaming project: as ``_write_trace_names``, with the ops of
+    ``stream.stream_layer_list`` (a stage's ops share its layer; its trace is its pixel
+    stream, reordered by ``order``) and the ``stream`` entry (the input stream's order).
+    ``written`` is the layer list handed to hls4ml."""
+    layers = {layer.name: layer for layer in model.get_layers()}
+    if set(layers) != {d["name"] for d in written}:
+        raise HwpruneError(
+            f"hls4ml's layers {sorted(layers)} are not the ones written "
+            f"{sorted(d['name'] for d in written)}; did an hls4ml optimizer pass add or remove "
+            f"a layer?"
+        )
+    for d in ops:
+        layer = layers[d["hls"]]
+        traced = bool(layer.get_attr("function_cpp", None) and layer.get_attr("trace", False))
+        if d["traced"] and not traced:
+            raise HwpruneError(f"layer {layer.name} (op {d['ir']!r}) is not traced")
+    doc = {
+        "format": NAMES_FORMAT,
+        "graph": graph_digest(g),
+        "ops": ops,
+        "stream": stream_names_entry(g, p),
+    }
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
@@ -169,7 +199,8 @@ def write_hls_project(
     project_name: str = "myproject",
     vectors: np.ndarray | None = None,
 ) -> None:
-    """Write an hls4ml Vitis (io_parallel) project for graph ``g`` into ``out_dir``.
+    """Write an hls4ml Vitis project for graph ``g`` into ``out_dir``: io_parallel, or io_stream
+    when ``g`` streams (``hw.stream.plan``, ``hlsgen.stream``).
 
     Every Dense layer's C++ holds exactly one product per nonzero weight at any reuse factor;
     ``reuse_factor`` R > 1 shares multipliers (pipeline II = R, at most ceil(nonzero / R)
@@ -187,6 +218,12 @@ def write_hls_project(
     ``vectors``, integer IR inputs of shape (n, input size), become the test bench's
     ``tb_data`` files with the golden outputs (see ``tb_data_files``); without them tb_data/
     stays empty and the test bench simulates a few all-zero inputs.
+
+    A streaming design's project reads the image as a stream of pixels and runs each stream
+    stage's kernel once per output pixel, its Dense with one product per nonzero kernel
+    weight (``hlsgen.stream``); the head's layers follow as above, on one vector per image.
+    Its Dense stages pipeline one padded-grid position per cycle whatever ``reuse_factor``,
+    as the Verilog does; the head's Dense layers take ``reuse_factor``.
     """
     try:
         verify(g)
@@ -211,8 +248,29 @@ def write_hls_project(
 
     out_dir = Path(out_dir).resolve()
     _check_target(out_dir)
-    layers, precisions = _layer_list(g)
+    p = plan(g)
     names = _hls_names(g)
+    output = names[g.outputs[0]]
+    if p is None:
+        layers, precisions = _layer_list(g)
+        model_config = {
+            "Precision": "ap_uint<1>",
+            "ReuseFactor": reuse_factor,
+            "Strategy": "Latency",
+            "PipelineStyle": "pipeline",
+            "PipelineInterval": reuse_factor,
+        }
+    else:
+        layers, precisions, stream_ops = stream_layer_list(g, p)
+        if g.outputs[0] == p.stages[-1].ops[-1]:  # the network ends with the stream
+            output = layers[-1]["name"]  # the collector
+        # Each layer a process of its own, connected by streams: hls4ml's io_stream style.
+        model_config = {
+            "Precision": "ap_uint<1>",
+            "ReuseFactor": reuse_factor,
+            "Strategy": "Latency",
+            "PipelineStyle": "dataflow",
+        }
     ext = _extension()
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -223,20 +281,11 @@ def write_hls_project(
         backend=BACKEND,
         part=part,
         clock_period=clock_period_ns,
-        io_type="io_parallel",
+        io_type="io_parallel" if p is None else "io_stream",
     )
     # The model-wide precision is never used (every layer has its own exact types) but
     # hls4ml requires one; a 1-bit type would make any fallback visible in the C-simulation.
-    config["HLSConfig"] = {
-        "Model": {
-            "Precision": "ap_uint<1>",
-            "ReuseFactor": reuse_factor,
-            "Strategy": "Latency",
-            "PipelineStyle": "pipeline",
-            "PipelineInterval": reuse_factor,
-        },
-        "LayerName": precisions,
-    }
+    config["HLSConfig"] = {"Model": model_config, "LayerName": precisions}
     # Every layer's output is saved for trace_csim; the calls are under #ifndef __SYNTHESIS__
     # and return at once unless the bridge's allocate_trace_storage switched tracing on.
     config["TraceOutput"] = True
@@ -245,11 +294,14 @@ def write_hls_project(
             config,
             layers,
             inputs=[names[g.inputs[0].name]],
-            outputs=[names[g.outputs[0]]],
+            outputs=[output],
         )
         model.write()
         _copy_used_headers(model, staging / "firmware")
-        _write_trace_names(g, model, staging / NAMES_FILE)
+        if p is None:
+            _write_trace_names(g, model, staging / NAMES_FILE)
+        else:
+            _write_stream_trace_names(g, p, model, layers, stream_ops, staging / NAMES_FILE)
         _untrace_test_bench(staging / f"{project_name}_test.cpp")
         if _tb_exact(g) > _FLOAT_EXACT:
             _double_test_bench(staging / f"{project_name}_test.cpp")
@@ -280,7 +332,8 @@ def tb_data_files(g: Graph, x: np.ndarray) -> dict[str, str]:
     into floats, then into input_t: exact for inputs up to 2**24 in magnitude; a project
     whose input range goes beyond reads doubles (exact up to 2**53, larger inputs are
     refused). Predictions it only prints, rounded to 6 digits; its results log holds the
-    outputs exactly, in the predictions file's format.
+    outputs exactly, in the predictions file's format. A streaming design's inputs are
+    written as its project reads them: pixel after pixel (``hlsgen.stream.stream_inputs``).
     """
     (inp,) = g.inputs
     x = np.asarray(x)
@@ -302,6 +355,9 @@ def tb_data_files(g: Graph, x: np.ndarray) -> dict[str, str]:
         y = golden.outputs(g, x)
     except ValueError as e:
         raise HwpruneError(f"test bench vectors: {e}") from e
+    p = plan(g)
+    if p is not None:  # the project reads the image pixel by pixel (``stream.pixel_order``)
+        x = stream_inputs(p, x)
     return {TB_INPUTS: _tb_lines(x), TB_OUTPUTS: _tb_lines(y)}
 
 

@@ -14,6 +14,10 @@ for a known path, so a rebuilt library under the same name would otherwise be ig
 ``hls4ml.model.graph.ModelGraph.trace`` uses them, without importing hls4ml), keyed by IR op
 name via the project's ``hwprune_names.json``; ``first_failing_layer`` compares one vector's
 trace with the golden interpreter op by op.
+
+A streaming design's project (io_stream, ``hwprune.hlsgen.stream``) reads its image as a
+stream of pixels: the IR input vectors are reordered into that stream as its names file says,
+and a stream stage's trace (its pixel stream) back into its op's IR vector.
 """
 
 from __future__ import annotations
@@ -65,6 +69,14 @@ def _build_script_values(hls_dir: Path) -> tuple[str, str]:
     return project.group(1), stamp.group(1)
 
 
+def _stream_entry(hls_dir: Path) -> dict | None:
+    """The ``stream`` entry of a streaming project's names file, None for io_parallel."""
+    names = hls_dir / NAMES_FILE
+    if not names.is_file():
+        return None
+    return json.loads(names.read_text()).get("stream")
+
+
 def _top_ports(hls_dir: Path, project: str) -> list[tuple[str, str, int]]:
     """(type, name, size) of each port of the top function, from firmware/<project>.h."""
     header = hls_dir / "firmware" / f"{project}.h"
@@ -85,10 +97,25 @@ def _top_ports(hls_dir: Path, project: str) -> list[tuple[str, str, int]]:
     return ports
 
 
+def _stream_ports(hls_dir: Path, project: str, entry: dict) -> list[tuple[str, str, int]]:
+    """(element type, name, size) of the input and output streams of a streaming project's
+    top function, the sizes in the IR's vectors (``entry``, the names file's)."""
+    header = hls_dir / "firmware" / f"{project}.h"
+    m = re.search(rf"\bvoid\s+{project}\s*\(([^)]*)\)", header.read_text())
+    ports = re.findall(r"hls::stream<\s*(\w+)\s*>\s*&\s*(\w+)", m.group(1)) if m else []
+    if len(ports) != 2:
+        raise HwpruneError(f"{header}: expected an input and an output stream, got {ports}")
+    (in_t, in_name), (out_t, out_name) = ports
+    return [(in_t, in_name, int(entry["ir_inputs"])), (out_t, out_name, int(entry["outputs"]))]
+
+
 def _int_type_range(hls_dir: Path, type_name: str) -> tuple[int, int] | None:
-    """The value range of an ap_int/ap_uint typedef in defines.h, None for other types."""
+    """The value range of an ap_int/ap_uint typedef in defines.h (of the elements, for an
+    io_stream nnet::array), None for other types."""
     text = (hls_dir / "firmware" / "defines.h").read_text()
-    m = re.search(rf"typedef\s+ap_(u?)int<(\d+)>\s+{type_name}\s*;", text)
+    m = re.search(rf"typedef\s+ap_(u?)int<(\d+)>\s+{type_name}\s*;", text) or re.search(
+        rf"typedef\s+nnet::array<\s*ap_(u?)int<(\d+)>\s*,[^;>]*>\s+{type_name}\s*;", text
+    )
     if not m:
         return None
     bits = int(m.group(2))
@@ -200,8 +227,16 @@ def build_csim(hls_dir: Path, cache_dir: Path | None = None) -> Path:
 
 
 def _checked_inputs(hls_dir: Path, project: str, inputs: np.ndarray) -> tuple[np.ndarray, int]:
-    """The inputs as a contiguous float64 (batch, n_in) array for the bridge, and n_out."""
-    (in_type, _, n_in), (_, _, n_out) = _top_ports(hls_dir, project)
+    """The inputs as a contiguous float64 (batch, bridge inputs) array for the bridge, and
+    n_out. IR input vectors (batch, n_in); a streaming project's are reordered into its
+    input stream (its names file's ``stream.input``: the IR element of each stream element,
+    -1 for a 0)."""
+    entry = _stream_entry(hls_dir)
+    if entry is None:
+        ports = _top_ports(hls_dir, project)
+    else:
+        ports = _stream_ports(hls_dir, project, entry)
+    (in_type, _, n_in), (_, _, n_out) = ports
     x = np.asarray(inputs)
     if x.ndim != 2 or x.shape[1] != n_in:
         raise HwpruneError(f"inputs must have shape (batch, {n_in}), got {x.shape}")
@@ -214,6 +249,9 @@ def _checked_inputs(hls_dir: Path, project: str, inputs: np.ndarray) -> tuple[np
     if x.size and bounds and (x.min() < bounds[0] or x.max() > bounds[1]):
         # The bridge would wrap them silently into the input type.
         raise HwpruneError(f"inputs outside the project's input type {in_type} {list(bounds)}")
+    if entry is not None:
+        order = np.array(entry["input"], dtype=np.int64)
+        x = np.where(order >= 0, x[:, np.maximum(order, 0)], 0)
     return np.ascontiguousarray(x, dtype=np.float64), n_out
 
 
@@ -291,7 +329,8 @@ class _TraceData(ctypes.Structure):
 # The bridge's allocate_trace_storage holds one such line per traced layer (hls4ml's writer).
 _TRACE_INSERT = re.compile(
     r"trace_outputs\s*->\s*insert\s*\(\s*std::pair\s*<\s*std::string\s*,\s*void\s*\*\s*>\s*\(\s*"
-    r'"(\w+)"\s*,\s*\(\s*void\s*\*\s*\)\s*malloc\s*\(\s*(\d+)\s*\*\s*element_size\s*\)'
+    r'"(\w+)"\s*,\s*\(\s*void\s*\*\s*\)\s*malloc\s*\(\s*(\d+(?:\s*\*\s*\d+)*)\s*\*\s*element_size'
+    r"\s*\)"
 )
 
 
@@ -312,15 +351,21 @@ def _names_doc(hls_dir: Path) -> dict:
     return doc
 
 
-def _traced_layers(hls_dir: Path, project: str) -> list[tuple[str, str, int]]:
-    """(IR name, hls4ml name, size) per traced layer, in graph order, from NAMES_FILE, checked
-    against the layers the bridge allocates trace storage for."""
+def _traced_layers(hls_dir: Path, project: str) -> list[tuple[str, str, int, list | None]]:
+    """(IR name, hls4ml name, size, order) per traced layer, in graph order, from NAMES_FILE,
+    checked against the layers the bridge allocates trace storage for. ``order`` (a stream
+    stage's) places each element of the op's IR vector in the layer's trace, else None."""
     traced = [
-        (d["ir"], d["hls"], int(d["size"])) for d in _names_doc(hls_dir)["ops"] if d["traced"]
+        (d["ir"], d["hls"], int(d["size"]), d.get("order"))
+        for d in _names_doc(hls_dir)["ops"]
+        if d["traced"]
     ]
     bridge = hls_dir / f"{project}_bridge.cpp"
-    allocated = [(n, int(k)) for n, k in _TRACE_INSERT.findall(bridge.read_text())]
-    listed = sorted((h, k) for _, h, k in traced)
+    allocated = [
+        (n, int(np.prod([int(f) for f in k.split("*")])))
+        for n, k in _TRACE_INSERT.findall(bridge.read_text())
+    ]
+    listed = sorted((h, k) for _, h, k, _ in traced)
     if sorted(allocated) != listed or len(set(allocated)) != len(allocated):
         raise HwpruneError(
             f"{bridge} allocates trace storage for {sorted(allocated)} but {NAMES_FILE} lists "
@@ -333,7 +378,8 @@ def trace_csim(hls_dir: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     """Every traced layer's output in the C-simulation of a batch of integer inputs.
 
     Returns IR op name -> int64 array of shape (batch, size), in graph order: every op but the
-    graph input (projects written by ``write_hls_project`` trace all others). Uses the
+    graph input (projects written by ``write_hls_project`` trace all others; a streaming
+    project's stages only their last op, the one whose value the stage streams). Uses the
     bridge's trace functions as ``hls4ml.model.graph.ModelGraph.trace`` does: tracing is
     switched on only inside this call, so ``run_csim`` is not slowed. Meant for small
     batches (diagnosis); inputs are checked as by ``run_csim``.
@@ -343,7 +389,7 @@ def trace_csim(hls_dir: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
     traced = _traced_layers(hls_dir, project)
     xd, n_out = _checked_inputs(hls_dir, project, inputs)
     batch = xd.shape[0]
-    traces = {hls: np.zeros((batch, size), dtype=np.float64) for _, hls, size in traced}
+    traces = {hls: np.zeros((batch, size), dtype=np.float64) for _, hls, size, _ in traced}
     out = np.zeros((batch, n_out), dtype=np.float64)
     lib = build_csim(hls_dir)
     with _loaded(lib) as dll:
@@ -374,7 +420,10 @@ def trace_csim(hls_dir: Path, inputs: np.ndarray) -> dict[str, np.ndarray]:
                     traces[name][i] = buf
         finally:
             free()
-    return {ir: _exact_ints(traces[hls], f"layer {ir!r}") for ir, hls, _ in traced}
+    return {
+        ir: _exact_ints(traces[hls] if order is None else traces[hls][:, order], f"layer {ir!r}")
+        for ir, hls, _, order in traced
+    }
 
 
 def first_failing_layer(hls_dir: Path, g: Graph, x_vector: np.ndarray) -> dict | None:

@@ -1,0 +1,179 @@
+"""The HLS project of a streaming design (``--conv stream``): an io_stream hls4ml project whose
+stream stages read pixels through a line buffer and run their kernel once per output pixel.
+
+Compiled from imported CNNs (stride, padding, dilation, groups, 1-D, max and average pooling,
+thresholds) and from a hand-built graph whose pruned filter gives flag terms: the g++
+C-simulation equals the golden interpreter on 1000 images, every streamed layer's C++ holds
+exactly its kernel's terms, a corrupted kernel weight fails naming the stage, and hls4ml's own
+test bench reproduces the golden outputs from the pixel-ordered tb_data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+
+from hwprune import api
+from hwprune import hlsgen as hls
+from hwprune.errors import MismatchError
+from hwprune.hw import stream
+from hwprune.ir import golden
+from hwprune.ir.graph import Graph, Input, IntRange, Requant
+from hwprune.ir.passes import optimize
+from hwprune.sim.csim import first_failing_layer, run_csim, trace_csim
+from tests.hw.test_stream import _conv
+from tests.test_hls4ml_project_tb_data import compile_test_bench, ints, run_test_bench
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
+
+PART = "xc7z020clg400-1"
+MODELS = ["conv_variants", "cnn2d", "conv2d_stride_pad", "conv1d_bipolar"]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """Each model of tests/codegen/test_stream_rtl.py compiled with conv="stream", once."""
+    from tests import qonnx_coverage_models as cov
+    from tests import qonnx_layer_models as lay
+    from tests.frontend.op_models import build_conv_variants
+
+    warnings.filterwarnings("ignore")
+    d = tmp_path_factory.mktemp("stream_hls")
+    paths = {
+        "conv_variants": build_conv_variants(d / "cv.onnx", 0),
+        "cnn2d": cov.COVERAGE_MODELS["cnn2d"](d / "cnn2d.onnx", 0),
+    }
+    for name in ("conv2d_stride_pad", "conv1d_bipolar"):
+        model, shape = getattr(lay, name)()
+        paths[name] = d / f"{name}.onnx"
+        lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), paths[name])
+    return {name: api.compile(p, d / name, conv="stream") for name, p in paths.items()}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_streaming_project_bit_exact_with_one_term_per_kernel_weight(compiled, name):
+    design = compiled[name]
+    out, plan = design.build_dir, stream.plan(design.graph)
+    assert plan is not None
+    hls_dir = out / "hls"
+    doc = yaml.safe_load((hls_dir / "hls4ml_config.yml").read_text())
+    assert doc["IOType"] == "io_stream"
+    top = (hls_dir / "firmware" / "myproject.cpp").read_text()
+    assert "hls::stream<input_t>" in (hls_dir / "firmware" / "myproject.h").read_text()
+    # One streaming stage per stream stage, then the collector, then the head.
+    assert top.count("nnet::hwprune_stream_stage<") == len(plan.stages)
+    assert top.count("nnet::hwprune_collect<") == 1
+    # Every streamed layer's C++ holds its kernel's terms (weights and flags), once.
+    kernels = {st.name: st.kernel.op(st.name) for st in plan.stages if st.kernel.dense_ops()}
+    emitted = hls.emitted_dense_terms(hls_dir)
+    for layer, op in kernels.items():
+        want = {(r, c, w) for r, row in enumerate(op.rows) for c, w in zip(row.cols, row.weights)}
+        assert set(emitted[layer]) == want and len(emitted[layer]) == op.n_terms, layer
+    man = design.manifest
+    streamed = [ly for ly in man["layers"] if ly.get("form") == "stream"]
+    assert {ly["name"] for ly in streamed} == set(kernels)
+    for ly in streamed:
+        assert ly["product_terms_hls"] == ly["stream_terms"] == kernels[ly["name"]].n_terms
+    rep = api.sim(out, vectors=1000, progress=False, levels=["csim"])
+    (lv,) = rep.levels
+    assert lv.passed and lv.vectors == 1000, lv.first_mismatch
+
+
+def test_corrupted_kernel_weight_fails_naming_the_stage(compiled, tmp_path):
+    design = compiled["cnn2d"]
+    out = tmp_path / "b"
+    shutil.copytree(design.build_dir, out)
+    params = out / "hls" / "firmware" / "parameters.h"
+    text = params.read_text()
+    # Stage conv1+thr1's kernel Dense: its first positive weight negated (it still fits the
+    # weight type), the number of terms unchanged.
+    block = text[text.index('// hwprune-dense "conv1"') :]
+    term = re.search(r"acc\d+ \+= x\[\d+\] \* weight_t\(([1-9]\d*)\);", block)
+    bad = term.group(0).replace(f"weight_t({term.group(1)})", f"weight_t(-{term.group(1)})")
+    params.write_text(text.replace(term.group(0), bad, 1))
+    assert hls.count_product_terms(out / "hls") == hls.count_product_terms(design.build_dir / "hls")
+    with pytest.raises(MismatchError, match="csim differs from golden") as e:
+        api.sim(out, vectors=200, progress=False, levels=["csim"])
+    (lv,) = e.value.report.levels
+    assert not lv.passed
+    assert lv.first_mismatch["layer"] == "thr1"  # the op whose value the stage streams
+
+
+def pruned_filter_graph() -> Graph:
+    """tests/codegen/test_stream_rtl.py's hand-built case: filter 1 of conv a is pruned, its
+    constant map folded into conv b's position-dependent biases; b reads flag bits."""
+    rng = np.random.default_rng(0)
+    ka = rng.integers(-3, 4, size=(3, 1, 3, 3))
+    ka[1] = 0
+    kb = rng.integers(-3, 4, size=(2, 3, 3, 3))
+    kb[:, 1] = np.arange(1, 10).reshape(3, 3)
+    g = Graph(
+        (
+            Input("x", (), 36, IntRange(0, 15), 0),
+            _conv("a", "x", (1, 6, 6), ka, [1, 5, -2], 0),
+            Requant("ra", ("a",), 0, 0, 31),
+            _conv("b", "ra", (3, 4, 4), kb, [3, -4], 1),
+            Requant("rb", ("b",), 2, -8, 7),
+        ),
+        ("rb",),
+        {"conv": "stream", stream.STREAM_KEY: 2},
+    )
+    return optimize(g)
+
+
+@pytest.fixture(scope="module")
+def flag_project(tmp_path_factory):
+    g = pruned_filter_graph()
+    out = tmp_path_factory.mktemp("flag") / "hls"
+    hls.write_hls_project(g, out, PART, vectors=golden.stimulus_vectors(g, 100, 0))
+    return g, out
+
+
+def test_pruned_filter_flag_terms_bit_exact(flag_project):
+    g, out = flag_project
+    plan = stream.plan(g)
+    b = plan.stages[1]
+    assert b.flag and plan.head.ops == (plan.head.inputs[0],)  # the stream ends the network
+    kb = b.kernel.op("b")
+    flags = b.n_taps * len(b.in_map.channels)
+    assert any(c >= flags for row in kb.rows for c in row.cols)
+    assert hls.count_product_terms(out) == {
+        st.name: st.kernel.op(st.name).n_terms for st in plan.stages
+    }
+    x = golden.stimulus_vectors(g, 1000, 1)
+    np.testing.assert_array_equal(run_csim(out, x), golden.outputs(g, x))
+    # Each stage's trace, its pixel stream put back in the IR's order, is golden's.
+    traces, want = trace_csim(out, x[:20]), golden.run(g, x[:20])
+    assert list(traces) == ["ra", "rb"]
+    for name, got in traces.items():
+        np.testing.assert_array_equal(got, want[name], err_msg=name)
+    assert first_failing_layer(out, g, x[7]) is None
+
+
+def test_hls4mls_test_bench_reads_the_pixel_stream(flag_project):
+    g, out = flag_project
+    st = stream.plan(g).stages[0]
+    x = golden.stimulus_vectors(g, 100, 0)
+    # The test bench's inputs are the images pixel by pixel (hw.stream.pixels), not IR order.
+    lines = (out / hls.TB_INPUTS).read_text().splitlines()
+    np.testing.assert_array_equal(ints(lines), stream.pixels(st.in_map, x).reshape(len(x), -1))
+    _, log = run_test_bench(compile_test_bench(out), out)
+    assert (out / "tb_data" / "csim_results.log").read_text() == (out / hls.TB_OUTPUTS).read_text()
+    np.testing.assert_array_equal(ints(log), golden.outputs(g, x))
+
+
+def test_streaming_project_names_file(flag_project):
+    g, out = flag_project
+    doc = json.loads((out / hls.NAMES_FILE).read_text())
+    plan = stream.plan(g)
+    assert doc["stream"]["input"] == list(range(36))  # one channel, nothing removed
+    assert [d["ir"] for d in doc["ops"]] == [op.name for op in g.ops]
+    assert [d["ir"] for d in doc["ops"] if d["traced"]] == [st.ops[-1] for st in plan.stages]
+    headers = {p.name for p in (out / "firmware" / "nnet_utils").glob("hwprune_*.h")}
+    assert headers == {f"hwprune_{k}.h" for k in ("dense", "requant", "max", "threshold", "stream")}
