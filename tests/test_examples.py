@@ -60,8 +60,7 @@ def test_example_runs_bit_exact(name, tmp_path):
     # the zero-term invariant on every weight layer of every example
     for ly in json.loads((out / "rtl" / "manifest.json").read_text())["layers"]:
         if ly.get("form") == "stream":  # one kernel per layer: its terms
-            assert ly["product_terms_verilog"] == ly["stream_terms"]
-            assert ly["product_terms_hls"] == ly["nonzero_weights"]  # (HLS: unrolled)
+            assert ly["product_terms_verilog"] == ly["product_terms_hls"] == ly["stream_terms"]
         else:
             assert ly["product_terms_verilog"] == ly["product_terms_hls"] == ly["nonzero_weights"]
     train = json.loads((out / "train.json").read_text())
