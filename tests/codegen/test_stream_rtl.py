@@ -154,3 +154,17 @@ def test_verilator_lint_wall_is_clean(models, tmp_path, top):
     res = subprocess.run(cmd, cwd=rtl, capture_output=True, text=True, timeout=120)
     assert "%Warning" not in res.stderr, res.stderr
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("kernel", ["adder-graph", "auto"])
+def test_every_kernel_lowers_the_stream_kernels(models, tmp_path, kernel):
+    api.compile(models["cnn2d"], tmp_path / "b", conv="stream", kernel=kernel)
+    man = json.loads((tmp_path / "b" / "rtl" / "manifest.json").read_text())
+    streamed = [ly for ly in man["layers"] if ly.get("form") == "stream"]
+    assert len(streamed) == 3 and all(
+        ly["product_terms_hls"] == ly["stream_terms"] for ly in streamed
+    )
+    if kernel == "adder-graph":
+        assert {ly["kernel"] for ly in streamed} == {"adder-graph"}
+    rep = api.sim(tmp_path / "b", vectors=40, progress=False, levels=["csim", "rtl"])
+    assert [lv.passed for lv in rep.levels] == [True, True]
