@@ -157,6 +157,9 @@ def layer_rows(g: Graph, manifest: dict | None, board_estimate: dict) -> list[di
             row["shape"] = str(g.values[op.name].size)
         for key in ("lut", "ff", "dsp", "bram18", "latency_cycles", "ii"):
             row[key] = c[key]
+        if stages:  # a stream's latency and II are its control's, not the layers' (hw.stream)
+            row["design_latency"] = board_estimate["totals"]["latency_cycles"]
+            row["design_ii"] = board_estimate["totals"]["ii"]
         rows.append(row)
     return rows
 
@@ -169,6 +172,9 @@ def layer_totals(rows: Sequence[dict]) -> dict:
         vals = [r[key] for r in rows if r.get(key) is not None]
         total[key] = sum(vals) if vals else None
     total["ii"] = max((r["ii"] for r in rows if r.get("ii") is not None), default=None)
+    if rows and rows[0].get("design_latency") is not None:
+        total["latency_cycles"] = rows[0]["design_latency"]
+        total["ii"] = rows[0]["design_ii"]
     return total
 
 
