@@ -24,10 +24,10 @@ from hwprune import hlsgen as hls
 from hwprune.errors import MismatchError
 from hwprune.hw import stream
 from hwprune.ir import golden
-from hwprune.ir.graph import Graph, Input, IntRange, Requant
+from hwprune.ir.graph import Graph
 from hwprune.ir.passes import optimize
 from hwprune.sim.csim import first_failing_layer, run_csim, trace_csim
-from tests.hw.test_stream import _conv
+from tests.hw.test_stream import pruned_filter_graph as stream_case
 from tests.test_hls4ml_project_tb_data import compile_test_bench, ints, run_test_bench
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
@@ -106,25 +106,8 @@ def test_corrupted_kernel_weight_fails_naming_the_stage(compiled, tmp_path):
 
 
 def pruned_filter_graph() -> Graph:
-    """tests/codegen/test_stream_rtl.py's hand-built case: filter 1 of conv a is pruned, its
-    constant map folded into conv b's position-dependent biases; b reads flag bits."""
-    rng = np.random.default_rng(0)
-    ka = rng.integers(-3, 4, size=(3, 1, 3, 3))
-    ka[1] = 0
-    kb = rng.integers(-3, 4, size=(2, 3, 3, 3))
-    kb[:, 1] = np.arange(1, 10).reshape(3, 3)
-    g = Graph(
-        (
-            Input("x", (), 36, IntRange(0, 15), 0),
-            _conv("a", "x", (1, 6, 6), ka, [1, 5, -2], 0),
-            Requant("ra", ("a",), 0, 0, 31),
-            _conv("b", "ra", (3, 4, 4), kb, [3, -4], 1),
-            Requant("rb", ("b",), 2, -8, 7),
-        ),
-        ("rb",),
-        {"conv": "stream", stream.STREAM_KEY: 2},
-    )
-    return optimize(g)
+    """tests/hw/test_stream.py's hand-built case (flag terms), optimized."""
+    return optimize(stream_case())
 
 
 @pytest.fixture(scope="module")

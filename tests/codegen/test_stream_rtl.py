@@ -10,7 +10,6 @@ import json
 import shutil
 import warnings
 
-import numpy as np
 import pytest
 
 from hwprune import api
@@ -19,10 +18,9 @@ from hwprune.codegen.cocotb_tb import write_vectors
 from hwprune.errors import HwpruneError
 from hwprune.hw import stream
 from hwprune.ir import golden
-from hwprune.ir.graph import Graph, Input, IntRange, Requant
 from hwprune.ir.passes import optimize
 from hwprune.sim.rtl import run_rtl
-from tests.hw.test_stream import _conv
+from tests.hw.test_stream import pruned_filter_graph
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
 
@@ -77,23 +75,7 @@ def test_corrupted_kernel_weight_fails(models, tmp_path):
 def test_pruned_filter_flag_terms_in_hardware(tmp_path):
     # As tests/hw/test_stream.py's hand-worked case: filter 1 of conv a is pruned, its
     # constant map folded into conv b's position-dependent biases; b reads flag bits.
-    rng = np.random.default_rng(0)
-    ka = rng.integers(-3, 4, size=(3, 1, 3, 3))
-    ka[1] = 0
-    kb = rng.integers(-3, 4, size=(2, 3, 3, 3))
-    kb[:, 1] = np.arange(1, 10).reshape(3, 3)
-    g = Graph(
-        (
-            Input("x", (), 36, IntRange(0, 15), 0),
-            _conv("a", "x", (1, 6, 6), ka, [1, 5, -2], 0),
-            Requant("ra", ("a",), 0, 0, 31),
-            _conv("b", "ra", (3, 4, 4), kb, [3, -4], 1),
-            Requant("rb", ("b",), 2, -8, 7),
-        ),
-        ("rb",),
-        {"conv": "stream", stream.STREAM_KEY: 2},
-    )
-    g = optimize(g)
+    g = optimize(pruned_filter_graph())
     plan = stream.plan(g)
     assert plan.stages[1].flag and plan.head.ops == (plan.head.inputs[0],)
     rtl = tmp_path / "rtl"

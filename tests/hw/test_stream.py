@@ -138,17 +138,18 @@ def _conv(name: str, src: str, shape, k: np.ndarray, bias, pad: int) -> Dense:
     return Dense(name, (src,), c * h * w, tuple(rows), 0, win)
 
 
-def test_pruned_filter_becomes_flag_terms_hand_worked():
-    # conv A: filter 1 is pruned (all weights zero, bias 5): after the ReLU its map is the
-    # constant 5, which the passes fold into conv B's biases. B pads by 1, so the folded
-    # amount at a position is 5 times the sum of B's weights on channel 1 over its real taps:
-    # a corner sees 4 of the 9 taps. The stream keeps one bias and adds 5 * w per real tap.
+def pruned_filter_graph() -> Graph:
+    """conv a (6x6 -> 4x4, 3 filters), ReLU, conv b ('same', 2 filters), requant: filter 1 of
+    a is pruned (all weights zero, bias 5), so after the ReLU its map is the constant 5, which
+    the passes fold into b's biases; b pads by 1, so the folded amount is 5 times the sum of
+    b's weights on channel 1 over the real taps (a corner sees 4 of 9). Its meta asks for
+    both layers to stream."""
     rng = np.random.default_rng(0)
     ka = rng.integers(-3, 4, size=(3, 1, 3, 3))
     ka[1] = 0
     kb = rng.integers(-3, 4, size=(2, 3, 3, 3))
     kb[:, 1] = np.arange(1, 10).reshape(3, 3)  # nonzero on every tap of channel 1
-    g = Graph(
+    return Graph(
         (
             Input("x", (), 36, IntRange(0, 15), 0),
             _conv("a", "x", (1, 6, 6), ka, [1, 5, -2], 0),
@@ -157,7 +158,13 @@ def test_pruned_filter_becomes_flag_terms_hand_worked():
             Requant("rb", ("b",), 2, -8, 7),
         ),
         ("rb",),
+        {"conv": "stream", stream.STREAM_KEY: 2},
     )
+
+
+def test_pruned_filter_becomes_flag_terms_hand_worked():
+    # The stream keeps one bias per filter and adds 5 * w per real tap (pruned_filter_graph).
+    g = pruned_filter_graph()
     verify(g)
     opt = optimize(g)
     verify(opt)
