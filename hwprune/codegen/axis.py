@@ -48,18 +48,7 @@ def emit_axis_top(g: Graph, top: str, latency: int) -> str:
         "// beat each way, in order, TLAST kept with its vector; back-pressure is absorbed by",
         f"// a {depth}-entry output FIFO (latency + 3), so s_axis_tready stays high while",
         "// m_axis_tready does.",
-        f"module {name} (",
-        "    input wire aclk,",
-        "    input wire aresetn,",
-        f"    input wire [{w_in - 1}:0] s_axis_tdata,",
-        "    input wire s_axis_tvalid,",
-        "    output wire s_axis_tready,",
-        "    input wire s_axis_tlast,",
-        f"    output wire [{w_out - 1}:0] m_axis_tdata,",
-        "    output wire m_axis_tvalid,",
-        "    input wire m_axis_tready,",
-        "    output wire m_axis_tlast",
-        ");",
+        *_ports(name, w_in, w_out),
         f"    reg [{cw - 1}:0] pending;  // accepted, not yet delivered",
         f"    reg [{cw - 1}:0] stored;  // in the FIFO",
         f"    reg [{pw - 1}:0] wr_ptr;",
@@ -122,6 +111,24 @@ def emit_axis_top(g: Graph, top: str, latency: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ports(name: str, w_in: int, w_out: int) -> list[str]:
+    """The module header of an AXI-Stream top: clock, reset, one slave and one master port."""
+    return [
+        f"module {name} (",
+        "    input wire aclk,",
+        "    input wire aresetn,",
+        f"    input wire [{w_in - 1}:0] s_axis_tdata,",
+        "    input wire s_axis_tvalid,",
+        "    output wire s_axis_tready,",
+        "    input wire s_axis_tlast,",
+        f"    output wire [{w_out - 1}:0] m_axis_tdata,",
+        "    output wire m_axis_tvalid,",
+        "    input wire m_axis_tready,",
+        "    output wire m_axis_tlast",
+        ");",
+    ]
+
+
 def _wrap(ptr: str, depth: int, width: int) -> str:
     return f"({ptr} == {_lit(depth - 1, width)}) ? {_lit(0, width)} : {ptr} + {_lit(1, width)}"
 
@@ -146,18 +153,7 @@ def emit_stream_axis_top(top: str, pixel_bits: int, npix: int, out_bits: int) ->
         f"// {name}: AXI4-Stream around the streaming {top}: one pixel per input beat, in",
         f"// raster order, {npix} per image; one result per output beat, TLAST on each. Up to",
         f"// {depth} images may be in flight; a FIFO of {depth} results absorbs back-pressure.",
-        f"module {name} (",
-        "    input wire aclk,",
-        "    input wire aresetn,",
-        f"    input wire [{w_in - 1}:0] s_axis_tdata,",
-        "    input wire s_axis_tvalid,",
-        "    output wire s_axis_tready,",
-        "    input wire s_axis_tlast,",
-        f"    output wire [{w_out - 1}:0] m_axis_tdata,",
-        "    output wire m_axis_tvalid,",
-        "    input wire m_axis_tready,",
-        "    output wire m_axis_tlast",
-        ");",
+        *_ports(name, w_in, w_out),
         f"    reg [{cw - 1}:0] pending;  // images started, results not yet delivered",
         f"    reg [{cw - 1}:0] stored;  // results in the FIFO",
         f"    reg [{pw - 1}:0] wr_ptr;",

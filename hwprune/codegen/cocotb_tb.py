@@ -273,18 +273,7 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     probes = [_probe(g, lay) for lay in lays]
     head = [
-        banner("#").rstrip("\n"),
-        f'"""cocotb test of {top}: every vector in $HWPRUNE_VECTORS, bit-exact, every layer."""',
-        "",
-        "import json",
-        "import os",
-        "import time",
-        "",
-        "import cocotb",
-        "import numpy as np",
-        "from cocotb.clock import Clock",
-        "from cocotb.triggers import RisingEdge, SimTimeoutError, Timer, with_timeout",
-        "",
+        *vector_test_head(top, "every vector in $HWPRUNE_VECTORS, bit-exact, every layer"),
         f"TOP = {_py(top)}",
         f"IN_BITS = {xv.range.bits}",
         f"IN_SIZE = {xv.size}",
@@ -416,19 +405,7 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     name = axis_top_name(top)
     head = [
-        banner("#").rstrip("\n"),
-        f'"""cocotb test of {name}: every vector in $HWPRUNE_VECTORS through AXI-Stream."""',
-        "",
-        "import json",
-        "import os",
-        "import random",
-        "",
-        "import cocotb",
-        "from cocotb.clock import Clock",
-        "from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout",
-        "import numpy as np",
-        "from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource",
-        "",
+        *axis_test_head(name, "vector"),
         f"TOP = {_py(name)}",
         f"IN_BITS = {xv.range.bits}",
         f"IN_BYTES = {byte_width(xv.size * xv.range.bits) // 8}",
@@ -444,6 +421,43 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"RESET_CYCLES = {RESET_CYCLES}",
     ]
     return {f"test_{name}.py": "\n".join(head) + "\n" + _AXIS_BODY}
+
+
+def axis_test_head(name: str, what: str) -> list[str]:
+    """The first lines of an AXI-Stream test module: banner, docstring, imports."""
+    return [
+        banner("#").rstrip("\n"),
+        f'"""cocotb test of {name}: every {what} in $HWPRUNE_VECTORS through AXI-Stream."""',
+        "",
+        "import json",
+        "import os",
+        "import random",
+        "",
+        "import cocotb",
+        "from cocotb.clock import Clock",
+        "from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout",
+        "import numpy as np",
+        "from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource",
+        "",
+    ]
+
+
+def vector_test_head(top: str, what: str) -> list[str]:
+    """The first lines of a harness test module: banner, docstring, imports."""
+    return [
+        banner("#").rstrip("\n"),
+        f'"""cocotb test of {top}: {what}."""',
+        "",
+        "import json",
+        "import os",
+        "import time",
+        "",
+        "import cocotb",
+        "import numpy as np",
+        "from cocotb.clock import Clock",
+        "from cocotb.triggers import RisingEdge, SimTimeoutError, Timer, with_timeout",
+        "",
+    ]
 
 
 def _py(v: object) -> str:

@@ -35,7 +35,9 @@ from hwprune.codegen.cocotb_tb import (
     AXIS_MAX_VECTORS,
     VECTORS_FORMAT,
     _py,
+    axis_test_head,
     save_vectors,
+    vector_test_head,
 )
 from hwprune.codegen.harness import (
     IN_FILE,
@@ -350,19 +352,7 @@ def emit_stream_testbench(g: Graph, plan: Plan, top: str) -> dict[str, str]:
     (inp,) = g.inputs
     yv = plan.head.values[plan.head.outputs[0]]
     head = [
-        banner("#").rstrip("\n"),
-        f'"""cocotb test of {top}: every image in $HWPRUNE_VECTORS, pixel by pixel, every '
-        'layer."""',
-        "",
-        "import json",
-        "import os",
-        "import time",
-        "",
-        "import cocotb",
-        "import numpy as np",
-        "from cocotb.clock import Clock",
-        "from cocotb.triggers import RisingEdge, SimTimeoutError, Timer, with_timeout",
-        "",
+        *vector_test_head(top, "every image in $HWPRUNE_VECTORS, pixel by pixel, every layer"),
         f"TOP = {_py(top)}",
         f"IN_BITS = {inp.range.bits}",
         f"IN_SIZE = {inp.size}",
@@ -398,19 +388,7 @@ def emit_stream_axis_testbench(g: Graph, plan: Plan, top: str) -> dict[str, str]
     nc = len(plan.stages[0].in_map.channels)
     name = axis_top_name(top)
     head = [
-        banner("#").rstrip("\n"),
-        f'"""cocotb test of {name}: every image in $HWPRUNE_VECTORS through AXI-Stream."""',
-        "",
-        "import json",
-        "import os",
-        "import random",
-        "",
-        "import cocotb",
-        "from cocotb.clock import Clock",
-        "from cocotb.triggers import ClockCycles, SimTimeoutError, with_timeout",
-        "import numpy as np",
-        "from cocotbext.axi import AxiStreamBus, AxiStreamFrame, AxiStreamSink, AxiStreamSource",
-        "",
+        *axis_test_head(name, "image"),
         f"TOP = {_py(name)}",
         f"IN_BITS = {inp.range.bits}",
         f"IN_BYTES = {byte_width(nc * inp.range.bits) // 8}",
