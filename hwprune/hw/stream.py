@@ -284,9 +284,10 @@ def _channel_thresholds(op: Threshold, v: Value, m: PixelMap) -> tuple[tuple[int
 
 
 def _clipped(ts: tuple[int, ...], r: IntRange) -> list[int]:
-    """Thresholds as seen from inputs in r: one at or below r.lo always counts, one above
-    r.hi never does."""
-    return sorted(min(max(t, r.lo), r.hi + 1) for t in ts)
+    """Thresholds as seen from inputs in r: one at or below r.lo always counts (it becomes
+    r.lo), one above r.hi never does (it goes); two lists count alike on r exactly when
+    these are equal."""
+    return sorted(max(t, r.lo) for t in ts if t <= r.hi)
 
 
 WINDOW = "window"  # the name of a kernel graph's input

@@ -202,3 +202,23 @@ def test_verify_refuses_a_window_that_misplaces_rows():
     g = Graph((Input("x", (), 9, IntRange(0, 3), 0), bad), ("c",))
     with pytest.raises(ValueError, match="does not place each of its 4 outputs once"):
         verify(g)
+
+
+def test_thresholds_clipped_per_position_merge_per_channel():
+    # The importer drops thresholds an element's range never reaches, so border positions
+    # (narrower ranges under padding) carry shorter lists; they count alike on their ranges
+    # and stream as one list per channel.
+    from hwprune.ir.graph import Threshold
+
+    k = np.ones((1, 1, 3, 3), dtype=int)
+    conv = _conv("c", "x", (1, 5, 5), k, [0], 1)
+    base = Graph((Input("x", (), 25, IntRange(0, 3), 0), conv), ("c",))
+    ranges = base.values["c"].ranges
+    full = (2, 9, 16, 24)
+    lists = tuple(tuple(t for t in full if t <= r.hi) for r in ranges)
+    assert len({len(ts) for ts in lists}) > 1  # corners lose the top threshold
+    g = Graph((*base.ops, Threshold("t", ("c",), lists, 0, 1, 0)), ("t",))
+    verify(g)
+    stages, why = stream.stages(g)
+    assert why == "" and stages[0].kernel.op("t").thresholds == (full,)
+    assert_stream_exact(g, stages)
