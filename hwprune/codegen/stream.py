@@ -64,8 +64,8 @@ def stage_module(st: Stage, name: str, in_bits: int, in_signed: bool, modules: l
     _, oh, ow = w.out_shape
     (kh, kw), (sh, sw), (dh, dw) = w.kernel, w.strides, w.dilations
     pt, pl, pb, pr = w.pads
-    hp, wp = h + pt + pb, wd + pl + pr
-    length = (kh - 1) * dh * wp + (kw - 1) * dw + 1  # pixels the window spans in the stream
+    hp, wp = st.grid
+    length = st.taps[0] + 1  # pixels the window spans in the stream
     xv = k.values[WINDOW]
     b = xv.range.bits
     pw = nc * b
@@ -100,14 +100,11 @@ def stage_module(st: Stage, name: str, in_bits: int, in_signed: bool, modules: l
         "{" + ", ".join([_lit(st.pad, b, False)] * nc) + "}" if nc > 1 else _lit(st.pad, b, False)
     )
     chans = [_convert("in_data", j, in_bits, in_signed, b) for j in reversed(range(nc))]
-    taps = []
-    for t in range(kh * kw):
-        dy, dx = divmod(t, kw)
-        s = (kh - 1 - dy) * dh * wp + (kw - 1 - dx) * dw
-        taps.append(s)
-    elems = [f"win[{(s * nc + j) * b + b - 1}:{(s * nc + j) * b}]" for s in taps for j in range(nc)]
+    elems = [
+        f"win[{(s * nc + j) * b + b - 1}:{(s * nc + j) * b}]" for s in st.taps for j in range(nc)
+    ]
     if st.flag:
-        elems += [f"{{{b - 1}'d0, flags[{s}]}}" if b > 1 else f"flags[{s}]" for s in taps]
+        elems += [f"{{{b - 1}'d0, flags[{s}]}}" if b > 1 else f"flags[{s}]" for s in st.taps]
     lines = [
         f"// Stream stage {'+'.join(st.ops)}: a {h}x{wd} map of {nc} channel(s), padded to "
         f"{hp}x{wp}, window {kh}x{kw}",

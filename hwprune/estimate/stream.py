@@ -48,16 +48,9 @@ class StageCost(LayerCost):
 def window_bits(st: Stage) -> tuple[int, list[int]]:
     """Lanes of the window's shift register (channel bits and the flag bit) and the sorted
     positions the kernel reads (0: the newest pixel)."""
-    w = st.window
-    (kh, kw), (dh, dw) = w.kernel, w.dilations
-    _, h, wd = w.in_shape
-    wp = wd + w.pads[1] + w.pads[3]
     b = st.kernel.inputs[0].range.bits
     lanes = len(st.in_map.channels) * b + (1 if st.flag else 0)
-    taps = sorted(
-        {(kh - 1 - dy) * dh * wp + (kw - 1 - dx) * dw for dy in range(kh) for dx in range(kw)}
-    )
-    return lanes, taps
+    return lanes, sorted(set(st.taps))
 
 
 def srl_luts(lanes: int, taps: list[int]) -> tuple[int, int]:
@@ -85,9 +78,7 @@ def stage_cost(g: Graph, st: Stage, cycles: int) -> StageCost:
     from hwprune.estimate.report import layer_costs
 
     kernel = layer_costs(st.kernel)
-    w = st.window
-    _, h, wd = w.in_shape
-    hp, wp = h + w.pads[0] + w.pads[2], wd + w.pads[1] + w.pads[3]
+    hp, wp = st.grid
     lanes, taps = window_bits(st)
     srl, win_ff = srl_luts(lanes, taps)
     yb, xb = max(1, (hp - 1).bit_length()), max(1, (wp - 1).bit_length())

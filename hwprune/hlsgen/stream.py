@@ -131,10 +131,8 @@ def stage_struct(struct: str, st: Stage) -> str:
     _, oh, ow = w.out_shape
     (kh, kw), (sh, sw), (dh, dw) = w.kernel, w.strides, w.dilations
     pt, pl, pb, pr = w.pads
-    hp, wp = h + pt + pb, wd + pl + pr
-    # The shift register holds the newest pixel at 0; tap (dy, dx) of a window whose newest
-    # pixel is its bottom-right one lies (kh-1-dy) padded rows and (kw-1-dx) columns back.
-    taps = [(kh - 1 - dy) * dh * wp + (kw - 1 - dx) * dw for dy in range(kh) for dx in range(kw)]
+    hp, wp = st.grid
+    taps = st.taps  # (the newest pixel at 0: Stage.taps)
     length = taps[0] + 1
     xv = k.values[WINDOW]
     yv = k.values[k.outputs[0]]

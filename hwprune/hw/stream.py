@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class PixelMap:
     shape: tuple[int, int, int]
     index: tuple[int, ...]
 
-    @property
+    @cached_property
     def channels(self) -> tuple[int, ...]:
         c, h, w = self.shape
         return tuple(ch for ch in range(c) if any(i >= 0 for i in self._plane(ch)))
@@ -94,6 +95,25 @@ class Stage:
     @property
     def n_taps(self) -> int:
         return self.window.kernel[0] * self.window.kernel[1]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Rows and columns of the padded input grid the stage walks."""
+        w = self.window
+        _, h, wd = w.in_shape
+        return h + w.pads[0] + w.pads[2], wd + w.pads[1] + w.pads[3]
+
+    @property
+    def taps(self) -> tuple[int, ...]:
+        """Per tap (row-major over the kernel), its position in the window's shift register:
+        the newest pixel is at 0 and completes the window as its bottom-right tap, so tap
+        (dy, dx) lies (kh-1-dy) dilated padded rows and (kw-1-dx) dilated columns back. The
+        register spans ``taps[0] + 1`` pixels."""
+        (kh, kw), (dh, dw) = self.window.kernel, self.window.dilations
+        wp = self.grid[1]
+        return tuple(
+            (kh - 1 - dy) * dh * wp + (kw - 1 - dx) * dw for dy in range(kh) for dx in range(kw)
+        )
 
 
 def _taps(w: Window, oy: int, ox: int):
@@ -420,7 +440,7 @@ def _grid(st: Stage):
     _, h, wd = w.in_shape
     _, oh, ow = w.out_shape
     (kh, kw), (sh, sw), (dh, dw) = w.kernel, w.strides, w.dilations
-    pt, pl, pb, pr = w.pads
+    pt, pl = w.pads[0], w.pads[1]
     y0, x0 = (kh - 1) * dh, (kw - 1) * dw
 
     def pad(py: int, px: int) -> bool:
@@ -436,7 +456,7 @@ def _grid(st: Stage):
             and (px - x0) // sw < ow
         )
 
-    return h + pt + pb, wd + pl + pr, pad, done
+    return (*st.grid, pad, done)
 
 
 def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int, images: int = 3):
