@@ -13,12 +13,21 @@ from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
 
 
-def design_costs(g: Graph) -> list[LayerCost]:
-    """The cost of every layer of the design compiled from ``g``: ``layer_costs``, or for a
-    streaming design (``hw.stream.plan``) its stages, collector and head
-    (``estimate.stream``)."""
+def design_costs(g: Graph) -> tuple[list[LayerCost], tuple[int, int]]:
+    """The cost of every layer of the design compiled from ``g`` (``layer_costs``, or for a
+    streaming design, ``hw.stream.plan``, its stages, collector and head: ``estimate.stream``)
+    and the design's (latency in cycles, II)."""
     p = plan(g)
-    return layer_costs(g) if p is None else stream_costs(g, p)
+    if p is None:
+        costs = layer_costs(g)
+        latency = sum(c.latency_cycles for c in costs)
+        # The per-op cycles must add up to the schedule the RTL implements.
+        assert latency == latency_cycles(g), "layer cycles disagree with the schedule"
+        # Every stage accepts a vector per cycle, so the pipeline's II is the worst layer's.
+        return costs, (latency, max((c.ii for c in costs), default=1))
+    # A stream's cycles come from its control (hw.stream.timing): from an image's first
+    # pixel to its result, and between two results (the II, in cycles per image).
+    return stream_costs(g, p), (p.latency, p.interval)
 
 
 def layer_costs(g: Graph) -> list[LayerCost]:
@@ -42,7 +51,8 @@ def _pct(used: int, avail: int) -> float | None:
     return round(100.0 * used / avail, 2)
 
 
-def _summarise(g: Graph, costs: list[LayerCost], board: Board) -> dict:
+def _summarise(design: tuple[list[LayerCost], tuple[int, int]], board: Board) -> dict:
+    costs, (latency, ii) = design
     totals = {
         "lut": sum(c.lut for c in costs),
         "ff": sum(c.ff for c in costs),
@@ -50,18 +60,9 @@ def _summarise(g: Graph, costs: list[LayerCost], board: Board) -> dict:
         "bram18": sum(c.bram18 for c in costs),
         # No cost function places anything in UltraRAM.
         "uram": 0,
-        "latency_cycles": sum(c.latency_cycles for c in costs),
-        # Every stage accepts a vector per cycle, so the pipeline's II is the worst layer's.
-        "ii": max((c.ii for c in costs), default=1),
+        "latency_cycles": latency,
+        "ii": ii,
     }
-    p = plan(g)
-    if p is None:
-        # The per-op cycles must add up to the schedule the RTL implements.
-        assert totals["latency_cycles"] == latency_cycles(g), "layer cycles disagree"
-    else:
-        # A stream's cycles come from its control (hw.stream.timing): from an image's first
-        # pixel to its result, and between two results (the II, in cycles per image).
-        totals["latency_cycles"], totals["ii"] = p.latency, p.interval
     avail = board.available
     return {
         "board": board.name,
@@ -85,13 +86,13 @@ def estimate(g: Graph, board: Board) -> dict:
     bram18, latency_cycles, ii, product_terms). The model is described in
     ``hwprune.estimate.costs``; it does not depend on the board except for the fit verdict.
     """
-    return _summarise(g, design_costs(g), board)
+    return _summarise(design_costs(g), board)
 
 
 def estimate_boards(g: Graph, boards: Iterable[Board]) -> dict[str, dict]:
     """``estimate(g, b)`` for every board, keyed by board name (the graph is costed once)."""
-    costs = design_costs(g)
-    return {b.name: _summarise(g, costs, b) for b in boards}
+    design = design_costs(g)
+    return {b.name: _summarise(design, b) for b in boards}
 
 
 def _used_of(used: int, avail: int) -> str:

@@ -73,8 +73,9 @@ def counter_luts(bits: int) -> int:
     return bits + math.ceil(bits / 3)
 
 
-def stage_cost(g: Graph, st: Stage, cycles: int) -> StageCost:
-    """The cost of one stream stage (kernel, window, control) and of its layers unrolled."""
+def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost]) -> StageCost:
+    """The cost of one stream stage (kernel, window, control), beside ``unrolled``, the costs
+    of the graph's layers unrolled (its own are picked out)."""
     from hwprune.estimate.report import layer_costs
 
     kernel = layer_costs(st.kernel)
@@ -86,7 +87,7 @@ def stage_cost(g: Graph, st: Stage, cycles: int) -> StageCost:
     ctrl_ff = yb + xb + 1 + cycles
     k_lut = sum(c.lut for c in kernel)
     k_ff = sum(c.ff for c in kernel) - sum(c.latency_cycles for c in kernel)  # valid: vp
-    unrolled = [c for c in layer_costs(g) if c.name in st.ops]
+    unrolled = [c for c in unrolled if c.name in st.ops]
     return StageCost(
         name="+".join(st.ops),
         kind="stream",
@@ -116,7 +117,10 @@ def stream_costs(g: Graph, plan: Plan) -> list[LayerCost]:
     """Every stage's cost, the collector's, then the head's layers."""
     from hwprune.estimate.report import layer_costs
 
-    out: list[LayerCost] = [stage_cost(g, st, c) for st, c in zip(plan.stages, plan.kernel_cycles)]
+    unrolled = layer_costs(g)
+    out: list[LayerCost] = [
+        stage_cost(st, c, unrolled) for st, c in zip(plan.stages, plan.kernel_cycles)
+    ]
     last = plan.stages[-1]
     _, oh, ow = last.out_map.shape
     npix = oh * ow
