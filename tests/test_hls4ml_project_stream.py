@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -27,32 +26,21 @@ from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 from hwprune.ir.passes import optimize
 from hwprune.sim.csim import first_failing_layer, run_csim, trace_csim
+from tests.hw.test_stream import conv_models_in
 from tests.hw.test_stream import pruned_filter_graph as stream_case
 from tests.test_hls4ml_project_tb_data import compile_test_bench, ints, run_test_bench
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
 PART = "xc7z020clg400-1"
-MODELS = ["conv_variants", "cnn2d", "conv2d_stride_pad", "conv1d_bipolar"]
+MODELS = ["conv_variants", "cnn2d", "conv2d_stride_pad", "layer_conv1d_bipolar"]
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     """Each model of tests/codegen/test_stream_rtl.py compiled with conv="stream", once."""
-    from tests import qonnx_coverage_models as cov
-    from tests import qonnx_layer_models as lay
-    from tests.frontend.op_models import build_conv_variants
-
-    warnings.filterwarnings("ignore")
     d = tmp_path_factory.mktemp("stream_hls")
-    paths = {
-        "conv_variants": build_conv_variants(d / "cv.onnx", 0),
-        "cnn2d": cov.COVERAGE_MODELS["cnn2d"](d / "cnn2d.onnx", 0),
-    }
-    for name in ("conv2d_stride_pad", "conv1d_bipolar"):
-        model, shape = getattr(lay, name)()
-        paths[name] = d / f"{name}.onnx"
-        lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), paths[name])
+    paths = conv_models_in(d, MODELS)
     return {name: api.compile(p, d / name, conv="stream") for name, p in paths.items()}
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import pytest
 
@@ -20,32 +19,20 @@ from hwprune.hw import stream
 from hwprune.ir import golden
 from hwprune.ir.passes import optimize
 from hwprune.sim.rtl import run_rtl
-from tests.hw.test_stream import pruned_filter_graph
+from tests.hw.test_stream import conv_models_in, pruned_filter_graph
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
 
 
+MODELS = ["conv_variants", "cnn2d", "conv2d_stride_pad", "layer_conv1d_bipolar"]
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from tests import qonnx_coverage_models as cov
-    from tests import qonnx_layer_models as lay
-    from tests.frontend.op_models import build_conv_variants
-
-    warnings.filterwarnings("ignore")
-    d = tmp_path_factory.mktemp("stream_models")
-    out = {
-        "conv_variants": build_conv_variants(d / "cv.onnx", 0),
-        "cnn2d": cov.COVERAGE_MODELS["cnn2d"](d / "cnn2d.onnx", 0),
-    }
-    for name in ("conv2d_stride_pad", "conv1d_bipolar"):
-        model, shape = getattr(lay, name)()
-        p = d / f"{name}.onnx"
-        lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), p)
-        out[name] = p
-    return out
+    return conv_models_in(tmp_path_factory.mktemp("stream_models"), MODELS)
 
 
-@pytest.mark.parametrize("name", ["conv_variants", "cnn2d", "conv2d_stride_pad", "conv1d_bipolar"])
+@pytest.mark.parametrize("name", MODELS)
 def test_streaming_design_bit_exact_every_stage(models, tmp_path, name):
     d = api.compile(models[name], tmp_path / "b", conv="stream")
     plan = stream.plan(d.graph)

@@ -52,23 +52,33 @@ def assert_stream_exact(g: Graph, stages, n: int = 60) -> None:
         np.testing.assert_array_equal(got[present], want[present], err_msg=st.name)
 
 
-@pytest.fixture(scope="module")
-def conv_models(tmp_path_factory):
+def conv_models_in(folder, names) -> dict:
+    """Imported CNN models by name, built into ``folder``: build_conv_variants (groups,
+    dilation, ceil_mode), the coverage models cnn2d, trunc_avgpool and conv1d_bipolar, and
+    the Brevitas layer models conv2d_stride_pad, pools_ternary_binary, shaped_input_cnn and
+    conv1d_bipolar (as layer_conv1d_bipolar)."""
     from tests import qonnx_coverage_models as cov
     from tests import qonnx_layer_models as lay
     from tests.frontend.op_models import build_conv_variants
 
     warnings.filterwarnings("ignore")
-    d = tmp_path_factory.mktemp("conv_models")
-    paths = {"conv_variants": build_conv_variants(d / "cv.onnx", 0)}
-    for name in ("cnn2d", "trunc_avgpool", "conv1d_bipolar"):
-        paths[name] = cov.COVERAGE_MODELS[name](d / f"{name}.onnx", 0)
-    for name in ("conv2d_stride_pad", "pools_ternary_binary", "shaped_input_cnn"):
-        model, shape = getattr(lay, name)()
-        p = d / f"{name}.onnx"
-        lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), p)
-        paths[name] = p
+    paths = {}
+    for name in names:
+        p = folder / f"{name}.onnx"
+        if name == "conv_variants":
+            paths[name] = build_conv_variants(p, 0)
+        elif name in cov.COVERAGE_MODELS:
+            paths[name] = cov.COVERAGE_MODELS[name](p, 0)
+        else:
+            model, shape = getattr(lay, name.removeprefix("layer_"))()
+            lay.export_shaped(model, shape if isinstance(shape, tuple) else (shape,), p)
+            paths[name] = p
     return paths
+
+
+@pytest.fixture(scope="module")
+def conv_models(tmp_path_factory):
+    return conv_models_in(tmp_path_factory.mktemp("conv_models"), STAGES)
 
 
 # Each model's stages: stride, padding, dilation, groups, 1-D, thresholds, average and max
