@@ -54,7 +54,9 @@ def _mask(n: int, ok) -> str:
     return f"{n}'b" + "".join("1" if ok(i) else "0" for i in reversed(range(n)))
 
 
-def stage_module(st: Stage, name: str, in_bits: int, in_signed: bool, modules: list) -> str:
+def stage_module(
+    st: Stage, name: str, in_bits: int, in_signed: bool, modules: list, reuse: int = 1
+) -> str:
     """The Verilog of stream stage ``st`` as module ``name``; its kernel's layer modules are
     appended to ``modules`` as (filename, text)."""
     w = st.window
@@ -122,8 +124,16 @@ def stage_module(st: Stage, name: str, in_bits: int, in_signed: bool, modules: l
         f"    reg [{yb - 1}:0] py;  // the padded grid position the next pixel goes to",
         f"    reg [{xb - 1}:0] px;",
         f"    wire pad = {pad_expr};",
-        "    assign in_ready = en && !pad;",
-        "    wire adv = en && (pad || in_valid);",
+        *(
+            [
+                f"    reg [{_bits(reuse) - 1}:0] busy;  // cycles before the next position",
+                "    wire idle = busy == " + _lit(0, _bits(reuse), False) + ";",
+            ]
+            if reuse > 1
+            else ["    wire idle = 1'b1;"]
+        ),
+        "    assign in_ready = en && !pad && idle;",
+        "    wire adv = en && idle && (pad || in_valid);",
         f"    wire [{hp - 1}:0] rows_ok = {_mask(hp, row_ok)};",
         f"    wire [{wp - 1}:0] cols_ok = {_mask(wp, col_ok)};",
         f"    wire [{pw - 1}:0] pix = pad ? {pad_pix} : {{{', '.join(chans)}}};",
@@ -140,8 +150,17 @@ def stage_module(st: Stage, name: str, in_bits: int, in_signed: bool, modules: l
         f"            px <= {_lit(0, xb, False)};",
         "            wv <= 1'b0;",
         f"            vp <= {kl}'d0;",
+        *([f"            busy <= {_lit(0, _bits(reuse), False)};"] if reuse > 1 else []),
         "        end else if (en) begin",
         "            wv <= adv && rows_ok[py] && cols_ok[px];",
+        *(
+            [
+                f"            busy <= adv ? {_lit(reuse - 1, _bits(reuse), False)} : "
+                f"(idle ? busy : busy - {_lit(1, _bits(reuse), False)});"
+            ]
+            if reuse > 1
+            else []
+        ),
         f"            vp <= {'wv' if kl == 1 else f'{{vp[{kl - 2}:0], wv}}'};",
         "            if (adv) begin",
         f"                px <= (px == {_lit(wp - 1, xb, False)}) ? {_lit(0, xb, False)} : "
@@ -261,7 +280,9 @@ def emit_stream_verilog(g: Graph, plan: Plan, top: str = "hwprune_top") -> dict[
     src, src_bits, src_signed = "in_data", in_bits, in_signed
     for i, st in enumerate(stages):
         name = f"{top}_s{i}"
-        files[f"{name}.v"] = _file(stage_module(st, name, src_bits, src_signed, modules))
+        files[f"{name}.v"] = _file(
+            stage_module(st, name, src_bits, src_signed, modules, plan.reuse)
+        )
         ob, osg = pixel_bits(g, st)
         n_out = len(st.out_map.channels) * ob
         body += [

@@ -459,9 +459,16 @@ def _grid(st: Stage):
     return (*st.grid, pad, done)
 
 
-def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int, images: int = 3):
+def timing(
+    stages: tuple[Stage, ...],
+    kernel_cycles: list[int],
+    head_cycles: int,
+    images: int = 3,
+    reuse: int = 1,
+):
     """Cycle by cycle, the stream's control as ``codegen.stream`` builds it, fed ``images``
-    images back to back at one pixel per cycle: (latency, interval, first, out), the cycles
+    images back to back at one pixel per cycle (each stage at most one grid position per
+    ``reuse`` enabled cycles): (latency, interval, first, out), the cycles
     from an image's first pixel accepted to its result (image 0), between two results (the
     last two), and the cycle each image's first pixel went in and its result came out."""
     grids = [_grid(st) for st in stages]
@@ -470,6 +477,7 @@ def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int
     _, oh, ow = stages[-1].window.out_shape
     last_pix = oh * ow
     pos = [[0, 0] for _ in stages]
+    busy = [0] * n  # enabled cycles a stage still waits before its next position
     wv = [False] * n
     vp = [[False] * c for c in kernel_cycles]
     ppos, hv = 0, False
@@ -482,10 +490,10 @@ def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int
         pads = [g[2](*p) for g, p in zip(grids, pos)]
         en = [True] * n
         for k in range(n - 2, -1, -1):
-            en[k] = en[k + 1] and not pads[k + 1]
+            en[k] = en[k + 1] and not pads[k + 1] and busy[k + 1] == 0
         valid_in = [sent < images * npix] + [vp[k][-1] for k in range(n - 1)]
-        adv = [en[k] and (pads[k] or valid_in[k]) for k in range(n)]
-        if en[0] and not pads[0] and valid_in[0]:
+        adv = [en[k] and busy[k] == 0 and (pads[k] or valid_in[k]) for k in range(n)]
+        if adv[0] and not pads[0]:
             if sent % npix == 0:
                 first.append(t)
             sent += 1
@@ -504,6 +512,7 @@ def timing(stages: tuple[Stage, ...], kernel_cycles: list[int], head_cycles: int
                 continue
             vp[k] = [wv[k], *vp[k][:-1]]
             wv[k] = adv[k] and grids[k][3](*pos[k])
+            busy[k] = reuse - 1 if adv[k] else max(busy[k] - 1, 0)
             if adv[k]:
                 rows, cols = grids[k][0], grids[k][1]
                 py, px = pos[k]
@@ -525,6 +534,7 @@ class Plan:
     head_cycles: int
     latency: int
     interval: int
+    reuse: int = 1  # a stage takes at most one grid position per this many cycles
 
     @property
     def n_pixels(self) -> int:
@@ -546,5 +556,6 @@ def plan(g: Graph) -> Plan | None:
     hd = head(g, st)
     kc = tuple(sum(ls.cycles for ls in schedule(s.kernel)) for s in st)
     hc = sum(ls.cycles for ls in schedule(hd)) if len(hd.ops) > 1 else 0
-    latency, interval, _, _ = timing(st, list(kc), hc)
-    return Plan(st, hd, kc, hc, latency, interval)
+    reuse = int(g.meta.get("reuse_factor", 1))
+    latency, interval, _, _ = timing(st, list(kc), hc, reuse=reuse)
+    return Plan(st, hd, kc, hc, latency, interval, reuse)
