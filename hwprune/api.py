@@ -334,6 +334,7 @@ def _compile_files(
     from hwprune.frontend.qonnx import import_qonnx
     from hwprune.hlsgen import check_reuse_factor, write_hls_project
     from hwprune.hlsgen import count_product_terms as hls_terms
+    from hwprune.hw.stream import plan as stream_plan
 
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
@@ -348,7 +349,8 @@ def _compile_files(
     model_onnx, out_dir = Path(model_onnx), Path(out_dir)
     imported = import_qonnx(model_onnx, input_type or None)
     g = optimize(imported)
-    check_reuse_factor(g, reuse_factor)
+    if conv == "unroll":  # (a streamed design's layers are known after the choice below)
+        check_reuse_factor(g, reuse_factor)
     meta = {
         **imported.meta,
         "source": str(model_onnx.resolve()),
@@ -360,6 +362,11 @@ def _compile_files(
     }
     # By cost: each threshold layer's form, then (auto) each layer's kernel.
     g = _choose(replace(g, meta=meta), model_onnx, b, stream_layers)
+    if conv != "unroll":
+        # hls4ml's reuse factor applies to the layers it builds: a streamed design's head
+        # (its stream stages take one position per R cycles, hw.stream).
+        p = stream_plan(g)
+        check_reuse_factor(g if p is None else p.head, reuse_factor)
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"
