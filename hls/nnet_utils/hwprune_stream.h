@@ -28,6 +28,8 @@
 //   out_height, out_width, n_out         the output map and its pixel's channels
 //   n_taps, taps[n_taps]                 each tap's position in the shift register (0 = newest)
 //   length                               positions the shift register holds (taps[0] + 1)
+//   reuse_factor                         a position per this many cycles (the loop's II); the
+//                                        kernel's Dense shares its multipliers that many times
 //   n_flags                              n_taps when the kernel reads a 'real pixel' flag per tap
 //   n_window                             kernel inputs: n_taps * n_chan taps, then n_flags flags
 //   pad                                  the value padding reads as
@@ -82,7 +84,7 @@ Rows:
     Columns:
         for (unsigned px = 0; px < CONFIG_T::padded_width; px++) {
             #pragma HLS LOOP_FLATTEN
-            #pragma HLS PIPELINE II=1
+            #pragma HLS PIPELINE II=CONFIG_T::reuse_factor
             const bool pad = py < CONFIG_T::pad_top || py >= CONFIG_T::pad_top + CONFIG_T::in_height ||
                              px < CONFIG_T::pad_left || px >= CONFIG_T::pad_left + CONFIG_T::in_width;
             data_T pixel;

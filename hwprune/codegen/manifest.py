@@ -9,6 +9,7 @@ from __future__ import annotations
 from hwprune.hw.csd import csd_digits
 from hwprune.hw.kernels import kernel_of, lower_dense
 from hwprune.hw.netlist import DenseNetlist
+from hwprune.hw.reuse import share, shared_dense
 from hwprune.hw.schedule import latency_cycles
 from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
@@ -56,7 +57,7 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
                 # the adders the kernel's netlist spends (products' own adders included)
                 "adders": netlist_adders(lower_dense(kg, kop)),
                 **_solve(lower_dense(kg, kop)),
-                **(_stream_terms(streamed[op.name], kop) if op.name in streamed else {}),
+                **(_stream_terms(streamed[op.name], kop, p) if op.name in streamed else {}),
                 "product_terms_verilog": verilog_terms.get(op.name, 0),
                 "product_terms_hls": hls_terms.get(op.name, 0),
                 **({"requant": k["requant"]} if "requant" in k else {}),
@@ -114,7 +115,11 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
         "pipeline": "layer" if g.meta.get("pipeline") == 0 else g.meta.get("pipeline", 4),
         "latency_cycles": latency_cycles(g) if p is None else p.latency,
         # conv stream: cycles between two images' results, images back to back
-        **({} if p is None else {"conv": "stream", "interval_cycles": p.interval}),
+        **(
+            {}
+            if p is None
+            else {"conv": "stream", "interval_cycles": p.interval, "reuse_factor": p.reuse}
+        ),
         # auto: per layer, the estimated LUTs and FFs of each kernel, and which was cheaper
         "kernel_choice": g.meta.get("kernel_choice"),
         # per threshold layer: thresholds, multiply-add-shift-clip or folded, and the
@@ -128,11 +133,16 @@ def manifest(imported: Graph, g: Graph, verilog_terms: dict, hls_terms: dict) ->
     }
 
 
-def _stream_terms(st, kop) -> dict:
-    """A streamed layer's form and its kernel's terms (weights, and flag terms)."""
+def _stream_terms(st, kop, p) -> dict:
+    """A streamed layer's form and its kernel's terms (weights, and flag terms); at reuse
+    factor R > 1 the multipliers its terms share (``hw.reuse``), each used R times."""
     flags = st.n_taps * len(st.in_map.channels) if st.flag else None
     n_flag = 0 if flags is None else sum(1 for r in kop.rows for c in r.cols if c >= flags)
-    return {"form": "stream", "stream_terms": kop.n_terms, "flag_terms": n_flag}
+    out = {"form": "stream", "stream_terms": kop.n_terms, "flag_terms": n_flag}
+    if shared_dense(st.kernel, p.reuse) is not None:
+        sd = share(kop, st.kernel.values[kop.inputs[0]], p.reuse, None)
+        out |= {"reuse_factor": p.reuse, "multipliers": sd.multipliers}
+    return out
 
 
 def netlist_adders(net) -> int:

@@ -22,6 +22,7 @@ Latency and throughput follow from the padded grids (``hw.stream`` states them).
 from __future__ import annotations
 
 from hwprune.codegen.axis import axis_top_name, emit_stream_axis_top
+from hwprune.codegen.reuse import phase_bits, shared_module
 from hwprune.codegen.verilog import (
     _file,
     _layer_module,
@@ -29,6 +30,7 @@ from hwprune.codegen.verilog import (
     _sanitise,
     layers,
 )
+from hwprune.hw.reuse import kernel_cycles, share, shared_dense
 from hwprune.hw.schedule import schedule
 from hwprune.hw.stream import WINDOW, Plan, Stage
 from hwprune.ir.graph import Graph, IntRange
@@ -73,10 +75,16 @@ def stage_module(
     pw = nc * b
     lays = layers(k, name)
     scheds = {ls.op: ls for ls in schedule(k)}
+    shared = shared_dense(k, reuse)
     for lay in lays:
+        if shared is not None and lay.dense == shared.name:
+            fused = k.op(lay.requant) if lay.requant is not None else None
+            sd = share(shared, k.values[lay.input], reuse, fused)
+            modules.append((f"{lay.module}.v", _file(shared_module(k, lay, sd))))
+            continue
         first = lay.dense if lay.dense is not None else lay.value
         modules.append((f"{lay.module}.v", _file(_layer_module(k, lay, scheds[first], True))))
-    kl = sum(lay.cycles for lay in lays)
+    kl = kernel_cycles(k, reuse)
     yv = k.values[k.outputs[0]]
     n_out = yv.size * yv.range.bits
     yb, xb = _bits(hp), _bits(wp)
@@ -128,6 +136,15 @@ def stage_module(
             [
                 f"    reg [{_bits(reuse) - 1}:0] busy;  // cycles before the next position",
                 "    wire idle = busy == " + _lit(0, _bits(reuse), False) + ";",
+                *(
+                    [
+                        f"    wire [{phase_bits(reuse) - 1}:0] phase = "
+                        f"{_lit(reuse - 1, phase_bits(reuse), False)} - busy;"
+                        "  // the shared kernel's cycle of the window"
+                    ]
+                    if shared is not None
+                    else []
+                ),
             ]
             if reuse > 1
             else ["    wire idle = 1'b1;"]
@@ -187,8 +204,11 @@ def stage_module(
         sig = _sanitise(lay.value) + "_y"
         lines += [
             f"    wire [{v.size * v.range.bits - 1}:0] {sig};",
-            f"    {lay.module} u_{lay.module} (.clk(clk), .ce(en), .x({prev}), .y({sig}));",
         ]
+        ph = ".phase(phase), " if shared is not None and lay.dense == shared.name else ""
+        lines.append(
+            f"    {lay.module} u_{lay.module} (.clk(clk), .ce(en), {ph}.x({prev}), .y({sig}));"
+        )
         prev = sig
     lines += [
         f"    assign out_valid = vp[{kl - 1}];",

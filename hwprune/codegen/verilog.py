@@ -82,6 +82,10 @@ _PRODUCT = re.compile(
     r" // w=-?\d+$",
     re.MULTILINE,
 )
+# A Dense shared over R cycles (codegen.reuse): a weight table per multiplier slot, whose
+# nonzero entries are its terms.
+_TABLE = re.compile(r"^\s*ws_\d+_\d+ = (.*);$", re.MULTILINE)
+_ENTRY = re.compile(r"(?<![\w'])\d+'sd(\d+)")
 _MARKER = re.compile(r"^\s*// hwprune layer (.*)$", re.MULTILINE)
 _MODULE = re.compile(r"^module\b.*?^endmodule\b", re.MULTILINE | re.DOTALL)
 
@@ -185,7 +189,10 @@ def count_product_terms(text: str) -> dict[str, int]:
             continue
         dense = json.loads(marker.group(1)).get("dense")
         if dense is not None:
-            counts[dense] = counts.get(dense, 0) + len(_PRODUCT.findall(module))
+            shared = sum(
+                1 for table in _TABLE.findall(module) for v in _ENTRY.findall(table) if int(v) != 0
+            )
+            counts[dense] = counts.get(dense, 0) + len(_PRODUCT.findall(module)) + shared
     return counts
 
 

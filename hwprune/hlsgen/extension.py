@@ -41,7 +41,7 @@ _INCLUDES = {STREAM_HEADER: (MAX_HEADER, THRESHOLD_HEADER)}
 
 def _stage_config(node) -> str:
     """The parameters.h config of one HwpruneStreamStage node (``stream.stage_struct``)."""
-    return stage_struct(f"config{node.index}", node.get_attr("stage"))
+    return stage_struct(f"config{node.index}", node.get_attr("stage"), node.get_attr("reuse", 1))
 
 
 def _collect_config(node) -> str:

@@ -222,8 +222,9 @@ def write_hls_project(
     A streaming design's project reads the image as a stream of pixels and runs each stream
     stage's kernel once per output pixel, its Dense with one product per nonzero kernel
     weight (``hlsgen.stream``); the head's layers follow as above, on one vector per image.
-    Its Dense stages pipeline one padded-grid position per cycle whatever ``reuse_factor``,
-    as the Verilog does; the head's Dense layers take ``reuse_factor``.
+    Its stages pipeline one padded-grid position per ``reuse_factor`` cycles (II = R), their
+    Dense sharing multipliers (at most ceil(nonzero / R)), as the Verilog does (``hw.reuse``);
+    the head's Dense layers take ``reuse_factor`` as above.
     """
     try:
         verify(g)

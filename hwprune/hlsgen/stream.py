@@ -65,9 +65,10 @@ def stream_inputs(p: Plan, x: np.ndarray) -> np.ndarray:
 # --- parameters.h -----------------------------------------------------------------------------
 
 
-def _kernel_structs(struct: str, k: Graph) -> tuple[list[str], list[str]]:
+def _kernel_structs(struct: str, k: Graph, reuse: int) -> tuple[list[str], list[str]]:
     """The layer structs of a stage's kernel graph (``{struct}_{i}`` for its op i) and the
-    body of the stage's ``kernel`` function that chains them, window ``x`` to output ``y``."""
+    body of the stage's ``kernel`` function that chains them, window ``x`` to output ``y``;
+    its Dense at reuse factor ``reuse`` (at most ceil(terms / R) multipliers)."""
     names = _hls_names(k)
     texts, body = [], []
     src, src_t = "x", "window_t"
@@ -92,7 +93,7 @@ def _kernel_structs(struct: str, k: Graph) -> tuple[list[str], list[str]]:
                     tuple(int(v) for v in b),
                     op.n_in,
                     op.n_out,
-                    1,
+                    reuse,
                     prec["accum"],
                     prec["weight"],
                 )
@@ -121,10 +122,11 @@ def _kernel_structs(struct: str, k: Graph) -> tuple[list[str], list[str]]:
     return texts, body
 
 
-def stage_struct(struct: str, st: Stage) -> str:
+def stage_struct(struct: str, st: Stage, reuse: int = 1) -> str:
     """The parameters.h config of stream stage ``st`` that hwprune_stream.h reads: its
     kernel's layer structs, then ``struct`` with the geometry, the window's tap offsets in the
-    shift register and ``kernel``, the per-pixel function."""
+    shift register and ``kernel``, the per-pixel function; ``reuse``: the stage takes a grid
+    position per that many cycles (its pipeline's II), its Dense sharing multipliers."""
     w, k = st.window, st.kernel
     nc, nco = len(st.in_map.channels), len(st.out_map.channels)
     _, h, wd = w.in_shape
@@ -136,7 +138,7 @@ def stage_struct(struct: str, st: Stage) -> str:
     length = taps[0] + 1
     xv = k.values[WINDOW]
     yv = k.values[k.outputs[0]]
-    texts, body = _kernel_structs(struct, k)
+    texts, body = _kernel_structs(struct, k, reuse)
     lines = [
         banner("//").rstrip("\n"),
         f"{_STREAM_MARK}{json.dumps('+'.join(st.ops))}",
@@ -162,6 +164,7 @@ def stage_struct(struct: str, st: Stage) -> str:
         f"    static const unsigned length = {length};",
         f"    static const unsigned n_flags = {kh * kw if st.flag else 0};",
         f"    static const unsigned n_window = {xv.size};",
+        f"    static const unsigned reuse_factor = {reuse};",
         f"    static const long long pad = {_cxx_int(st.pad)};",
         f"    typedef {ap_type(xv.range)} window_t;",
         f"    typedef {ap_type(yv.range)} out_t;",
@@ -252,6 +255,7 @@ def stream_layer_list(g: Graph, p: Plan) -> tuple[list[dict], dict[str, dict], l
                 "n_pixels": oh * ow,
                 "n_chan": nco,
                 "stage": st,
+                "reuse": p.reuse,
             }
         )
         precisions[name] = {

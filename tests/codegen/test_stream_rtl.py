@@ -85,14 +85,16 @@ def test_stream_of_a_model_without_convolution_is_refused(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
-def test_stage_estimate_against_yosys(models, tmp_path):
+@pytest.mark.parametrize("reuse", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_stage_estimate_against_yosys(models, tmp_path, reuse):
     # Each stage synthesised alone (yosys 0.23 synth_xilinx -family xc7 -flatten): the line
-    # buffer's SRLs exactly as estimated, LUTs (with SRLs) and FFs within the model's error.
+    # buffer's SRLs exactly as estimated, LUTs (with SRLs) and FFs within the model's error;
+    # at reuse factor 2 too, with the shared kernels' multipliers and DSP slices.
     from hwprune.boards import get_board
     from hwprune.estimate import estimate_boards
     from hwprune.estimate.synth import synth_yosys
 
-    d = api.compile(models["cnn2d"], tmp_path / "b", conv="stream")
+    d = api.compile(models["cnn2d"], tmp_path / "b", conv="stream", reuse_factor=reuse)
     board = get_board("pynq-z2")
     est = estimate_boards(d.graph, [board])[board.name]
     stages = [c for c in est["layers"] if c.get("form") == "stream"]
@@ -104,10 +106,13 @@ def test_stage_estimate_against_yosys(models, tmp_path):
         lut = syn["lut"] + syn["srl"]
         assert 0.6 <= c["lut"] / lut <= 1.4, (c["name"], c["lut"], lut)
         assert 0.6 <= c["ff"] / max(syn["ff"], 1) <= 1.6, (c["name"], c["ff"], syn["ff"])
+        # A shared kernel's multipliers: DSP slices by yosys' width rule, within one.
+        assert abs(c["dsp"] - syn["dsp"]) <= 1, (c["name"], c["dsp"], syn["dsp"])
 
 
+@pytest.mark.parametrize("reuse", [1, 3])
 @pytest.mark.parametrize("top", ["hwprune_top", "hwprune_top_axis"])
-def test_verilator_lint_wall_is_clean(models, tmp_path, top):
+def test_verilator_lint_wall_is_clean(models, tmp_path, top, reuse):
     import subprocess
 
     from hwprune.sim.rtl import _verilator_executable
@@ -116,7 +121,7 @@ def test_verilator_lint_wall_is_clean(models, tmp_path, top):
         exe = _verilator_executable()
     except HwpruneError as e:
         pytest.skip(str(e))
-    api.compile(models["conv_variants"], tmp_path / "b", conv="stream")
+    api.compile(models["conv_variants"], tmp_path / "b", conv="stream", reuse_factor=reuse)
     rtl = tmp_path / "b" / "rtl"
     files = sorted(p.name for p in rtl.glob("*.v"))
     cmd = [str(exe), "--lint-only", "-Wall", "--top-module", top, *files]
@@ -140,9 +145,15 @@ def test_every_kernel_lowers_the_stream_kernels(models, tmp_path, kernel):
 
 
 @pytest.mark.parametrize("reuse", [2, 3])
-def test_reuse_factor_takes_a_position_per_r_cycles(tmp_path, reuse):
-    # (work in progress: the control only; the kernel is not yet shared over the R cycles)
+def test_reuse_factor_shares_the_kernel_over_r_cycles(tmp_path, reuse):
+    # At reuse factor R each stage takes a grid position per R cycles and its Dense is one
+    # multiplier per R terms (hw.reuse): bit-exact at every stage pixel, with the cycle
+    # model's latency (run_rtl checks it), and the Verilog's weight tables hold every nonzero
+    # kernel weight once.
     from dataclasses import replace
+
+    from hwprune.codegen.verilog import count_product_terms
+    from hwprune.hw.reuse import share, shared_dense
 
     g = optimize(pruned_filter_graph())
     g = replace(g, meta={**g.meta, "reuse_factor": reuse})
@@ -151,9 +162,43 @@ def test_reuse_factor_takes_a_position_per_r_cycles(tmp_path, reuse):
     assert plan.interval > one.interval * (reuse - 0.5)
     rtl = tmp_path / "rtl"
     rtl.mkdir()
-    for fname, text in rtl_files(g, "hwprune_top").items():
+    files = rtl_files(g, "hwprune_top")
+    for fname, text in files.items():
         (rtl / fname).parent.mkdir(parents=True, exist_ok=True)
         (rtl / fname).write_text(text)
+    terms: dict[str, int] = {}
+    for text in files.values():
+        terms.update(count_product_terms(text))
+    for st in plan.stages:
+        d = shared_dense(st.kernel, reuse)
+        assert d is not None
+        assert terms[d.name] == d.n_terms
+        sd = share(d, st.kernel.values[d.inputs[0]], reuse, None)
+        assert sd.multipliers == sum(-(-len(r.cols) // reuse) for r in d.rows)
+        assert f"shared over {reuse} cycles ({sd.multipliers} multipliers" in "".join(
+            files.values()
+        )
     write_vectors(rtl / "v.npz", g, golden.stimulus_vectors(g, 40, 0))
     res = run_rtl(rtl, tmp_path / "work", rtl / "v.npz")  # latency: the model's, checked
     assert res.passed, res.first_mismatch
+
+
+def test_reuse_factor_through_compile_every_level(models, tmp_path):
+    # --conv stream --reuse-factor 2 on a CNN with pooling: qonnx, C-simulation (stage loops
+    # at II = 2), RTL and the AXI-Stream top all bit-exact; the manifest states R, the
+    # multipliers and the interval; every stage's Dense keeps one term per nonzero weight.
+    d = api.compile(models["cnn2d"], tmp_path / "b", conv="stream", reuse_factor=2)
+    man = json.loads((tmp_path / "b" / "rtl" / "manifest.json").read_text())
+    one = stream.plan(api.compile(models["cnn2d"], tmp_path / "one", conv="stream").graph)
+    assert man["reuse_factor"] == 2
+    assert man["interval_cycles"] == stream.plan(d.graph).interval > 1.5 * one.interval
+    shared = [ly for ly in man["layers"] if "multipliers" in ly]
+    assert shared
+    for ly in shared:
+        assert ly["product_terms_verilog"] == ly["stream_terms"] == ly["product_terms_hls"]
+        assert ly["multipliers"] < ly["stream_terms"]
+    params = (tmp_path / "b" / "hls" / "firmware" / "parameters.h").read_text()
+    assert "static const unsigned reuse_factor = 2;" in params
+    levels = ["qonnx", "csim", "rtl", "rtl-axis"]
+    rep = api.sim(tmp_path / "b", vectors=30, progress=False, levels=levels)
+    assert [lv.passed for lv in rep.levels] == [True] * 4, rep.levels
