@@ -106,6 +106,7 @@ def stage_module(
     if pr:
         pads.append(f"px >= {_lit(pl + wd, xb, False)}")
     pad_expr = " || ".join(pads) if pads else "1'b0"
+    idle = " && idle" if reuse > 1 else ""
     pad_pix = (
         "{" + ", ".join([_lit(st.pad, b, False)] * nc) + "}" if nc > 1 else _lit(st.pad, b, False)
     )
@@ -147,10 +148,10 @@ def stage_module(
                 ),
             ]
             if reuse > 1
-            else ["    wire idle = 1'b1;"]
+            else []
         ),
-        "    assign in_ready = en && !pad && idle;",
-        "    wire adv = en && idle && (pad || in_valid);",
+        f"    assign in_ready = en && !pad{idle};",
+        f"    wire adv = en{idle} && (pad || in_valid);",
         f"    wire [{hp - 1}:0] rows_ok = {_mask(hp, row_ok)};",
         f"    wire [{wp - 1}:0] cols_ok = {_mask(wp, col_ok)};",
         f"    wire [{pw - 1}:0] pix = pad ? {pad_pix} : {{{', '.join(chans)}}};",
