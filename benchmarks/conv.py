@@ -1,12 +1,15 @@
 """Streaming against unrolled convolution, on the bundled CNN examples: what a user gets from
 ``--conv stream`` (hwprune.hw.stream) and what it costs.
 
-    .venv/bin/python benchmarks/conv.py [--only NAME ...] [--vectors N] [--timeout S]
+    .venv/bin/python benchmarks/conv.py [--only NAME ...] [--rows ROW ...] [--vectors N]
+                                        [--timeout S]
 
 For each example (examples/digits_cnn.toml, examples/fashion_cnn.toml) the model is trained
 once with its own config (build/conv/<name>/train), then compiled both ways from the same
 model.onnx, side by side: ``--conv unroll`` (an adder tree per output pixel) and ``--conv
-stream``. Per design: yosys 0.23 ``synth_xilinx -family xc7 -flatten`` (hwprune.estimate.synth)
+stream``, and streamed at ``--reuse-factor`` 2, 3 and 4 (each stage a grid position per R
+cycles, its kernel's multipliers shared R times: hwprune.hw.reuse). Per design: yosys 0.23
+``synth_xilinx -family xc7 -flatten`` (hwprune.estimate.synth)
 LUT, FF, SRL, BRAM18, CARRY4 and its wall time; the estimate's LUT and FF for pynq-z2 and the
 fit verdict of both; latency in cycles (the unrolled pipeline's, the stream's cycle model,
 which the generated testbench checks on every run) and images per second at 100 MHz (unroll:
@@ -32,6 +35,14 @@ BUILD = ROOT / "build" / "conv"
 RESULTS = ROOT / "benchmarks" / "results"
 EXAMPLES = {"digits_cnn": "examples/digits_cnn.toml", "fashion_cnn": "examples/fashion_cnn.toml"}
 CLOCK_MHZ = 100
+# The designs measured per example: key -> label (stream-r<R>: --reuse-factor R).
+ROWS = {
+    "unroll": "unroll",
+    "stream": "stream",
+    "stream-r2": "stream, R = 2",
+    "stream-r3": "stream, R = 3",
+    "stream-r4": "stream, R = 4",
+}
 
 
 def trained(name: str) -> Path:
@@ -47,7 +58,9 @@ def trained(name: str) -> Path:
     return out
 
 
-def measure(name: str, model: Path, conv: str, vectors: int, timeout: float, max_lut: int) -> dict:
+def measure(
+    name: str, model: Path, conv: str, vectors: int, timeout: float, max_lut: int, reuse: int = 1
+) -> dict:
     from hwprune import api
     from hwprune.boards import get_board
     from hwprune.errors import HwpruneError
@@ -55,9 +68,13 @@ def measure(name: str, model: Path, conv: str, vectors: int, timeout: float, max
     from hwprune.hw.schedule import latency_cycles
     from hwprune.hw.stream import plan
 
-    out = BUILD / name / conv
+    out = BUILD / name / (conv if reuse == 1 else f"{conv}-r{reuse}")
     t0 = time.perf_counter()
-    d = api.compile(model, out, conv=conv)
+    try:
+        d = api.compile(model, out, conv=conv, reuse_factor=reuse)
+    except HwpruneError as e:
+        print(name, conv, reuse, e, flush=True)
+        return {"conv": conv, "reuse_factor": reuse, "error": str(e)}
     compile_s = time.perf_counter() - t0
     p = plan(d.graph)
     latency = latency_cycles(d.graph) if p is None else p.latency
@@ -65,9 +82,11 @@ def measure(name: str, model: Path, conv: str, vectors: int, timeout: float, max
     est = d.estimates["pynq-z2"]
     row = {
         "conv": conv,
+        "reuse_factor": reuse,
         "compile_s": round(compile_s, 1),
         "est_lut": est["totals"]["lut"],
         "est_ff": est["totals"]["ff"],
+        "est_dsp": est["totals"]["dsp"],
         "est_fits_pynq_z2": est["fits"],
         "latency_cycles": latency,
         "interval_cycles": interval,
@@ -130,23 +149,28 @@ def table(res: dict) -> str:
             f"Accuracy on the test set: dense QAT {acc['dense']:.2%}, pruned {acc['pruned']:.2%}"
             " (the hardware is bit-exact with the pruned model).",
             "",
-            "| conv | yosys LUT | SRL | FF | BRAM18 | CARRY4 | fits | est LUT | latency | "
-            "images/s | sim images/s |",
-            "|:--|--:|--:|--:|--:|--:|:--|--:|--:|--:|--:|",
+            "| conv | yosys LUT | SRL | FF | DSP | BRAM18 | CARRY4 | fits | est LUT | est DSP | "
+            "latency | images/s | sim images/s |",
+            "|:--|--:|--:|--:|--:|--:|--:|:--|--:|--:|--:|--:|--:|",
         ]
-        for conv in ("unroll", "stream"):
-            x = r[conv]
+        for key in (k for k in ROWS if k in r):
+            x = r[key]
+            if "error" in x:  # not compiled (hls4ml refuses the reuse factor for the head)
+                lines.append(f"| {ROWS[key]} | " + " | ".join(["-"] * 12) + " |")
+                lines.append(f"|  | not compiled: {x['error']} |" + " |" * 11)
+                continue
             y = x["yosys"]
             if "error" in y:
-                syn = ["-"] * 5 + [y["error"]]
+                syn = ["-"] * 6 + [y["error"]]
             else:
-                syn = [f"{y['lut']:,}", f"{y['srl']:,}", f"{y['ff']:,}", str(y["bram18"])]
-                syn += [f"{y['carry4']:,}", "yes" if x["yosys_fits_pynq_z2"] else "NO"]
+                syn = [f"{y['lut']:,}", f"{y['srl']:,}", f"{y['ff']:,}", str(y["dsp"])]
+                syn += [str(y["bram18"]), f"{y['carry4']:,}"]
+                syn += ["yes" if x["yosys_fits_pynq_z2"] else "NO"]
             lines.append(
-                f"| {conv} | "
+                f"| {ROWS[key]} | "
                 + " | ".join(syn)
-                + f" | {x['est_lut']:,} | {x['latency_cycles']:,} | {x['images_per_s']:,} | "
-                f"{x['sim_images_per_s'] or '-'} |"
+                + f" | {x['est_lut']:,} | {x.get('est_dsp', 0)} | {x['latency_cycles']:,} | "
+                f"{x['images_per_s']:,} | {x['sim_images_per_s'] or '-'} |"
             )
         u, s = r["unroll"]["yosys"], r["stream"]["yosys"]
         if "error" not in u and "error" not in s:
@@ -162,6 +186,7 @@ def main() -> None:
     ap.add_argument("--vectors", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=5400)
     ap.add_argument("--max-lut", type=int, default=400_000, dest="max_lut")
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     path = RESULTS / "conv.json"
@@ -169,9 +194,13 @@ def main() -> None:
     for name in a.only:
         tr = trained(name)
         t = json.loads((tr / "train.json").read_text())
-        row = {"accuracy": {"dense": t["dense_accuracy"], "pruned": t["pruned_accuracy"]}}
-        for conv in ("stream", "unroll"):
-            row[conv] = measure(name, tr / "model.onnx", conv, a.vectors, a.timeout, a.max_lut)
+        row = res.get(name, {})  # rows not measured this run are kept
+        row["accuracy"] = {"dense": t["dense_accuracy"], "pruned": t["pruned_accuracy"]}
+        for key in a.rows:
+            conv, _, r = key.partition("-r")
+            row[key] = measure(
+                name, tr / "model.onnx", conv, a.vectors, a.timeout, a.max_lut, int(r or 1)
+            )
         res[name] = row
         path.write_text(json.dumps(res, indent=1) + "\n")
         (RESULTS / "conv.md").write_text(table(res))

@@ -202,8 +202,10 @@ def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
         prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
         for slot in row.slots:
             terms = [t for t in slot if t is not None]
-            xb = max(x.ranges[c].bits for c, _ in terms)
-            wb = max(IntRange(w, w).bits for _, w in terms)
+            # The mux reads the window at the bus's width, as a signed operand (an unsigned
+            # bus gains a zero sign bit, which yosys mostly keeps: measured on the digits CNN).
+            xb = x.range.bits + (0 if x.range.signed else 1)
+            wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
             choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
             lut += xb * _mux_luts(choices)
             ranges = [x.ranges[c].scaled(w) for c, w in terms]
