@@ -34,7 +34,11 @@ def _lit(v: int, width: int) -> str:
 
 
 def emit_axis_top(g: Graph, top: str, latency: int) -> str:
-    """The Verilog module ``{top}_axis`` (body only; the caller adds the file header)."""
+    """The Verilog module ``{top}_axis`` (body only; the caller adds the file header). At
+    reuse factor R > 1 the core takes a vector when its ``in_ready`` is high too."""
+    from hwprune.hw.reuse import reuse_of
+
+    shared = reuse_of(g) > 1
     (inp,) = g.inputs
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     n_in, n_out = xv.size * xv.range.bits, yv.size * yv.range.bits
@@ -57,7 +61,9 @@ def emit_axis_top(g: Graph, top: str, latency: int) -> str:
         f"    reg [{latency - 1}:0] last_pipe;  // s_axis_tlast, aligned with out_valid",
         "    wire out_valid;",
         f"    wire [{n_out - 1}:0] out_data;",
-        f"    assign s_axis_tready = pending != {_lit(depth, cw)};",
+        *(["    wire core_ready;"] * shared),
+        f"    assign s_axis_tready = pending != {_lit(depth, cw)}"
+        + (" && core_ready;" if shared else ";"),
         "    wire in_fire = s_axis_tvalid && s_axis_tready;",
         f"    assign m_axis_tvalid = stored != {_lit(0, cw)};",
         "    wire out_fire = m_axis_tvalid && m_axis_tready;",
@@ -72,6 +78,7 @@ def emit_axis_top(g: Graph, top: str, latency: int) -> str:
         "        .clk(aclk),",
         "        .rst(!aresetn),",
         "        .in_valid(in_fire),",
+        *(["        .in_ready(core_ready),"] * shared),
         f"        .in_data(s_axis_tdata[{n_in - 1}:0]),",
         "        .out_valid(out_valid),",
         "        .out_data(out_data)",

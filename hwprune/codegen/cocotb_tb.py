@@ -19,7 +19,8 @@ import numpy as np
 from hwprune.builddir import write_atomic
 from hwprune.codegen.axis import axis_top_name, byte_width
 from hwprune.codegen.harness import OWN_CLOCK, RESET_CYCLES, emit_harness
-from hwprune.codegen.verilog import Layer, emit_verilog, layers
+from hwprune.codegen.verilog import Layer, emit_verilog, top_layers
+from hwprune.hw.reuse import reuse_of
 from hwprune.ir import golden
 from hwprune.ir.graph import Graph
 from hwprune.resources import banner
@@ -181,6 +182,8 @@ async def test_vectors(dut):
     # Seeded bubbles: before each vector, a geometric number of cycles with in_valid low.
     rng = np.random.default_rng(SEED)
     gaps = rng.geometric(1.0 - BUBBLE_PROB, n_vec) - 1 if BUBBLE_PROB > 0 else np.zeros(n_vec)
+    # At reuse factor R the top takes a vector per R cycles at most: R - 1 more bubbles.
+    gaps = gaps + (REUSE - 1)
     drive = np.cumsum(gaps + 1) - 1  # the cycle (input line) of each vector
     n_lines = int(drive[-1]) + 1 if n_vec else 0
     noise = rng.integers(0, 1 << IN_BITS, size=(n_lines, IN_SIZE))
@@ -268,7 +271,7 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     It reads the vectors file named by env var ``HWPRUNE_VECTORS`` and writes a JSON summary
     to ``HWPRUNE_RESULTS`` (n_vectors, n_checked, passed, first_mismatch).
     """
-    lays = layers(g, top)
+    lays = top_layers(g, top)
     (inp,) = g.inputs
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     probes = [_probe(g, lay) for lay in lays]
@@ -280,7 +283,8 @@ def emit_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"OUT_VALUE = {_py(g.outputs[0])}",
         f"OUT_BITS = {yv.range.bits}",
         f"OUT_SIGNED = {yv.range.signed}",
-        f"LATENCY = {sum(lay.cycles for lay in lays)}",
+        f"LATENCY = {lays[-1].end_cycle}",
+        f"REUSE = {reuse_of(g)}  # a vector per this many cycles at most",
         f"SEED = {_SEED}",
         f"BUBBLE_PROB = {_BUBBLE_PROB}",
         f"RESET_CYCLES = {RESET_CYCLES}",
@@ -400,7 +404,7 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     """The cocotb test ``test_{top}_axis.py`` of the AXI-Stream top (``codegen.axis``), driven
     by cocotbext-axi's AxiStreamSource and AxiStreamSink; same vectors file and summary as
     ``emit_testbench``."""
-    lays = layers(g, top)
+    lays = top_layers(g, top)
     (inp,) = g.inputs
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     name = axis_top_name(top)
@@ -413,7 +417,7 @@ def emit_axis_testbench(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
         f"OUT_BITS = {yv.range.bits}",
         f"OUT_BYTES = {byte_width(yv.size * yv.range.bits) // 8}",
         f"OUT_SIGNED = {yv.range.signed}",
-        f"LATENCY = {sum(lay.cycles for lay in lays)}",
+        f"LATENCY = {lays[-1].end_cycle}",
         f"SEED = {_SEED}",
         f"PAUSE_PROB = {_PAUSE_PROB}",
         f"MAX_FRAME = {_MAX_FRAME}",
@@ -497,7 +501,7 @@ def write_vectors(path: Path, g: Graph, inputs: np.ndarray) -> None:
         return write_stream_vectors(path, g, p, inputs)
     inputs = np.asarray(inputs, dtype=np.int64)
     vals = golden.run(g, inputs)
-    names = [lay.value for lay in layers(g)] + [g.outputs[0]]
+    names = [lay.value for lay in top_layers(g)] + [g.outputs[0]]
     arrays = {"format": np.array(VECTORS_FORMAT), "inputs": inputs}
     arrays |= {f"expected/{n}": np.asarray(vals[n], dtype=np.int64) for n in dict.fromkeys(names)}
     save_vectors(path, arrays)

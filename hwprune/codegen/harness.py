@@ -25,7 +25,7 @@ clocked always block, file tasks, hierarchical reads of the top's layer wires.
 
 from __future__ import annotations
 
-from hwprune.codegen.verilog import Layer, layers
+from hwprune.codegen.verilog import Layer, top_layers
 from hwprune.ir.graph import Graph
 from hwprune.resources import banner
 
@@ -46,11 +46,11 @@ def bench_name(top: str) -> str:
 
 def emit_harness(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     """``{"tb/{top}_bench.v": text}`` for the plain top ``emit_verilog(g, top)``."""
-    lays = layers(g, top)
+    lays = top_layers(g, top)
     (inp,) = g.inputs
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     w_in, w_out = xv.size * xv.range.bits, yv.size * yv.range.bits
-    latency = sum(lay.cycles for lay in lays)
+    latency = lays[-1].end_cycle
     hist = max(lay.end_cycle for lay in lays)
     name = bench_name(top)
     files = [(k, lay, _width(g, lay)) for k, lay in enumerate(lays)]

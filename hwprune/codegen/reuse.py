@@ -41,8 +41,9 @@ def _table(phase: str, pb: int, entries: list[str], default: str) -> str:
     return expr
 
 
-def shared_module(g: Graph, lay: Layer, sd: SharedDense) -> str:
-    """The module of layer ``lay`` of stage kernel ``g`` with its Dense shared as ``sd``."""
+def shared_module(g: Graph, lay: Layer, sd: SharedDense, ce: bool = True) -> str:
+    """The module of layer ``lay`` of ``g`` with its Dense shared as ``sd``; ``ce``: with a
+    clock enable (a stream stage's kernel)."""
     import json
 
     xv, yv = g.values[lay.input], g.values[lay.value]
@@ -58,7 +59,7 @@ def shared_module(g: Graph, lay: Layer, sd: SharedDense) -> str:
             ),
             f"module {lay.module} (",
             "    input wire clk,",
-            "    input wire ce,  // clock enable: the registers hold while it is low",
+            *(["    input wire ce,  // clock enable: the registers hold while it is low"] * ce),
             f"    input wire [{pb - 1}:0] phase,  // the cycle of the window: 0 .. {r - 1}",
             f"    input wire [{xv.size * wi - 1}:0] x,",
             f"    output wire [{yv.size * wo - 1}:0] y",
@@ -110,4 +111,4 @@ def shared_module(g: Graph, lay: Layer, sd: SharedDense) -> str:
             f"        if ({last}) q_{i} <= {m.fit(res, out_range.bits, out_range.signed)};"
         )
         m.declare(f"q_{i}", out_range.bits, out_range.signed)
-    return _finish_module(m, yv, wo, ce=True)
+    return _finish_module(m, yv, wo, ce=ce)

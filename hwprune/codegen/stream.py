@@ -22,16 +22,16 @@ Latency and throughput follow from the padded grids (``hw.stream`` states them).
 from __future__ import annotations
 
 from hwprune.codegen.axis import axis_top_name, emit_stream_axis_top
-from hwprune.codegen.reuse import phase_bits, shared_module
+from hwprune.codegen.reuse import phase_bits
 from hwprune.codegen.verilog import (
     _file,
-    _layer_module,
     _lit,
     _sanitise,
+    chain_lines,
+    layer_modules,
     layers,
 )
-from hwprune.hw.reuse import kernel_cycles, share, shared_dense
-from hwprune.hw.schedule import schedule
+from hwprune.hw.reuse import kernel_cycles, shared_dense
 from hwprune.hw.stream import WINDOW, Plan, Stage
 from hwprune.ir.graph import Graph, IntRange
 
@@ -74,16 +74,8 @@ def stage_module(
     b = xv.range.bits
     pw = nc * b
     lays = layers(k, name)
-    scheds = {ls.op: ls for ls in schedule(k)}
+    modules += [(f"{lay.module}.v", text) for lay, text in layer_modules(k, lays, ce=True)]
     shared = shared_dense(k, reuse)
-    for lay in lays:
-        if shared is not None and lay.dense == shared.name:
-            fused = k.op(lay.requant) if lay.requant is not None else None
-            sd = share(shared, k.values[lay.input], reuse, fused)
-            modules.append((f"{lay.module}.v", _file(shared_module(k, lay, sd))))
-            continue
-        first = lay.dense if lay.dense is not None else lay.value
-        modules.append((f"{lay.module}.v", _file(_layer_module(k, lay, scheds[first], True))))
     kl = kernel_cycles(k, reuse)
     yv = k.values[k.outputs[0]]
     n_out = yv.size * yv.range.bits
@@ -244,13 +236,14 @@ def collector_lines(st: Stage, src: str, src_bits: int, src_signed: bool, r: Int
     lines = [
         f"    reg [{pb - 1}:0] ppos;  // the position of the last stage's next pixel",
         "    reg hv;",
+        f"    wire hv_next = {src}_valid && ppos == {_lit(npix - 1, pb, False)};",
         *(f"    reg [{wb - 1}:0] m_{e};" for e in range(n)),
         "    always @(posedge clk) begin",
         "        if (rst) begin",
         f"            ppos <= {_lit(0, pb, False)};",
         "            hv <= 1'b0;",
         "        end else begin",
-        f"            hv <= {src}_valid && ppos == {_lit(npix - 1, pb, False)};",
+        "            hv <= hv_next;",
         f"            if ({src}_valid)",
         f"                ppos <= (ppos == {_lit(npix - 1, pb, False)}) ? {_lit(0, pb, False)} : "
         f"ppos + {_lit(1, pb, False)};",
@@ -330,18 +323,15 @@ def emit_stream_verilog(g: Graph, plan: Plan, top: str = "hwprune_top") -> dict[
         body += ["    assign out_valid = hv;", "    assign out_data = hx;"]
     else:
         lays = layers(head, top)
-        scheds = {ls.op: ls for ls in schedule(head)}
-        prev = "hx"
-        for lay in lays:
-            first = lay.dense if lay.dense is not None else lay.value
-            files[f"{lay.module}.v"] = _file(_layer_module(head, lay, scheds[first]))
-            v = head.values[lay.value]
-            body += [
-                f"    wire [{v.size * v.range.bits - 1}:0] {lay.signal};",
-                f"    {lay.module} u_{lay.module} (.clk(clk), .x({prev}), .y({lay.signal}));",
-            ]
-            prev = lay.signal
-        hl = sum(lay.cycles for lay in lays)
+        for lay, text in layer_modules(head, lays):
+            files[f"{lay.module}.v"] = text
+
+        def valid_at(j: int) -> str:  # hv is high the cycle the head's input is valid
+            return "hv_next" if j < 0 else "hv" if j == 0 else f"head_vp[{j - 1}]"
+
+        lines, prev = chain_lines(head, lays, "hx", valid_at)
+        body += lines
+        hl = lays[-1].end_cycle
         shift = "hv" if hl == 1 else f"{{head_vp[{hl - 2}:0], hv}}"
         body += [
             f"    reg [{hl - 1}:0] head_vp;  // hv through the head's {hl} register bank(s)",

@@ -41,6 +41,7 @@ from hwprune.errors import HwpruneError
 from hwprune.hw.csd import csd_digits
 from hwprune.hw.layers import lower_layer
 from hwprune.hw.netlist import LayerNetlist, Node
+from hwprune.hw.reuse import input_hold, is_shared, layer_cycles, reuse_of, shared_layer
 from hwprune.hw.schedule import LayerSchedule, schedule
 from hwprune.ir.graph import (
     Dense,
@@ -111,8 +112,14 @@ class Layer:
     end_cycle: int
 
 
-def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
-    """The layers of a chain graph in pipeline order, with module and probe names.
+def top_layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
+    """``layers`` of the plain top: after its input register when it has one (``hw.reuse``)."""
+    return layers(g, top, input_hold(g))
+
+
+def layers(g: Graph, top: str = "hwprune_top", start: int = 0) -> tuple[Layer, ...]:
+    """The layers of a chain graph in pipeline order, with module and probe names; the
+    first layer's input is valid ``start`` cycles after the chain's input.
 
     Raises HwpruneError when the graph is not a single-input, single-output chain (the only
     shape whose latency ``schedule.latency_cycles`` describes).
@@ -123,7 +130,7 @@ def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
     out: list[Layer] = []
     used_modules: set[str] = {top}
     used_signals: set[str] = set()
-    prev, cycle = inp.name, 0
+    prev, cycle = inp.name, start
     for ls in schedule(g):
         op = by_name[ls.op]
         if op.inputs != (prev,):
@@ -141,8 +148,9 @@ def layers(g: Graph, top: str = "hwprune_top") -> tuple[Layer, ...]:
         stem = _sanitise(dense if dense is not None else op.name)
         module = _unique(f"{top}_{stem}", used_modules)
         signal = _unique(f"{stem}_q" if not stem[0].isdigit() else f"l{stem}_q", used_signals)
-        cycle += ls.cycles
-        out.append(Layer(label, dense, requant, prev, value, module, signal, ls.cycles, cycle))
+        cycles = layer_cycles(g, ls.op, ls.cycles)
+        cycle += cycles
+        out.append(Layer(label, dense, requant, prev, value, module, signal, cycles, cycle))
         prev = value
     if not out:
         raise HwpruneError("the graph has no op besides its input: there is no hardware to emit")
@@ -163,15 +171,10 @@ def emit_verilog(g: Graph, top: str = "hwprune_top") -> dict[str, str]:
     ``schedule.latency_cycles(g)`` and a new vector is accepted every cycle. ``{top}_axis``
     wraps it in AXI4-Stream ports with back-pressure (``codegen.axis``).
     """
-    lays = layers(g, top)
-    scheds = {ls.op: ls for ls in schedule(g)}
-    files: dict[str, str] = {}
-    for lay in lays:
-        first = lay.dense if lay.dense is not None else lay.value
-        body = _layer_module(g, lay, scheds[first])
-        files[f"{lay.module}.v"] = _file(body)
+    lays = top_layers(g, top)
+    files = {f"{lay.module}.v": text for lay, text in layer_modules(g, lays)}
     files[f"{top}.v"] = _file(_top_module(g, lays, top))
-    latency = sum(lay.cycles for lay in lays)
+    latency = lays[-1].end_cycle
     files[f"{axis_top_name(top)}.v"] = _file(emit_axis_top(g, top, latency))
     return files
 
@@ -686,32 +689,104 @@ def _finish_module(m: _Body, yv: Value, wo: int, ce: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def layer_modules(g: Graph, lays: tuple[Layer, ...], ce: bool = False) -> list[tuple[Layer, str]]:
+    """Each layer's module file text: a shared Dense (``hw.reuse``) by ``codegen.reuse``, any
+    other layer as ``_layer_module`` writes it. ``ce``: with a clock enable."""
+    from hwprune.codegen.reuse import shared_module
+
+    scheds = {ls.op: ls for ls in schedule(g)}
+    out = []
+    for lay in lays:
+        first = lay.dense if lay.dense is not None else lay.value
+        if lay.dense is not None and is_shared(g, g.op(lay.dense)):
+            body = shared_module(g, lay, shared_layer(g, g.op(lay.dense)), ce)
+        else:
+            body = _layer_module(g, lay, scheds[first], ce)
+        out.append((lay, _file(body)))
+    return out
+
+
+def chain_lines(
+    g: Graph, lays: tuple[Layer, ...], src: str, valid_at, ce: str | None = None
+) -> tuple[list[str], str]:
+    """The instances of ``lays`` reading bus ``src``, in a module with ``clk`` and ``rst``,
+    and the signal of the last one's output. ``valid_at(j)`` names a signal high j cycles
+    after a vector is valid on ``src`` (j >= -1): a shared layer's phase counter starts on it
+    (0 the cycle its input is valid, R - 1 and holding from R - 1 cycles later). ``ce``: the
+    clock enable the layers get."""
+    r = reuse_of(g)
+    pb = max(1, (r - 1).bit_length())
+    start = lays[0].end_cycle - lays[0].cycles
+    lines, prev = [], src
+    for lay in lays:
+        v = g.values[lay.value]
+        lines.append(f"    wire [{v.size * v.range.bits - 1}:0] {lay.signal};")
+        ports = "" if ce is None else f".ce({ce}), "
+        if lay.dense is not None and is_shared(g, g.op(lay.dense)):
+            c = lay.end_cycle - lay.cycles - start  # its input is valid c cycles after src's
+            busy = f"{lay.signal}_busy"
+            lines += [
+                f"    reg [{pb - 1}:0] {busy};  // cycles left of its R = {r}",
+                "    always @(posedge clk)",
+                "        if (rst)",
+                f"            {busy} <= {pb}'d0;",
+                "        else" if ce is None else f"        else if ({ce})",
+                f"            {busy} <= {valid_at(c - 1)} ? {pb}'d{r - 1} : "
+                f"({busy} != {pb}'d0 ? {busy} - {pb}'d1 : {busy});",
+                f"    wire [{pb - 1}:0] {lay.signal}_phase = {pb}'d{r - 1} - {busy};",
+            ]
+            ports += f".phase({lay.signal}_phase), "
+        lines.append(
+            f"    {lay.module} u_{lay.module} (.clk(clk), {ports}.x({prev}), .y({lay.signal}));"
+        )
+        prev = lay.signal
+    return lines, prev
+
+
 def _top_module(g: Graph, lays: tuple[Layer, ...], top: str) -> str:
     (inp,) = g.inputs
     xv, yv = g.values[inp.name], g.values[g.outputs[0]]
     n_in, n_out = xv.size * xv.range.bits, yv.size * yv.range.bits
-    latency = sum(lay.cycles for lay in lays)
+    latency = lays[-1].end_cycle
+    r = reuse_of(g)
     lines = [
-        f"// {top}: {len(lays)} layer(s), latency {latency} cycle(s), one vector per cycle.",
+        f"// {top}: {len(lays)} layer(s), latency {latency} cycle(s), one vector per "
+        + ("cycle." if r == 1 else f"{r} cycles (in_ready)."),
         f"module {top} (",
         "    input wire clk,",
         "    input wire rst,",
         "    input wire in_valid,",
+        *(["    output wire in_ready,  // a vector is taken when in_valid && in_ready"] * (r > 1)),
         f"    input wire [{n_in - 1}:0] in_data,",
         "    output wire out_valid,",
         f"    output wire [{n_out - 1}:0] out_data",
         ");",
     ]
-    prev = "in_data"
-    for lay in lays:
-        v = g.values[lay.value]
+    src, accept = "in_data", "in_valid"
+    if r > 1:
+        # Shared layers read their input for R cycles: it is registered when taken, and the
+        # next one is taken R cycles later at the earliest.
+        pb = max(1, (r - 1).bit_length())
+        src, accept = "in_hold", "accept"
         lines += [
-            f"    wire [{v.size * v.range.bits - 1}:0] {lay.signal};",
-            f"    {lay.module} u_{lay.module} (.clk(clk), .x({prev}), .y({lay.signal}));",
+            f"    reg [{pb - 1}:0] in_busy;",
+            f"    assign in_ready = in_busy == {pb}'d0;",
+            "    wire accept = in_valid && in_ready;",
+            f"    reg [{n_in - 1}:0] in_hold;",
+            "    always @(posedge clk) begin",
+            "        if (rst)",
+            f"            in_busy <= {pb}'d0;",
+            "        else",
+            f"            in_busy <= accept ? {pb}'d{r - 1} : "
+            f"(in_ready ? in_busy : in_busy - {pb}'d1);",
+            "        if (accept)",
+            "            in_hold <= in_data;",
+            "    end",
         ]
-        prev = lay.signal
+    body, prev = chain_lines(g, lays, src, lambda j: accept if j < 0 else f"valid_pipe[{j}]")
+    lines += body
     lines.append(f"    assign out_data = {prev};")
-    shift = "in_valid" if latency == 1 else f"{{valid_pipe[{latency - 2}:0], in_valid}}"
+    shift = accept if latency == 1 else f"{{valid_pipe[{latency - 2}:0], {accept}}}"
     lines += [
         f"    reg [{latency - 1}:0] valid_pipe;",
         "    always @(posedge clk) begin",

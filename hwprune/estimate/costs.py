@@ -70,8 +70,9 @@ from dataclasses import dataclass
 
 from hwprune.hw.csd import csd_digits, trailing_zeros
 from hwprune.hw.kernels import lower_dense
-from hwprune.hw.layers import lower_layer
+from hwprune.hw.layers import lower_layer, requant_node
 from hwprune.hw.netlist import DenseNetlist, LayerNetlist, Node
+from hwprune.hw.reuse import SharedDense, is_shared, reuse_of, shared_layer
 from hwprune.hw.schedule import LayerSchedule
 from hwprune.ir.graph import (
     KIND_OF,
@@ -296,6 +297,66 @@ def netlist_dsps(net: DenseNetlist) -> int:
     return len(net.of_kind("mult"))
 
 
+# A multiply yosys 0.23's synth_xilinx maps to a DSP48E1 (its mul2dsp: both operands 2 bits
+# or more, the product DSP_Y_MINWIDTH = 9 bits or more, after wreduce drops the known-zero
+# sign bit of an unsigned operand); a narrower one it builds in LUTs.
+DSP_Y_MINWIDTH = 9
+DSP_MINWIDTH = 2
+
+
+def _mux_luts(n: int) -> int:
+    """LUTs per bit of an n:1 mux on the phase (a LUT6 is a 4:1 mux; MUXF7/F8 join them)."""
+    return 0 if n <= 1 else math.ceil(n / 4)
+
+
+def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
+    """(LUT, FF, DSP) of a Dense shared over R cycles (``codegen.reuse``): per slot the
+    phase mux of its inputs, and a multiplier, a DSP slice when yosys maps it to one
+    (``DSP_Y_MINWIDTH``; the weight table then a LUT per weight bit), else ``x.bits *
+    w.bits`` LUTs with the table folded in; per row the adder tree over its slots, the
+    accumulator's adder, the bias, the Requant, and accumulator and output registers."""
+    lut = ff = dsp = 0
+    for row in sd.rows:
+        width = row.acc.bits
+        prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
+        for slot in row.slots:
+            terms = [t for t in slot if t is not None]
+            # The mux reads the window at the bus's width, as a signed operand (an unsigned
+            # bus gains a zero sign bit, which yosys mostly keeps: measured on the digits CNN).
+            xb = x.range.bits + (0 if x.range.signed else 1)
+            wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
+            choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
+            lut += xb * _mux_luts(choices)
+            ranges = [x.ranges[c].scaled(w) for c, w in terms]
+            if len(terms) < len(slot):
+                ranges.append(IntRange(0, 0))  # a phase without a term multiplies by 0
+            r = ranges[0]
+            for other in ranges[1:]:
+                r = r.union(other)
+            in_dsp = xb >= DSP_MINWIDTH and wb >= DSP_MINWIDTH and xb + wb >= DSP_Y_MINWIDTH
+            if in_dsp:
+                dsp += 1
+                lut += wb
+            else:
+                lut += xb * wb
+            prods.append((r, in_dsp))
+        # The slots' adder tree; an adder reading a DSP's product is its post-adder.
+        while len(prods) > 1:
+            nxt = []
+            for (a, da), (b, db) in zip(prods[::2], prods[1::2]):
+                lut += 0 if da or db else adder_luts(Word(a), Word(b), a + b)
+                nxt.append((a + b, False))
+            prods = nxt + ([prods[-1]] if len(prods) % 2 else [])
+        lut += width - 1 + (row.total.bits - 1 if row.bias else 0)  # accumulate, bias
+        out = row.total
+        if sd.fused is not None:
+            q = sd.fused
+            lut += requant_luts(q.shift, q.rounding, q.lo, q.hi, row.total)
+            out = requant_node("q", Node("t", "add", row.total), q, 0).range
+        ff += width + out.bits
+    return lut, ff, dsp
+
+
 def _shifted(w: Word, k: int) -> Word:
     """``w`` shifted left by k: its range scaled, k more known-zero low bits."""
     return Word(w.range.scaled(1 << k), w.tz + k)
@@ -312,6 +373,11 @@ def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> Laye
     multi-stage layer), so yosys reports 0-25 % fewer (results/estimate_vs_yosys.md).
     """
     ls = scheds[op.name]
+    if is_shared(g, op):  # at reuse factor R > 1 (hw.reuse); the busy counter and valid FFs
+        r = reuse_of(g)
+        lut, ff, dsp = shared_cost(shared_layer(g, op), g.values[op.inputs[0]])
+        pb = max(1, (r - 1).bit_length())
+        return LayerCost(op.name, KIND_OF[Dense], lut + pb, ff + pb + r, dsp, 0, r, r, op.n_terms)
     net = lower_layer(g, op)
     return LayerCost(
         name=op.name,
@@ -384,6 +450,8 @@ def cost_requant(op: Requant, g: Graph, scheds: Mapping[str, LayerSchedule]) -> 
     """
     ls = scheds.get(op.name)
     first = op if ls is not None else g.op(op.inputs[0])
+    if is_shared(g, first):  # fused into a shared Dense: costed there (shared_cost)
+        return LayerCost(op.name, KIND_OF[Requant], 0, 0, 0, 0, 0, reuse_of(g), 0)
     lut = layer_luts(lower_layer(g, first), requant=True)
     ff = ls.ff + ls.cycles if ls is not None else 0
     cycles = ls.cycles if ls is not None else 0

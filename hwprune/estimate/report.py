@@ -8,6 +8,7 @@ from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
 from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost
 from hwprune.estimate.stream import stream_costs
+from hwprune.hw.reuse import input_hold, reuse_of
 from hwprune.hw.schedule import latency_cycles, schedule
 from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
@@ -20,6 +21,12 @@ def design_costs(g: Graph) -> tuple[list[LayerCost], tuple[int, int]]:
     p = plan(g)
     if p is None:
         costs = layer_costs(g)
+        if input_hold(g):  # at reuse factor R > 1 the top registers its input (hw.reuse)
+            (inp,) = g.inputs
+            pb = max(1, (reuse_of(g) - 1).bit_length())
+            bits = inp.size * inp.range.bits
+            hold = LayerCost("input", "input", pb + 1, bits + pb, 0, 0, 1, reuse_of(g), 0)
+            costs = [hold, *costs]
         latency = sum(c.latency_cycles for c in costs)
         # The per-op cycles must add up to the schedule the RTL implements.
         assert latency == latency_cycles(g), "layer cycles disagree with the schedule"

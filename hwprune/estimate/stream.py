@@ -25,12 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from hwprune.estimate.costs import LayerCost, Word, adder_luts, requant_luts
-from hwprune.hw.layers import requant_node
-from hwprune.hw.netlist import Node
-from hwprune.hw.reuse import SharedDense, share, shared_dense
+from hwprune.estimate.costs import LayerCost
+from hwprune.hw.reuse import share, shared_dense
 from hwprune.hw.stream import Plan, Stage
-from hwprune.ir.graph import Graph, IntRange, Value
+from hwprune.ir.graph import Graph
 
 SRL_DEPTH = 32  # positions one SLICEM LUT holds as a shift register (SRLC32E; SRL16E: 16)
 SRL_MIN = 3  # the shortest untapped run yosys' xilinx_srl maps (its -minlen)
@@ -84,36 +82,22 @@ def counter_luts(bits: int) -> int:
     return bits + math.ceil(bits / 3)
 
 
-def kernel_costs(k: Graph, reuse: int) -> list[LayerCost]:
-    """The layers of stage kernel ``k``; at reuse factor R > 1 its Dense and the Requant fused
-    into it as one shared layer (``shared_cost``) of R cycles."""
-    from hwprune.estimate.report import layer_costs
-    from hwprune.hw.schedule import fusable_requant
-
-    costs = layer_costs(k)
-    dense = shared_dense(k, reuse)
-    if dense is None:
-        return costs
-    fused = fusable_requant(k, dense)
-    sd = share(dense, k.values[dense.inputs[0]], reuse, fused)
-    lut, ff, dsp = shared_cost(sd, k.values[dense.inputs[0]])
-    gone = {fused.name} if fused is not None else set()  # (its clip is in shared_cost)
-    shared = LayerCost(dense.name, "shared", lut, ff + reuse, dsp, 0, reuse, reuse, sd.n_terms)
-    return [shared if c.name == dense.name else c for c in costs if c.name not in gone]
-
-
 def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1) -> StageCost:
     """The cost of one stream stage (kernel, window, control), beside ``unrolled``, the costs
     of the graph's layers unrolled (its own are picked out). At reuse factor R > 1 the stage
     takes a position per R cycles (a phase counter more) and its Dense is shared."""
-    kernel = kernel_costs(st.kernel, reuse)
+    from hwprune.estimate.report import layer_costs
+
+    kernel = layer_costs(st.kernel)  # (a shared Dense: costs.shared_cost, its phase counter)
     hp, wp = st.grid
     lanes, taps = window_bits(st)
     srl, win_ff = srl_luts(lanes, taps)
     yb, xb = max(1, (hp - 1).bit_length()), max(1, (wp - 1).bit_length())
-    pb = max(1, (reuse - 1).bit_length()) if reuse > 1 else 0  # the phase counter
-    ctrl_lut = counter_luts(yb) + counter_luts(xb) + counter_luts(pb) * (pb > 0) + lanes + 4
-    ctrl_ff = yb + xb + pb + 1 + cycles
+    # The stage's busy counter, counted with the kernel when it shares a Dense.
+    pb = max(1, (reuse - 1).bit_length()) if reuse > 1 else 0
+    ctrl_pb = 0 if shared_dense(st.kernel, reuse) is not None else pb
+    ctrl_lut = counter_luts(yb) + counter_luts(xb) + counter_luts(ctrl_pb) * (pb > 0) + lanes + 4
+    ctrl_ff = yb + xb + ctrl_pb + 1 + cycles
     k_lut = sum(c.lut for c in kernel)
     k_ff = sum(c.ff for c in kernel) - sum(c.latency_cycles for c in kernel)  # valid: vp
     unrolled = [c for c in unrolled if c.name in st.ops]
@@ -176,63 +160,3 @@ def stream_costs(g: Graph, plan: Plan) -> list[LayerCost]:
     if len(plan.head.ops) > 1:
         out += layer_costs(plan.head)
     return out
-
-
-# A multiply yosys 0.23's synth_xilinx maps to a DSP48E1 (its mul2dsp: both operands 2 bits
-# or more, the product DSP_Y_MINWIDTH = 9 bits or more, after wreduce drops the known-zero
-# sign bit of an unsigned operand); a narrower one it builds in LUTs.
-DSP_Y_MINWIDTH = 9
-DSP_MINWIDTH = 2
-
-
-def _mux_luts(n: int) -> int:
-    """LUTs per bit of an n:1 mux on the phase (a LUT6 is a 4:1 mux; MUXF7/F8 join them)."""
-    return 0 if n <= 1 else math.ceil(n / 4)
-
-
-def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
-    """(LUT, FF, DSP) of a Dense shared over R cycles (``codegen.reuse``): per slot the
-    phase mux of its inputs, and a multiplier, a DSP slice when yosys maps it to one
-    (``DSP_Y_MINWIDTH``; the weight table then a LUT per weight bit), else ``x.bits *
-    w.bits`` LUTs with the table folded in; per row the adder tree over its slots, the
-    accumulator's adder, the bias, the Requant, and accumulator and output registers."""
-    lut = ff = dsp = 0
-    for row in sd.rows:
-        width = row.acc.bits
-        prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
-        for slot in row.slots:
-            terms = [t for t in slot if t is not None]
-            # The mux reads the window at the bus's width, as a signed operand (an unsigned
-            # bus gains a zero sign bit, which yosys mostly keeps: measured on the digits CNN).
-            xb = x.range.bits + (0 if x.range.signed else 1)
-            wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
-            choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
-            lut += xb * _mux_luts(choices)
-            ranges = [x.ranges[c].scaled(w) for c, w in terms]
-            if len(terms) < len(slot):
-                ranges.append(IntRange(0, 0))  # a phase without a term multiplies by 0
-            r = ranges[0]
-            for other in ranges[1:]:
-                r = r.union(other)
-            in_dsp = xb >= DSP_MINWIDTH and wb >= DSP_MINWIDTH and xb + wb >= DSP_Y_MINWIDTH
-            if in_dsp:
-                dsp += 1
-                lut += wb
-            else:
-                lut += xb * wb
-            prods.append((r, in_dsp))
-        # The slots' adder tree; an adder reading a DSP's product is its post-adder.
-        while len(prods) > 1:
-            nxt = []
-            for (a, da), (b, db) in zip(prods[::2], prods[1::2]):
-                lut += 0 if da or db else adder_luts(Word(a), Word(b), a + b)
-                nxt.append((a + b, False))
-            prods = nxt + ([prods[-1]] if len(prods) % 2 else [])
-        lut += width - 1 + (row.total.bits - 1 if row.bias else 0)  # accumulate, bias
-        out = row.total
-        if sd.fused is not None:
-            q = sd.fused
-            lut += requant_luts(q.shift, q.rounding, q.lo, q.hi, row.total)
-            out = requant_node("q", Node("t", "add", row.total), q, 0).range
-        ff += width + out.bits
-    return lut, ff, dsp

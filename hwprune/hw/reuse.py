@@ -89,6 +89,29 @@ def share(op: Dense, x: Value, reuse: int, fused: Requant | None) -> SharedDense
     return SharedDense(op.name, reuse, tuple(rows), fused)
 
 
+def reuse_of(g: Graph) -> int:
+    """The graph's reuse factor (compile's ``--reuse-factor``, ``meta["reuse_factor"]``)."""
+    return int(g.meta.get("reuse_factor", 1))
+
+
+def is_shared(g: Graph, op: object) -> bool:
+    """Whether layer ``op`` of ``g`` is built shared over R cycles: every Dense at R > 1."""
+    return isinstance(op, Dense) and reuse_of(g) > 1
+
+
+def input_hold(g: Graph) -> int:
+    """Cycles the plain top spends registering its input before the first layer: 1 at R > 1
+    (the shared layers read their input for R cycles; the sender holds it for one)."""
+    return 1 if reuse_of(g) > 1 else 0
+
+
+def shared_layer(g: Graph, op: Dense) -> SharedDense:
+    """Dense ``op`` of ``g`` shared at the graph's reuse factor, its fusable Requant fused."""
+    from hwprune.hw.schedule import fusable_requant
+
+    return share(op, g.values[op.inputs[0]], reuse_of(g), fusable_requant(g, op))
+
+
 def shared_dense(k: Graph, reuse: int) -> Dense | None:
     """The Dense of stage kernel ``k`` that is shared at reuse factor ``reuse`` (None when
     R is 1 or the kernel is a pooling's)."""
@@ -98,12 +121,18 @@ def shared_dense(k: Graph, reuse: int) -> Dense | None:
     return dense[0] if dense else None
 
 
-def kernel_cycles(k: Graph, reuse: int) -> int:
-    """Cycles from a window to stage kernel ``k``'s output: its layers' register banks, the
-    shared Dense (and its fused Requant) counting ``reuse``."""
+def layer_cycles(g: Graph, op: str, cycles: int) -> int:
+    """Cycles of the layer starting at ``op`` whose unshared pipeline takes ``cycles``: R
+    when it is shared."""
+    return reuse_of(g) if is_shared(g, g.op(op)) else cycles
+
+
+def kernel_cycles(k: Graph, reuse: int | None = None) -> int:
+    """Cycles from a window to stage kernel ``k``'s output (or from the input of any chain
+    graph to its output): its layers' register banks, a shared Dense (and its fused
+    Requant) counting R."""
     from hwprune.hw.schedule import schedule
 
-    shared = shared_dense(k, reuse)
-    return sum(
-        reuse if shared is not None and ls.op == shared.name else ls.cycles for ls in schedule(k)
-    )
+    if reuse is not None and reuse != reuse_of(k):
+        raise ValueError(f"reuse factor {reuse} is not the graph's {reuse_of(k)}")
+    return sum(layer_cycles(k, ls.op, ls.cycles) for ls in schedule(k))

@@ -104,5 +104,8 @@ def fusable_requant(g: Graph, op: Dense) -> Requant | None:
 
 
 def latency_cycles(g: Graph) -> int:
-    """Cycles from in_valid to out_valid for a chain graph (sum of stage counts)."""
-    return sum(s.cycles for s in schedule(g))
+    """Cycles from in_valid to out_valid for a chain graph: the sum of its layers' stage
+    counts; at reuse factor R > 1 (``hw.reuse``) the input register and R per shared Dense."""
+    from hwprune.hw.reuse import input_hold, kernel_cycles
+
+    return input_hold(g) + kernel_cycles(g)

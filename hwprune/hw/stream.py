@@ -25,7 +25,6 @@ from functools import cached_property
 import numpy as np
 
 from hwprune.hw.reuse import kernel_cycles
-from hwprune.hw.schedule import schedule
 from hwprune.ir.graph import (
     Dense,
     Graph,
@@ -557,6 +556,6 @@ def plan(g: Graph) -> Plan | None:
     hd = head(g, st)
     reuse = int(g.meta.get("reuse_factor", 1))
     kc = tuple(kernel_cycles(s.kernel, reuse) for s in st)
-    hc = sum(ls.cycles for ls in schedule(hd)) if len(hd.ops) > 1 else 0
+    hc = kernel_cycles(hd) if len(hd.ops) > 1 else 0
     latency, interval, _, _ = timing(st, list(kc), hc, reuse=reuse)
     return Plan(st, hd, kc, hc, latency, interval, reuse)

@@ -117,11 +117,20 @@ def test_designs_cover_every_shape() -> None:
     assert fused["dense0"].fused == "act0"
 
 
-@pytest.mark.parametrize("top", ["hwprune_top", "hwprune_top_axis"])
+def _shared(g: Graph) -> Graph:
+    """``g`` at reuse factor 3: every Dense shared (hw.reuse), the top with in_ready."""
+    return replace(g, meta={**g.meta, "reuse_factor": 3})
+
+
+# At reuse factor 3 the AXI-Stream top only: it holds the plain top and every layer.
+@pytest.mark.parametrize(
+    ("top", "reuse"), [("hwprune_top", 1), ("hwprune_top_axis", 1), ("hwprune_top_axis", 3)]
+)
 @pytest.mark.parametrize("name", sorted(DESIGNS))
-def test_verilator_lint_wall_is_clean(tmp_path: Path, name: str, top: str) -> None:
+def test_verilator_lint_wall_is_clean(tmp_path: Path, name: str, top: str, reuse: int) -> None:
     exe = _verilator()
-    files = _write(tmp_path, DESIGNS[name]())
+    design = (lambda: _shared(DESIGNS[name]())) if reuse > 1 else DESIGNS[name]
+    files = _write(tmp_path, design())
     cmd = [str(exe), "--lint-only", "-Wall", "--top-module", top, *files]
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "%Warning" not in res.stderr, res.stderr
@@ -131,7 +140,7 @@ def test_verilator_lint_wall_is_clean(tmp_path: Path, name: str, top: str) -> No
     assert {tuple(p) for p in pragmas.values()} <= {(), (*LINT_WAIVED, *LINT_WAIVED[::-1])}
     assert pragmas["hwprune_top.v"] == [] and pragmas["hwprune_top_axis.v"] == []
     # Without them, Verilator warns of the waived kinds only: they hide nothing else.
-    _write(tmp_path, DESIGNS[name](), waivers=False)
+    _write(tmp_path, design(), waivers=False)
     res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     kinds = set(re.findall(r"%Warning-(\w+)", res.stderr))
     assert kinds <= set(LINT_WAIVED), res.stderr
@@ -146,7 +155,7 @@ def test_verilator_lint_wall_is_clean_in_always_star_blocks(
 
     monkeypatch.setattr(verilog, "CLOCKED_MAX", 0)
     monkeypatch.setattr(verilog, "STAGE_BLOCK", 5)
-    test_verilator_lint_wall_is_clean(tmp_path, name, "hwprune_top")
+    test_verilator_lint_wall_is_clean(tmp_path, name, "hwprune_top", 1)
     assert "always @*" in (tmp_path / "hwprune_top_dense0.v").read_text()
 
 
