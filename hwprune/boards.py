@@ -43,6 +43,7 @@ What the five resources count on each vendor's fabric (each board file says it a
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -310,11 +311,47 @@ def list_boards() -> list[Board]:
     return sorted((load_board(p) for p in data_dir("boards").glob("*.toml")), key=lambda b: b.name)
 
 
+def _squash(text: str) -> str:
+    """Lower case, letters and digits only: 'PYNQ-Z2', 'pynq_z2' and 'pynqz2' all agree."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def near_boards(name: str, boards: list[Board]) -> list[str]:
+    """The names of the boards ``name`` probably meant, best first.
+
+    First the names equal to ``name`` but for case and punctuation ('pynqz2'), then close
+    spellings of the name (difflib, 'pynq-z9' -> pynq-z2), then boards whose name, part,
+    family or description contains it ('ulx3s', 'xc7z020', 'ecp5', 'de10 nano'). Queries of
+    fewer than 3 letters and digits match no part or description: 'z' is in too many.
+    """
+    names = [b.name for b in boards]
+    q = _squash(name)
+    out = [b.name for b in boards if q and _squash(b.name) == q]
+    out += difflib.get_close_matches(name.lower(), names, n=4, cutoff=0.6)
+    if len(q) >= 3:
+        out += [
+            b.name
+            for b in boards
+            if any(q in _squash(t) for t in (b.name, b.part, b.family, b.description))
+        ]
+    return list(dict.fromkeys(out))
+
+
 def get_board(name: str) -> Board:
-    """The catalogue board called ``name``; HwpruneError listing the valid names otherwise."""
+    """The catalogue board called ``name``; otherwise a one-line HwpruneError naming the
+    near matches (``near_boards``) or, when there are none, every board."""
     boards = list_boards()
     for b in boards:
         if b.name == name:
             return b
+    near = near_boards(name, boards)
+    if near:
+        raise HwpruneError(
+            f"unknown board {name!r}; did you mean {', '.join(near)}? "
+            f"('hwprune boards' lists all {len(boards)})"
+        )
     choices = ", ".join(b.name for b in boards)
-    raise HwpruneError(f"unknown board {name!r}; choose one of: {choices} (see 'hwprune boards')")
+    raise HwpruneError(
+        f"unknown board {name!r}: no board name, part or description is near it; choose one "
+        f"of: {choices} (see 'hwprune boards')"
+    )

@@ -188,14 +188,43 @@ def test_invalid_toml_is_one_line(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_unknown_board_lists_the_valid_ones():
+def test_unknown_board_lists_the_valid_ones_when_none_is_near():
     with pytest.raises(HwpruneError) as info:
-        get_board("pynq-z3")
+        get_board("nosuch")
     msg = str(info.value)
-    assert msg.startswith("unknown board 'pynq-z3'; choose one of: ")
-    assert msg.endswith("(see 'hwprune boards')")
-    for name in ("pynq-z2", "zcu104", "arty-a7-35t"):
+    assert msg.startswith("unknown board 'nosuch': no board name, part or description is near")
+    assert msg.endswith("(see 'hwprune boards')") and "\n" not in msg
+    listed = msg.split("choose one of: ")[1].removesuffix(" (see 'hwprune boards')")
+    assert listed.split(", ") == [b.name for b in list_boards()]
+    for name in ("pynq-z2", "zcu104", "arty-a7-35t", "icebreaker"):
         assert name in msg
+
+
+@pytest.mark.parametrize(
+    ("typed", "near"),
+    [
+        # case and punctuation only
+        ("pynqz2", ["pynq-z2", "pynq-z1"]),
+        ("PYNQ-Z2", ["pynq-z2", "pynq-z1"]),
+        ("de10 nano", ["de10-nano"]),
+        # a close spelling
+        ("pynq-z9", ["pynq-z2", "pynq-z1"]),
+        ("icebraker", ["icebreaker"]),
+        # part of a name, of a part or of a family
+        ("ulx3s", ["ulx3s-85f", "ulx3s-45f", "ulx3s-25f"]),
+        ("xc7z020", ["pynq-z1", "pynq-z2"]),
+        ("ecp5", ["orangecrab-25f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f"]),
+        ("10AX115", ["arria10-gx-devkit"]),
+    ],
+)
+def test_unknown_board_names_the_near_matches_first(typed, near):
+    with pytest.raises(HwpruneError) as info:
+        get_board(typed)
+    msg = str(info.value)
+    assert msg == (
+        f"unknown board {typed!r}; did you mean {', '.join(near)}? "
+        f"('hwprune boards' lists all {len(list_boards())})"
+    )
 
 
 _WHEEL_SCRIPT = """

@@ -48,10 +48,12 @@ def test_not_onnx(tmp_path):
 def test_unknown_board(tmp_path, small_qonnx):
     out = tmp_path / "out"
     r = hwprune("compile", small_qonnx, "-o", out, "--board", "pynq-z9")
-    assert_clean_error(r, "pynq-z9", "pynq-z2", "zcu104", "arty-a7-35t")
+    assert_clean_error(r, "'pynq-z9'; did you mean pynq-z2, pynq-z1?", "'hwprune boards'")
     assert not out.exists()
+    r = hwprune("estimate", small_qonnx, "--board", "ulx3s")
+    assert_clean_error(r, "did you mean ulx3s-85f, ulx3s-45f, ulx3s-25f?", "'hwprune boards'")
     r = hwprune("estimate", small_qonnx, "--board", "nope")
-    assert_clean_error(r, "nope", "pynq-z2")
+    assert_clean_error(r, "nope", "pynq-z2", "zcu104", "arty-a7-35t", "'hwprune boards'")
 
 
 def test_unsupported_op(tmp_path):
