@@ -313,6 +313,25 @@ def test_estimate_one_board_prints_the_per_layer_table(tmp_path, small_qonnx):
         assert str(est["totals"]["lut"]) in cells and str(est["totals"]["ff"]) in cells
 
 
+def test_estimate_says_what_overflows_a_board_and_by_how_much():
+    # tfc_2w2a needs more LUTs and flip-flops than the iCEBreaker's 5,280 logic cells.
+    model = Path(__file__).resolve().parent / "models" / "tfc_2w2a.onnx"
+    r = hwprune("estimate", model, "--board", "icebreaker", "--json")
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)["icebreaker"]
+    t = e["totals"]
+    assert not e["fits"] and e["overflow"] == {
+        "lut": {"used": t["lut"], "available": 5280, "over": t["lut"] - 5280},
+        "ff": {"used": t["ff"], "available": 5280, "over": t["ff"] - 5280},
+    }
+    r = hwprune("estimate", model, "--board", "icebreaker")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = lines.index("does not fit (resource used of available, +excess, share):")
+    assert lines[i + 1].startswith(f"  icebreaker  lut {t['lut']:,} of 5,280 (+{t['lut'] - 5280:,}")
+    assert f"; ff {t['ff']:,} of 5,280 (+{t['ff'] - 5280:,}, " in lines[i + 1]
+
+
 def test_a_failed_rtl_build_names_a_log_that_exists(tmp_path, small_qonnx):
     build = tmp_path / "b"
     assert hwprune("compile", small_qonnx, "-o", build).returncode == 0
