@@ -126,7 +126,7 @@ def cmd_estimate(a) -> int:
         print(layer_table(layer_rows(g, manifest, est)))
     if a.synth:
         print()
-        print(format_synth_table({n: e["synth"] for n, e in ests.items()}))
+        print(format_synth_table({n: e["synth"] for n, e in ests.items() if "synth" in e}))
     return 0
 
 

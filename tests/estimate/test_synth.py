@@ -159,6 +159,32 @@ def test_a_board_without_a_flow_is_refused_by_name():
         yosys_family(get_board("de10-nano"))
 
 
+def test_synth_of_all_boards_skips_the_families_without_a_flow(tmp_path, small_qonnx, monkeypatch):
+    from hwprune import api
+    from hwprune.estimate import synth
+
+    build = tmp_path / "b"
+    api.compile(small_qonnx, build)
+    runs = []
+
+    def fake_synth(rtl, board, out, progress=None):
+        runs.append(board.family)
+        return {"family": YOSYS_FAMILIES[board.family]}
+
+    monkeypatch.setattr(synth, "synth_yosys", fake_synth)
+    monkeypatch.setattr(synth, "synth_report", lambda est, run: run)
+    _, _, ests = api.estimate_design(build, "all", synth="yosys")
+    assert set(ests) == {b.name for b in list_boards()}
+    with_flow = {b.name for b in list_boards() if b.family in YOSYS_FAMILIES}
+    assert {n for n, e in ests.items() if "synth" in e} == with_flow
+    assert ests["pynq-z2"]["synth"] == {"family": "xc7"} and "synth" not in ests["de10-nano"]
+    # One run per yosys family (today xc7 for 7-series, xcup for the UltraScale+ families).
+    fams = [YOSYS_FAMILIES[f] for f in runs]
+    assert len(fams) == len(set(fams)) and {"xc7", "xcup"} <= set(fams)
+    with pytest.raises(HwpruneError, match="'de10-nano' is of family 'cyclone-v', which has no"):
+        api.estimate_design(build, "de10-nano", synth="yosys")
+
+
 def test_count_resources_hand_made():
     cells = {
         "LUT1": 1, "LUT2": 2, "LUT6": 3, "INV": 4, "MUXF7": 50,
