@@ -642,11 +642,15 @@ def estimate_design(
         raise HwpruneError(
             f"{target}: --synth needs a build directory with rtl/; run 'hwprune compile' first"
         )
-    from hwprune.estimate.synth import synth_report, synth_yosys, yosys_family
+    from hwprune.estimate.synth import YOSYS_FAMILIES, synth_report, synth_yosys, yosys_family
 
     runs: dict[str, dict] = {}  # the RTL does not depend on the board: one run per family
     with staged(target) as stage:
         for b in chosen:
+            # "all" synthesises the boards whose family has a yosys flow; a board named
+            # alone without one is refused by yosys_family, naming the families that have.
+            if board == "all" and b.family not in YOSYS_FAMILIES:
+                continue
             fam = yosys_family(b)
             if fam not in runs:
                 runs[fam] = synth_yosys(target / "rtl", b, stage / "synth" / fam, progress=progress)

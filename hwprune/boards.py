@@ -24,10 +24,26 @@ A board file holds (one resource vocabulary everywhere: lut, ff, dsp, bram18, ur
     [device]                      # whole-device totals, for reference only
     lut = 871680
     ...
+
+What the five resources count on each vendor's fabric (each board file says it again):
+
+- AMD (xc7, UltraScale+, Versal): lut = LUT6, ff = flip-flops, dsp = DSP48E1/E2 or DSP58
+  slices, bram18 = 18 Kb block RAM halves, uram = 288 Kb UltraRAM blocks.
+- Lattice iCE40: lut = ff = logic cells (a LUT4, a flip-flop and a carry each), dsp = SB_MAC16
+  blocks, bram18 = the 4 Kb EBR blocks' bits in whole 18 Kb equivalents (rounded down),
+  uram = 0 (the UltraPlus SPRAM is named in the description; hwprune's designs use no block
+  RAM).
+- Lattice ECP5: lut = LUT4, ff = flip-flops, dsp = MULT18X18D, bram18 = DP16KD (18 Kb).
+- Intel (Cyclone V, Arria 10, Agilex 7): lut = ALMs (Quartus' "Logic utilization (in ALMs)"
+  denominator; an ALM holds one 6-input LUT or two adder bits, so a LUT-count estimate
+  against ALMs errs on the safe side), ff = ALM registers, dsp = variable-precision DSP blocks,
+  bram18 = the M10K/M20K blocks' bits in whole 18 Kb (18,432-bit) equivalents (rounded
+  down), uram = 0.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -69,6 +85,49 @@ FAMILIES: dict[str, Family] = {
         "amd",
         re.compile(r"xc(vu\d+p|u\d+c?)-[a-z]{4}\d{4}-\d(l|lv)?-[ceiq]", re.I),
         "xcvu9p-flga2104-2L-e",
+    ),
+    # Versal, as Vivado names the ordering code (XCVC1902-2MSEVSVA2197 on the VCK190):
+    # xcv<c|e|m|p|h><size>-<package><pins>-<speed grade><voltage/power>-<temperature>[-S|-ES1]
+    # (DS950 / DS955 "Ordering Information").
+    "versal": Family(
+        "amd",
+        re.compile(r"xcv[cemph]\d{4}-[a-z]{4}\d{3,4}-\d[a-z]{1,2}-[ceiq](-s|-es\d)?", re.I),
+        "xcvc1902-vsva2197-2MP-e-S",
+    ),
+    # iCE40<LP|HX|UL|UP><size>K-<package code><pins>[I][TR] (iCE40 LP/HX and UltraPlus data
+    # sheets, "Ordering Information").
+    "ice40": Family(
+        "lattice",
+        re.compile(r"ice40(lp|hx|ul|up)\d+k?-[a-z]{2,3}\d{2,3}[a-z]*", re.I),
+        "iCE40UP5K-SG48",
+    ),
+    # LFE5U|LFE5UM|LFE5UM5G-<12|25|45|85>F-<speed grade><package><pins><C|I> (ECP5 family
+    # data sheet FPGA-DS-02012, "Ordering Information").
+    "ecp5": Family(
+        "lattice",
+        re.compile(r"lfe5(u|um|um5g)-(12|25|45|85)f-[678][a-z]{2}\d{3}[ci]", re.I),
+        "LFE5U-85F-6BG381C",
+    ),
+    # 5C<E|GX|GT|SE|SX|ST><transceivers/variant><member>[transceiver speed]<package type><pins>
+    # <temp><speed>[N|ES|SC] (Cyclone V device overview, "Sample Ordering Code").
+    "cyclone-v": Family(
+        "intel",
+        re.compile(r"5c(e|gx|gt|se|sx|st)[a-z0-9]{3,6}[fmu]\d{2,3}[aci]\d[a-z]*", re.I),
+        "5CSEBA6U23I7",
+    ),
+    # 10A<X|T|S><member><transceiver count><transceiver speed><package type><pins><temp>
+    # <fabric speed><power option>[G] (Arria 10 device overview, "Sample Ordering Code").
+    "arria-10": Family(
+        "intel",
+        re.compile(r"10a[xts]\d{3}[a-z]\d[fu]\d{2}[eim]\d[a-z0-9]*", re.I),
+        "10AX115S2F45I1SG",
+    ),
+    # AG<F|I|M><transceiver><density>R<package><variant><fabric speed><temp><power>[V][Rn]
+    # (Agilex 7 device overview, "Sample Ordering Code").
+    "agilex-7": Family(
+        "intel",
+        re.compile(r"ag[fim][a-z]\d{3}r\d{2}[a-z]\d[eiac]\d[a-z0-9]*", re.I),
+        "AGFB014R24B2E2V",
     ),
 }
 
@@ -252,11 +311,47 @@ def list_boards() -> list[Board]:
     return sorted((load_board(p) for p in data_dir("boards").glob("*.toml")), key=lambda b: b.name)
 
 
+def _squash(text: str) -> str:
+    """Lower case, letters and digits only: 'PYNQ-Z2', 'pynq_z2' and 'pynqz2' all agree."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def near_boards(name: str, boards: list[Board]) -> list[str]:
+    """The names of the boards ``name`` probably meant, best first.
+
+    First the names equal to ``name`` but for case and punctuation ('pynqz2'), then close
+    spellings of the name (difflib, 'pynq-z9' -> pynq-z2), then boards whose name, part,
+    family or description contains it ('ulx3s', 'xc7z020', 'ecp5', 'de10 nano'). Queries of
+    fewer than 3 letters and digits match no part or description: 'z' is in too many.
+    """
+    names = [b.name for b in boards]
+    q = _squash(name)
+    out = [b.name for b in boards if q and _squash(b.name) == q]
+    out += difflib.get_close_matches(name.lower(), names, n=4, cutoff=0.6)
+    if len(q) >= 3:
+        out += [
+            b.name
+            for b in boards
+            if any(q in _squash(t) for t in (b.name, b.part, b.family, b.description))
+        ]
+    return list(dict.fromkeys(out))
+
+
 def get_board(name: str) -> Board:
-    """The catalogue board called ``name``; HwpruneError listing the valid names otherwise."""
+    """The catalogue board called ``name``; otherwise a one-line HwpruneError naming the
+    near matches (``near_boards``) or, when there are none, every board."""
     boards = list_boards()
     for b in boards:
         if b.name == name:
             return b
+    near = near_boards(name, boards)
+    if near:
+        raise HwpruneError(
+            f"unknown board {name!r}; did you mean {', '.join(near)}? "
+            f"('hwprune boards' lists all {len(boards)})"
+        )
     choices = ", ".join(b.name for b in boards)
-    raise HwpruneError(f"unknown board {name!r}; choose one of: {choices} (see 'hwprune boards')")
+    raise HwpruneError(
+        f"unknown board {name!r}: no board name, part or description is near it; choose one "
+        f"of: {choices} (see 'hwprune boards')"
+    )

@@ -126,19 +126,24 @@ def cmd_estimate(a) -> int:
         print(layer_table(layer_rows(g, manifest, est)))
     if a.synth:
         print()
-        print(format_synth_table({n: e["synth"] for n, e in ests.items()}))
+        print(format_synth_table({n: e["synth"] for n, e in ests.items() if "synth" in e}))
     return 0
 
 
 def cmd_boards(a) -> int:
     from hwprune import api
 
+    boards = api.boards()
+    # Name and part columns as wide as their longest entry (Versal part names run to 25).
+    wn = max(len("name"), *(len(b.name) for b in boards))
+    wp = max(len("part"), *(len(b.part) for b in boards))
     print(
-        f"{'name':<16} {'part':<24} {'lut':>9} {'ff':>10} {'dsp':>6} {'bram18':>7} {'clock_mhz':>9}"
+        f"{'name':<{wn}} {'part':<{wp}} {'lut':>9} {'ff':>10} {'dsp':>6} {'bram18':>7} "
+        f"{'clock_mhz':>9}"
     )
-    for b in api.boards():
+    for b in boards:
         print(
-            f"{b.name:<16} {b.part:<24} {b.lut:>9} {b.ff:>10} {b.dsp:>6} {b.bram18:>7} "
+            f"{b.name:<{wn}} {b.part:<{wp}} {b.lut:>9} {b.ff:>10} {b.dsp:>6} {b.bram18:>7} "
             f"{b.clock_mhz:>9g}"
         )
     return 0

@@ -27,6 +27,32 @@ REFERENCE = {
     "arty-a7-100t": ("xc7a100ticsg324-1L", 63400, 126800, 240, 270, 0),
     "basys3": ("xc7a35tcpg236-1", 20800, 41600, 90, 100, 0),
     "nexys-a7-100t": ("xc7a100tcsg324-1", 63400, 126800, 240, 270, 0),
+    "zcu106": ("xczu7ev-ffvc1156-2-e", 230400, 460800, 1728, 624, 96),
+    "cmod-a7-35t": ("xc7a35tcpg236-1", 20800, 41600, 90, 100, 0),
+    # Lattice (nextpnr reports): iCE40 logic cells are LUT4 + FF; 30 EBR x 4,096 bits =
+    # 122,880 bits = 6.67 18 Kb (18,432-bit) blocks -> 6. ECP5: one FF per LUT4.
+    "icebreaker": ("iCE40UP5K-SG48", 5280, 5280, 8, 6, 0),
+    "ulx3s-85f": ("LFE5U-85F-6BG381C", 83640, 83640, 156, 208, 0),
+    "ulx3s-45f": ("LFE5U-45F-6BG381C", 43848, 43848, 72, 108, 0),
+    "ulx3s-25f": ("LFE5U-25F-6BG381C", 24288, 24288, 28, 56, 0),
+    "orangecrab-25f": ("LFE5U-25F-8MG285C", 24288, 24288, 28, 56, 0),
+    # Intel: lut = ALMs, ff = 4 registers per ALM, 2,713 M20K x 20,480 bits / 18,432 =
+    # 3,014.4 -> 3,014.
+    "arria10-gx-devkit": ("10AX115S2F45I1SG", 427200, 1708800, 1518, 3014, 0),
+}
+
+# The family each of the catalogue's non-AMD boards must carry: the open-flow estimators are
+# keyed on exactly "ice40" and "ecp5".
+FAMILY = {
+    "icebreaker": "ice40",
+    "ulx3s-85f": "ecp5",
+    "ulx3s-45f": "ecp5",
+    "ulx3s-25f": "ecp5",
+    "orangecrab-25f": "ecp5",
+    "de10-nano": "cyclone-v",
+    "arria10-gx-devkit": "arria-10",
+    "agilex7-f-devkit": "agilex-7",
+    "vck190": "versal",
 }
 
 GOOD = """\
@@ -66,11 +92,23 @@ def test_every_board_loads_and_is_listed_by_name():
     boards = list_boards()
     names = [b.name for b in boards]
     assert names == sorted(p.stem for p in (ROOT / "boards").glob("*.toml"))
-    assert len(names) == len(set(names))
+    assert len(names) == len(set(names)) >= 20
     for b in boards:
         assert FAMILIES[b.family].part.fullmatch(b.part), b.name
+        assert FAMILIES[b.family].vendor == b.vendor, b.name
         assert b.lut > 0 and b.ff > 0 and b.dsp > 0 and b.bram18 > 0 and b.clock_mhz > 0
         assert set(b.available) == set(RESOURCES)
+    by_name = {b.name: b for b in boards}
+    for name, family in FAMILY.items():
+        assert by_name[name].family == family, name
+    assert {b.vendor for b in boards} == {"amd", "lattice", "intel"}
+
+
+def test_every_family_example_is_a_part_of_that_family_only():
+    for name, fam in FAMILIES.items():
+        assert fam.part.fullmatch(fam.example), name
+        others = [k for k, f in FAMILIES.items() if k != name and f.part.fullmatch(fam.example)]
+        assert others == [], (name, others)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
@@ -150,14 +188,43 @@ def test_invalid_toml_is_one_line(tmp_path):
     assert "\n" not in str(info.value)
 
 
-def test_unknown_board_lists_the_valid_ones():
+def test_unknown_board_lists_the_valid_ones_when_none_is_near():
     with pytest.raises(HwpruneError) as info:
-        get_board("pynq-z3")
+        get_board("nosuch")
     msg = str(info.value)
-    assert msg.startswith("unknown board 'pynq-z3'; choose one of: ")
-    assert msg.endswith("(see 'hwprune boards')")
-    for name in ("pynq-z2", "zcu104", "arty-a7-35t"):
+    assert msg.startswith("unknown board 'nosuch': no board name, part or description is near")
+    assert msg.endswith("(see 'hwprune boards')") and "\n" not in msg
+    listed = msg.split("choose one of: ")[1].removesuffix(" (see 'hwprune boards')")
+    assert listed.split(", ") == [b.name for b in list_boards()]
+    for name in ("pynq-z2", "zcu104", "arty-a7-35t", "icebreaker"):
         assert name in msg
+
+
+@pytest.mark.parametrize(
+    ("typed", "near"),
+    [
+        # case and punctuation only
+        ("pynqz2", ["pynq-z2", "pynq-z1"]),
+        ("PYNQ-Z2", ["pynq-z2", "pynq-z1"]),
+        ("de10 nano", ["de10-nano"]),
+        # a close spelling
+        ("pynq-z9", ["pynq-z2", "pynq-z1"]),
+        ("icebraker", ["icebreaker"]),
+        # part of a name, of a part or of a family
+        ("ulx3s", ["ulx3s-85f", "ulx3s-45f", "ulx3s-25f"]),
+        ("xc7z020", ["pynq-z1", "pynq-z2"]),
+        ("ecp5", ["orangecrab-25f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f"]),
+        ("10AX115", ["arria10-gx-devkit"]),
+    ],
+)
+def test_unknown_board_names_the_near_matches_first(typed, near):
+    with pytest.raises(HwpruneError) as info:
+        get_board(typed)
+    msg = str(info.value)
+    assert msg == (
+        f"unknown board {typed!r}; did you mean {', '.join(near)}? "
+        f"('hwprune boards' lists all {len(list_boards())})"
+    )
 
 
 _WHEEL_SCRIPT = """
@@ -167,7 +234,8 @@ import hwprune, hwprune.boards, hwprune.resources
 print(json.dumps({
     "pkg": hwprune.__file__,
     "data": str(hwprune.resources.data_dir("boards")),
-    "boards": [b.name for b in hwprune.boards.list_boards()],
+    "boards": {b.name: [b.family, b.part, *b.available.values()]
+               for b in hwprune.boards.list_boards()},
 }))
 """
 
@@ -206,4 +274,11 @@ def test_every_board_loads_from_an_installed_wheel(tmp_path):
     got = json.loads(out.stdout)
     assert Path(got["pkg"]).is_relative_to(site)
     assert Path(got["data"]) == site / "hwprune" / "_data" / "boards"
-    assert got["boards"] == [b.name for b in list_boards()]
+    # Every board file of the checkout ships, loads and validates from the wheel, same figures.
+    assert got["boards"] == {
+        b.name: [b.family, b.part, *b.available.values()] for b in list_boards()
+    }
+    assert len(got["boards"]) >= 20
+    assert {"ice40", "ecp5", "cyclone-v", "arria-10", "versal"} <= {
+        family for family, *_ in got["boards"].values()
+    }

@@ -48,10 +48,12 @@ def test_not_onnx(tmp_path):
 def test_unknown_board(tmp_path, small_qonnx):
     out = tmp_path / "out"
     r = hwprune("compile", small_qonnx, "-o", out, "--board", "pynq-z9")
-    assert_clean_error(r, "pynq-z9", "pynq-z2", "zcu104", "arty-a7-35t")
+    assert_clean_error(r, "'pynq-z9'; did you mean pynq-z2, pynq-z1?", "'hwprune boards'")
     assert not out.exists()
+    r = hwprune("estimate", small_qonnx, "--board", "ulx3s")
+    assert_clean_error(r, "did you mean ulx3s-85f, ulx3s-45f, ulx3s-25f?", "'hwprune boards'")
     r = hwprune("estimate", small_qonnx, "--board", "nope")
-    assert_clean_error(r, "nope", "pynq-z2")
+    assert_clean_error(r, "nope", "pynq-z2", "zcu104", "arty-a7-35t", "'hwprune boards'")
 
 
 def test_unsupported_op(tmp_path):
@@ -309,6 +311,25 @@ def test_estimate_one_board_prints_the_per_layer_table(tmp_path, small_qonnx):
         total = next(ln for ln in r.stdout.splitlines() if ln.startswith("| total"))
         cells = [c.strip().replace(",", "") for c in total.strip("|").split("|")]
         assert str(est["totals"]["lut"]) in cells and str(est["totals"]["ff"]) in cells
+
+
+def test_estimate_says_what_overflows_a_board_and_by_how_much():
+    # tfc_2w2a needs more LUTs and flip-flops than the iCEBreaker's 5,280 logic cells.
+    model = Path(__file__).resolve().parent / "models" / "tfc_2w2a.onnx"
+    r = hwprune("estimate", model, "--board", "icebreaker", "--json")
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)["icebreaker"]
+    t = e["totals"]
+    assert not e["fits"] and e["overflow"] == {
+        "lut": {"used": t["lut"], "available": 5280, "over": t["lut"] - 5280},
+        "ff": {"used": t["ff"], "available": 5280, "over": t["ff"] - 5280},
+    }
+    r = hwprune("estimate", model, "--board", "icebreaker")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = lines.index("does not fit (resource used of available, +excess, share):")
+    assert lines[i + 1].startswith(f"  icebreaker  lut {t['lut']:,} of 5,280 (+{t['lut'] - 5280:,}")
+    assert f"; ff {t['ff']:,} of 5,280 (+{t['ff'] - 5280:,}, " in lines[i + 1]
 
 
 def test_a_failed_rtl_build_names_a_log_that_exists(tmp_path, small_qonnx):

@@ -58,6 +58,26 @@ def _pct(used: int, avail: int) -> float | None:
     return round(100.0 * used / avail, 2)
 
 
+def overflow(totals: dict[str, int], available: dict[str, int]) -> dict[str, dict[str, int]]:
+    """The resources a design needs more of than a board has, in RESOURCES order: for each,
+    {"used", "available", "over"} with over = used - available. Empty when it fits."""
+    return {
+        r: {"used": totals[r], "available": available[r], "over": totals[r] - available[r]}
+        for r in RESOURCES
+        if totals[r] > available[r]
+    }
+
+
+def overflow_text(over: dict[str, dict[str, int]]) -> str:
+    """``overflow`` as one line: "lut 63,210 of 53,200 (+10,010, 119 %); dsp ..."."""
+    parts = []
+    for r, o in over.items():
+        # A resource the board lacks entirely (uram on 7-series) has no finite share.
+        share = f", {100 * o['used'] / o['available']:,.0f} %" if o["available"] else ""
+        parts.append(f"{r} {o['used']:,} of {o['available']:,} (+{o['over']:,}{share})")
+    return "; ".join(parts)
+
+
 def _summarise(design: tuple[list[LayerCost], tuple[int, int]], board: Board) -> dict:
     costs, (latency, ii) = design
     totals = {
@@ -71,6 +91,7 @@ def _summarise(design: tuple[list[LayerCost], tuple[int, int]], board: Board) ->
         "ii": ii,
     }
     avail = board.available
+    over = overflow(totals, avail)
     return {
         "board": board.name,
         "part": board.part,
@@ -79,7 +100,8 @@ def _summarise(design: tuple[list[LayerCost], tuple[int, int]], board: Board) ->
         "totals": totals,
         "available": avail,
         "utilization_pct": {r: _pct(totals[r], avail[r]) for r in RESOURCES},
-        "fits": all(totals[r] <= avail[r] for r in RESOURCES),
+        "fits": not over,
+        "overflow": over,
         "layers": [c.as_dict() for c in costs],
     }
 
@@ -89,9 +111,11 @@ def estimate(g: Graph, board: Board) -> dict:
 
     Returns plain JSON-able data: board, part, clock_mhz, usable_after_shell, totals,
     available, utilization_pct (None where the board has none of a resource that is used),
-    fits (every resource used <= available) and per-layer figures (name, kind, lut, ff, dsp,
-    bram18, latency_cycles, ii, product_terms). The model is described in
-    ``hwprune.estimate.costs``; it does not depend on the board except for the fit verdict.
+    fits (every resource used <= available), overflow (``overflow``: each resource used beyond
+    what is available, with used, available and over; empty when it fits) and per-layer
+    figures (name, kind, lut, ff, dsp, bram18, latency_cycles, ii, product_terms). The model
+    is described in ``hwprune.estimate.costs``; it does not depend on the board except for
+    the fit verdict.
     """
     return _summarise(design_costs(g), board)
 
@@ -125,7 +149,8 @@ def format_table(estimates: dict[str, dict]) -> str:
 
     Columns: board, LUT / FF / DSP / BRAM18 as used/available and percent, latency in cycles
     and in ns at the board's clock, II, and the fit verdict (yes / NO). Boards whose
-    figures are what a platform shell leaves are marked with '*'.
+    figures are what a platform shell leaves are marked with '*'. Under the table, each board
+    the design does not fit, with what overflows and by how much (``overflow_text``).
     """
     header = ("board", "LUT", "FF", "DSP", "BRAM18", "cycles", "ns", "II", "fits")
     rows = []
@@ -148,4 +173,11 @@ def format_table(estimates: dict[str, dict]) -> str:
     lines = align_table(header, rows)
     if any(e.get("usable_after_shell") for e in estimates.values()):
         lines.append("* available = what the platform shell leaves, not the whole device")
+    # From totals and available, so an estimate.json written before "overflow" reads the same.
+    over = {n: overflow(e["totals"], e["available"]) for n, e in estimates.items()}
+    over = {n: o for n, o in over.items() if o}
+    if over:
+        lines += ["", "does not fit (resource used of available, +excess, share):"]
+        width = max(len(n) for n in over)
+        lines += [f"  {n:<{width}}  {overflow_text(o)}" for n, o in over.items()]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from hwprune.estimate.costs import (
     csd_digits,
     requant_luts,
 )
+from hwprune.estimate.report import overflow, overflow_text
 from hwprune.ir.graph import (
     OP_KINDS,
     Dense,
@@ -36,6 +38,8 @@ from hwprune.ir.graph import (
     verify,
 )
 from tests.graphs import random_mlp
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def test_every_op_kind_has_a_cost_function():
@@ -243,9 +247,78 @@ def test_fits_is_every_resource_at_most_available():
     board = get_board("pynq-z2")
     t = estimate(g, board)["totals"]
     exact = replace(board, lut=t["lut"], ff=t["ff"])
-    assert estimate(g, exact)["fits"]
-    assert not estimate(g, replace(exact, lut=t["lut"] - 1))["fits"]
+    assert estimate(g, exact)["fits"] and estimate(g, exact)["overflow"] == {}
+    short = estimate(g, replace(exact, lut=t["lut"] - 1))
+    assert not short["fits"]
+    assert short["overflow"] == {"lut": {"used": t["lut"], "available": t["lut"] - 1, "over": 1}}
     assert not estimate(g, replace(exact, ff=t["ff"] - 1))["fits"]
+
+
+def test_overflow_hand_worked():
+    # The PYNQ-Z2's 53,200 LUT and 220 DSP (boards-reference.md) against a design of
+    # 63,210 LUT and 230 DSP: 10,010 and 10 too many, 63,210 / 53,200 = 118.8 % and
+    # 230 / 220 = 104.5 %.
+    used = {"lut": 63210, "ff": 1000, "dsp": 230, "bram18": 0, "uram": 0}
+    over = overflow(used, get_board("pynq-z2").available)
+    assert over == {
+        "lut": {"used": 63210, "available": 53200, "over": 10010},
+        "dsp": {"used": 230, "available": 220, "over": 10},
+    }
+    assert (
+        overflow_text(over) == "lut 63,210 of 53,200 (+10,010, 119 %); dsp 230 of 220 (+10, 105 %)"
+    )
+    # A resource the board has none of: no finite share.
+    none = overflow({**used, "lut": 0, "dsp": 0, "uram": 4}, get_board("pynq-z2").available)
+    assert overflow_text(none) == "uram 4 of 0 (+4)"
+    assert overflow(used, get_board("zcu104").available) == {}
+
+
+def test_a_design_that_does_not_fit_says_what_overflows_and_by_how_much():
+    # tfc_2w2a (the FINN test network) needs more LUTs than an Artix-7 35T (20,800) and more
+    # LUTs and flip-flops than an iCE40 UP5K (5,280 logic cells), and fits a ZCU104.
+    from hwprune.frontend.qonnx import import_qonnx
+    from hwprune.ir.passes import optimize
+
+    g = optimize(import_qonnx(MODELS / "tfc_2w2a.onnx"))
+    names = ("arty-a7-35t", "icebreaker", "zcu104")
+    est = estimate_boards(g, [get_board(n) for n in names])
+    t = est["zcu104"]["totals"]
+    assert 20800 < t["lut"] and 5280 < t["ff"] < 41600
+    arty, ice, zcu = (est[n] for n in names)
+    assert arty["overflow"] == {
+        "lut": {"used": t["lut"], "available": 20800, "over": t["lut"] - 20800}
+    }
+    assert ice["overflow"] == {
+        "lut": {"used": t["lut"], "available": 5280, "over": t["lut"] - 5280},
+        "ff": {"used": t["ff"], "available": 5280, "over": t["ff"] - 5280},
+    }
+    assert zcu["overflow"] == {} and zcu["fits"]
+    # Every key estimate.json had before "overflow" is still there.
+    assert set(arty) == {
+        "board",
+        "part",
+        "clock_mhz",
+        "usable_after_shell",
+        "totals",
+        "available",
+        "utilization_pct",
+        "fits",
+        "overflow",
+        "layers",
+    }
+    lines = format_table(est).splitlines()
+    verdict = lines[lines.index("does not fit (resource used of available, +excess, share):") :]
+    pct = round(100 * t["lut"] / 20800)
+    assert (
+        verdict[1] == f"  arty-a7-35t  lut {t['lut']:,} of 20,800 (+{t['lut'] - 20800:,}, {pct} %)"
+    )
+    assert verdict[2].startswith(
+        f"  icebreaker   lut {t['lut']:,} of 5,280 (+{t['lut'] - 5280:,}, "
+    )
+    assert verdict[2].endswith(
+        f"; ff {t['ff']:,} of 5,280 (+{t['ff'] - 5280:,}, {round(100 * t['ff'] / 5280)} %)"
+    )
+    assert len(verdict) == 3
 
 
 def test_estimate_is_plain_json_with_the_documented_keys():
