@@ -11,14 +11,13 @@ from dataclasses import replace
 import pytest
 
 from hwprune import api
-from hwprune.codegen import rtl_files
 from hwprune.codegen.cocotb_tb import write_vectors
-from hwprune.codegen.verilog import count_product_terms
 from hwprune.estimate.report import design_costs
 from hwprune.hw.schedule import latency_cycles
 from hwprune.ir import golden
 from hwprune.ir.passes import optimize
 from hwprune.sim.rtl import run_rtl
+from tests.codegen.test_stream_rtl import emitted
 from tests.hw.test_stream import pruned_filter_graph
 
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
@@ -33,14 +32,8 @@ def test_shared_layers_bit_exact_with_the_stated_latency(tmp_path, reuse):
     g = replace(g, meta={**g.meta, "reuse_factor": reuse})
     g = replace(g, meta={k: v for k, v in g.meta.items() if k != "stream_stages"})
     one = replace(g, meta={**g.meta, "reuse_factor": 1})
-    files = rtl_files(g, "hwprune_top")
     rtl = tmp_path / "rtl"
-    for fname, text in files.items():
-        (rtl / fname).parent.mkdir(parents=True, exist_ok=True)
-        (rtl / fname).write_text(text)
-    terms: dict[str, int] = {}
-    for text in files.values():
-        terms.update(count_product_terms(text))
+    _, terms = emitted(g, rtl)
     assert terms == {op.name: op.n_terms for op in g.dense_ops()}
     n_dense = len(g.dense_ops())
     # Per Dense R cycles where it took one; the input register one more.

@@ -144,6 +144,20 @@ def test_every_kernel_lowers_the_stream_kernels(models, tmp_path, kernel):
     assert [lv.passed for lv in rep.levels] == [True, True]
 
 
+def emitted(g, rtl) -> tuple[dict[str, str], dict[str, int]]:
+    """Write the design's Verilog and testbench into ``rtl``; (the files, the product terms
+    the Verilog holds per Dense)."""
+    from hwprune.builddir import write_files
+    from hwprune.codegen.verilog import count_product_terms
+
+    files = rtl_files(g, "hwprune_top")
+    write_files(rtl, files)
+    terms: dict[str, int] = {}
+    for text in files.values():
+        terms.update(count_product_terms(text))
+    return files, terms
+
+
 @pytest.mark.parametrize("reuse", [2, 3])
 def test_reuse_factor_shares_the_kernel_over_r_cycles(tmp_path, reuse):
     # At reuse factor R each stage takes a grid position per R cycles and its Dense is one
@@ -152,7 +166,6 @@ def test_reuse_factor_shares_the_kernel_over_r_cycles(tmp_path, reuse):
     # kernel weight once.
     from dataclasses import replace
 
-    from hwprune.codegen.verilog import count_product_terms
     from hwprune.hw.reuse import share, shared_dense
 
     g = optimize(pruned_filter_graph())
@@ -161,14 +174,7 @@ def test_reuse_factor_shares_the_kernel_over_r_cycles(tmp_path, reuse):
     one = stream.plan(optimize(pruned_filter_graph()))
     assert plan.interval > one.interval * (reuse - 0.5)
     rtl = tmp_path / "rtl"
-    rtl.mkdir()
-    files = rtl_files(g, "hwprune_top")
-    for fname, text in files.items():
-        (rtl / fname).parent.mkdir(parents=True, exist_ok=True)
-        (rtl / fname).write_text(text)
-    terms: dict[str, int] = {}
-    for text in files.values():
-        terms.update(count_product_terms(text))
+    files, terms = emitted(g, rtl)
     for st in plan.stages:
         d = shared_dense(st.kernel, reuse)
         assert d is not None
