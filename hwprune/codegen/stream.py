@@ -11,8 +11,10 @@ all channels of a pixel in one word) and gives one output vector per image (``ou
   (kh - 1) * dilation rows of the padded width plus a row's taps; when the newest pixel
   completes a window of an output position, the window goes to the stage's kernel, the
   layer's own modules (``codegen.verilog``) with a clock enable, all filters at once;
-* back-pressure is one enable per stage: a stage advances only when the next one can take
-  its output (``en = next.in_ready``), so a stage that pads stalls the ones before it;
+* back-pressure is one enable per stage: a stage holds (every register of it) only while
+  its output is valid and the next stage cannot take it (``en = !out_valid ||
+  next.in_ready``); a stage that pads, or waits out its reuse factor, stalls the one before
+  it only once that one has a pixel for it;
 * a collector stores the last stage's pixels into the head's input vector and starts the
   head when the image's last pixel is in.
 
@@ -309,7 +311,7 @@ def emit_stream_verilog(g: Graph, plan: Plan, top: str = "hwprune_top") -> dict[
             "    );",
         ]
         if i > 0:
-            body.append(f"    assign s{i - 1}_en = s{i}_ready;")
+            body.append(f"    assign s{i - 1}_en = !s{i - 1}_valid || s{i}_ready;")
         src, src_bits, src_signed = f"s{i}_data", ob, osg
     last = len(stages) - 1
     body += [

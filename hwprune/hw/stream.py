@@ -488,9 +488,10 @@ def timing(
         if t > 10_000_000:
             raise AssertionError("the stream model does not finish")
         pads = [g[2](*p) for g, p in zip(grids, pos)]
-        en = [True] * n
+        en = [True] * n  # a stage holds while its pixel out waits for the next stage
         for k in range(n - 2, -1, -1):
-            en[k] = en[k + 1] and not pads[k + 1] and busy[k + 1] == 0
+            ready = en[k + 1] and not pads[k + 1] and busy[k + 1] == 0
+            en[k] = not vp[k][-1] or ready
         valid_in = [sent < images * npix] + [vp[k][-1] for k in range(n - 1)]
         adv = [en[k] and busy[k] == 0 and (pads[k] or valid_in[k]) for k in range(n)]
         if adv[0] and not pads[0]:
