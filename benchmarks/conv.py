@@ -139,6 +139,11 @@ def table(res: dict) -> str:
         "DSP within the pynq-z2's XC7Z020 (53,200 LUT, 106,400 FF, 280 BRAM18, 220 DSP).",
         "Images/s at 100 MHz; simulation is Icarus 11 through the generated harness (2 cores,",
         "shared with other work while measured: the rates are lower bounds).",
+        "`stream, R = n`: `--reuse-factor n` (hwprune/hw/reuse.py): every Dense, the stream",
+        "kernels' and the head's, uses each multiplier n times, a stage takes a grid position",
+        "per n cycles; yosys maps the multipliers of 9 bits or more to DSP48E1 slices. A row",
+        "'not compiled' is a reuse factor hls4ml refuses for a head layer (the HLS project",
+        "takes the same R; the error names the ones that fit).",
         "",
     ]
     for name, r in res.items():
@@ -153,11 +158,16 @@ def table(res: dict) -> str:
             "latency | images/s | sim images/s |",
             "|:--|--:|--:|--:|--:|--:|--:|:--|--:|--:|--:|--:|--:|",
         ]
+        notes: list[str] = []
         for key in (k for k in ROWS if k in r):
             x = r[key]
             if "error" in x:  # not compiled (hls4ml refuses the reuse factor for the head)
-                lines.append(f"| {ROWS[key]} | " + " | ".join(["-"] * 12) + " |")
-                lines.append(f"|  | not compiled: {x['error']} |" + " |" * 11)
+                lines.append(
+                    f"| {ROWS[key]} | "
+                    + " | ".join(["-"] * 6 + ["not compiled (below)"] + ["-"] * 5)
+                    + " |"
+                )
+                notes.append(f"{ROWS[key]}: not compiled: {x['error']}.")
                 continue
             y = x["yosys"]
             if "error" in y:
@@ -172,6 +182,8 @@ def table(res: dict) -> str:
                 + f" | {x['est_lut']:,} | {x.get('est_dsp', 0)} | {x['latency_cycles']:,} | "
                 f"{x['images_per_s']:,} | {x['sim_images_per_s'] or '-'} |"
             )
+        for note in notes:
+            lines += ["", note]
         u, s = r["unroll"]["yosys"], r["stream"]["yosys"]
         if "error" not in u and "error" not in s:
             ratio = (s["lut"] + s["srl"]) / (u["lut"] + u["srl"])
