@@ -11,10 +11,13 @@ OUT    ?= build/demo
 deps: system $(STAMP)
 
 # dataset-fashion-mnist: the second offline data set (IDX files in /usr/share/datasets).
-APT_PKGS := iverilog yosys dataset-fashion-mnist
+# nextpnr-ice40: place and route of iCE40 boards (estimate --synth yosys); its chip database
+# is built in. ECP5's nextpnr is not packaged by Debian: it comes from PyPI (pyproject, synth).
+APT_PKGS := iverilog yosys nextpnr-ice40 dataset-fashion-mnist
 
 system:
 	@command -v iverilog >/dev/null && command -v yosys >/dev/null && \
+	  command -v nextpnr-ice40 >/dev/null && \
 	  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || \
 	  ( $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) )
@@ -22,7 +25,7 @@ system:
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,synth]'
 	touch $(STAMP)
 
 demo: deps

@@ -592,7 +592,9 @@ def estimate(
 
     With ``synth="yosys"`` the build directory's rtl/ is also synthesized (once per yosys
     device family) and each board's entry gains a "synth" report: measured figures next to
-    the estimate, with est/measured ratios. Logs go to DIR/synth/<family>/yosys.log.
+    the estimate, with est/measured ratios, and for iCE40 and ECP5 boards nextpnr's Fmax and
+    fit ("pnr"); the entries are also written into DIR/estimate.json. Logs go to
+    DIR/synth/<family>/yosys.log (nextpnr's beside it, in nextpnr-<part>-<clock>mhz/).
     """
     return estimate_design(target, board, synth, progress, input_type)[2]
 
@@ -642,19 +644,46 @@ def estimate_design(
         raise HwpruneError(
             f"{target}: --synth needs a build directory with rtl/; run 'hwprune compile' first"
         )
-    from hwprune.estimate.synth import YOSYS_FAMILIES, synth_report, synth_yosys, yosys_family
+    from hwprune.estimate.synth import (
+        FLOWS,
+        place_and_route,
+        synth_command,
+        synth_report,
+        synth_yosys,
+        yosys_family,
+    )
 
-    runs: dict[str, dict] = {}  # the RTL does not depend on the board: one run per family
+    # The RTL does not depend on the board: one yosys run per synthesis command (family, and
+    # -dsp on iCE40 UltraPlus parts), one nextpnr run per part and clock.
+    runs: dict[str, tuple[Path, dict]] = {}
+    pnrs: dict[tuple[str, float], dict] = {}
     with staged(target) as stage:
         for b in chosen:
             # "all" synthesises the boards whose family has a yosys flow; a board named
             # alone without one is refused by yosys_family, naming the families that have.
-            if board == "all" and b.family not in YOSYS_FAMILIES:
+            if board == "all" and b.family not in FLOWS:
                 continue
-            fam = yosys_family(b)
-            if fam not in runs:
-                runs[fam] = synth_yosys(target / "rtl", b, stage / "synth" / fam, progress=progress)
-            ests[b.name]["synth"] = synth_report(ests[b.name], runs[fam])
+            cmd = synth_command(b)
+            if cmd not in runs:
+                fam = yosys_family(b)
+                used = {d.name for d, _ in runs.values()}
+                name = fam if fam not in used else f"{fam}-{len(runs)}"
+                work = stage / "synth" / name
+                runs[cmd] = (work, synth_yosys(target / "rtl", b, work, progress=progress))
+                if "pnr" in runs[cmd][1]:
+                    pnrs[(b.part, b.clock_mhz)] = runs[cmd][1]["pnr"]
+            work, syn = runs[cmd]
+            if "pnr" in syn:
+                key = (b.part, b.clock_mhz)
+                if key not in pnrs:
+                    pnrs[key] = place_and_route(work, b, syn, progress=progress)
+                syn = {**syn, "pnr": pnrs[key]}
+            ests[b.name]["synth"] = synth_report(ests[b.name], syn)
+        # The measured figures beside the estimates in estimate.json (other boards kept).
+        est_file = target / "estimate.json"
+        saved = json.loads(est_file.read_text()) if est_file.is_file() else {}
+        saved.update(ests)
+        (stage / "estimate.json").write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
     return g, manifest, ests
 
 

@@ -107,7 +107,7 @@ def cmd_estimate(a) -> int:
     if a.synth and not a.json and sys.stderr.isatty():
 
         def progress(step: str) -> None:
-            print(f"\r  yosys: {step:<24}", end="", file=sys.stderr, flush=True)
+            print(f"\r  synth: {step:<24}", end="", file=sys.stderr, flush=True)
 
     g, manifest, ests = api.estimate_design(
         Path(a.target), a.board, synth=a.synth, progress=progress, input_type=a.input_type
@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--synth",
         choices=["yosys"],
-        help="also synthesize DIR/rtl with yosys and compare (about 1-3 min per device family)",
+        help="also synthesize DIR/rtl with yosys and compare (about 1-3 min per device family); "
+        "on iCE40 and ECP5 boards nextpnr also places and routes it: Fmax and fit",
     )
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_estimate)

@@ -134,6 +134,9 @@ def test_estimate_with_yosys_synthesis(tmp_path, small_qonnx):
     # yosys may drop constant register bits, never add any: the schedule is an upper bound
     assert 0 < measured["ff"]["measured"] <= e["totals"]["ff"]
     assert (out / "synth" / "xc7" / "yosys.log").is_file()
+    saved = json.loads((out / "estimate.json").read_text())
+    assert saved["pynq-z2"]["synth"]["resources"] == measured
+    assert "synth" not in saved["kv260"]  # boards not synthesised keep their estimate
     r = hwprune("estimate", small_qonnx, "--synth", "yosys")
     assert_clean_error(r, "--synth needs a build directory")
 
