@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hwprune.boards import FAMILIES, Board, list_boards
+from hwprune.boards import Board, list_boards
 from hwprune.errors import HwpruneError
 from hwprune.estimate.synth import (
     FLOWS,
@@ -141,12 +141,12 @@ def test_synth_commands():
 
 
 def test_every_catalogue_board_places_on_its_part():
-    # Every family has a flow, and every board of a family with nextpnr names a part the
-    # device table knows (a new Lattice board file fails here, not in a user's run).
-    assert set(FAMILIES) <= set(FLOWS)
+    # Every board of a family with nextpnr names a part the device table knows (a new
+    # Lattice board file fails here, not in a user's run); the families without a flow are
+    # declared in test_synth.WITHOUT_YOSYS_FLOW.
     for b in list_boards():
-        flow = FLOWS[b.family]
-        if flow.nextpnr_args is not None:
+        flow = FLOWS.get(b.family)
+        if flow is not None and flow.nextpnr_args is not None:
             assert flow.nextpnr_args(b.part)
 
 
