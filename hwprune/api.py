@@ -35,22 +35,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hwprune.builddir import staged, write_files
-from hwprune.config import Config
 from hwprune.errors import HwpruneError, MismatchError
-from hwprune.ir import golden
 from hwprune.ir.graph import Graph, from_json, to_json
 from hwprune.ir.passes import optimize
 from hwprune.names import CONV_MODES, HLS_PROJECT, KERNELS, SYNTH_TOOLS, TOP
-from hwprune.sim.ladder import (
-    SimReport,
-    brevitas_level,
-    describe_mismatch,
-    simulate,
-)
+
+# numpy, the config schema and the simulation ladder are imported by the functions that use
+# them: `hwprune estimate DIR` needs none of them and returns in a fraction of their import
+# time (benchmarks/estimate_speed.py).
+if TYPE_CHECKING:
+    import numpy as np
+
+    from hwprune.config import Config
+    from hwprune.sim.ladder import SimReport
 
 # Outputs of later steps that a new compile makes stale: removed when compile replaces them.
 DERIVED_FROM_COMPILE = (
@@ -67,7 +67,7 @@ MAX_VECTORS = 1_000_000
 
 
 def _config(config: Config | str | Path | None) -> Config:
-    from hwprune.config import load_config
+    from hwprune.config import Config, load_config
     from hwprune.resources import data_dir
 
     if isinstance(config, Config):
@@ -161,6 +161,8 @@ def load_trained(config: Config, build_dir: Path):
 
 def export(config: Config | str | Path | None, build_dir: Path) -> Path:
     """Export the trained model of ``build_dir`` to cleaned QONNX (build_dir/model.onnx)."""
+    import numpy as np
+
     from hwprune.export.qonnx import export_model
 
     config, build_dir = _config(config), Path(build_dir)
@@ -233,6 +235,10 @@ class Design:
         layer's float bias where the model has one), or the integers with ``raw=True``.
         A float tail after the hardware (e.g. Softmax) is the host's and is not applied.
         """
+        import numpy as np
+
+        from hwprune.ir import golden
+
         g = self.graph
         levels = self._input_levels(np.asarray(x, dtype=np.float64))
         ints = golden.outputs(g, levels)
@@ -245,6 +251,8 @@ class Design:
         return y if ho.offset is None else y + np.asarray(ho.offset, np.float64).reshape(-1)
 
     def _input_levels(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         g = self.graph
         (inp,) = g.inputs
         n = len(x) if x.ndim > 1 else 1
@@ -335,6 +343,7 @@ def _compile_files(
     from hwprune.hlsgen import check_reuse_factor, write_hls_project
     from hwprune.hlsgen import count_product_terms as hls_terms
     from hwprune.hw.stream import plan as stream_plan
+    from hwprune.ir import golden
 
     if kernel not in KERNELS:
         raise HwpruneError(f"unknown kernel {kernel!r}; choose one of: {', '.join(KERNELS)}")
@@ -564,6 +573,8 @@ def sim(
 
     Raises MismatchError naming the first failing level, vector, layer and value.
     """
+    from hwprune.sim.ladder import simulate
+
     build_dir = Path(build_dir)
     _check_sim_options(simulator, vectors, seed, levels)
     g = load_graph(build_dir)
@@ -610,7 +621,6 @@ def estimate_design(
     estimates per board), so a caller can print per-layer tables without reading again."""
     from hwprune.boards import get_board, list_boards
     from hwprune.estimate import estimate_boards
-    from hwprune.frontend.qonnx import import_qonnx
 
     target = Path(target)
     if synth is not None and synth not in SYNTH_TOOLS:
@@ -634,6 +644,10 @@ def estimate_design(
                 f"{target}: --synth needs a build directory with rtl/; compile the model "
                 f"first ('hwprune compile {target} -o DIR') and pass DIR"
             )
+        # Here only: onnx and qonnx take about a second to import, the whole of a build
+        # directory's estimate otherwise.
+        from hwprune.frontend.qonnx import import_qonnx
+
         g = optimize(import_qonnx(target, input_type or None))
     else:
         raise HwpruneError(f"{target}: no such build directory or model file")
@@ -734,6 +748,8 @@ def _step_compile(job: _Job) -> None:
 
 
 def _step_sim(job: _Job) -> None:
+    from hwprune.sim.ladder import brevitas_level, describe_mismatch, simulate
+
     s, d = job.config.sim, job.the_design()
     _check_sim_options(s.simulator, s.vectors, s.seed)
     brevitas = brevitas_level(load_trained(job.config, job.out_dir), d.graph, s.vectors, s.seed)
@@ -752,6 +768,7 @@ def _step_estimate(job: _Job) -> None:
 
 def _step_report(job: _Job) -> None:
     from hwprune.report import plots_section, summary, write_html, write_plots
+    from hwprune.sim.ladder import SimReport
 
     if job.train is None:
         job.train = TrainReport.load(job.out_dir)

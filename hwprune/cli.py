@@ -101,7 +101,6 @@ def cmd_sim(a) -> int:
 def cmd_estimate(a) -> int:
     from hwprune import api
     from hwprune.estimate import format_table
-    from hwprune.estimate.synth import format_synth_table
 
     progress = None
     if a.synth and not a.json and sys.stderr.isatty():
@@ -125,6 +124,8 @@ def cmd_estimate(a) -> int:
         print()
         print(layer_table(layer_rows(g, manifest, est)))
     if a.synth:
+        from hwprune.estimate.synth import format_synth_table
+
         print()
         print(format_synth_table({n: e["synth"] for n, e in ests.items() if "synth" in e}))
     return 0

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 CORE = [
     "hwprune.ir.graph",
@@ -41,3 +42,35 @@ def test_config_and_cli_import_no_simulator_or_framework():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_estimate_of_a_build_imports_no_framework_or_numpy(tmp_path):
+    """`hwprune estimate DIR` reads ir.json and costs it: no onnx/qonnx (about a second to
+    import), no torch, brevitas, hls4ml, cocotb or plotting, and no numpy either, so the
+    command returns in a fraction of a second (benchmarks/estimate_speed.py)."""
+    model = Path(__file__).resolve().parent / "models" / "unsw_nb15_mlp_w2a2.onnx"
+    build = tmp_path / "b"
+    r = subprocess.run(
+        [sys.executable, "-m", "hwprune.cli", "compile", str(model), "-o", str(build)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    heavy = (
+        "torch brevitas qonnx onnx onnxruntime hls4ml cocotb cocotb_tools dask matplotlib "
+        "numpy scipy sklearn"
+    ).split()
+    for board in ("pynq-z2", "all"):  # one board also prints the per-layer table
+        code = (
+            "import sys\nfrom hwprune.cli import main\n"
+            f"rc = main(['estimate', {str(build)!r}, '--board', {board!r}])\n"
+            f"heavy = {heavy!r}\n"
+            "print(rc, sorted({m.split('.')[0] for m in sys.modules} & set(heavy)), "
+            "file=sys.stderr)\n"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert r.stderr.strip().splitlines()[-1] == "0 []", r.stderr
+        assert "pynq-z2" in r.stdout

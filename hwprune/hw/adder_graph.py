@@ -22,13 +22,17 @@ grows fast with size), and the block outputs of a row are summed by a balanced t
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hwprune.errors import HwpruneError
 from hwprune.hw.csd import trailing_zeros
 from hwprune.hw.netlist import DenseNetlist, Node
 from hwprune.ir.graph import Dense, IntRange, Value
+
+# numpy is imported where a matrix is solved: the kernel table imports this module, and the
+# estimate of a mac design needs no numpy.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Inputs per solver call, and nonzero weights: the solver's time grows faster than the
 # matrix. Measured on a 512x256 layer of 3-bit weights (2 shared cores): all nonzero, blocks
@@ -117,6 +121,8 @@ def _solve_all(tasks: list[tuple[np.ndarray, list[IntRange], bool]]) -> list:
     """
     import os
 
+    import numpy as np
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     work = sum(int(np.count_nonzero(w)) for w, _, _ in tasks)
     if len(tasks) < 2 or cores < 2 or work < PARALLEL_NONZEROS:
@@ -150,6 +156,7 @@ def _solve_all(tasks: list[tuple[np.ndarray, list[IntRange], bool]]) -> list:
 
 def _solve(w: np.ndarray, ranges: list[IntRange], least_depth: bool = True):
     """alkaid's solution for y = w @ x (w: rows x inputs; ``ranges``: each input's range)."""
+    import numpy as np
     from alkaid.cmvm import cmvm_solve
 
     qint = [(float(r.lo), float(r.hi), 1.0) for r in ranges]
@@ -215,6 +222,8 @@ def lower_adder_graph(op: Dense, x: Value, per_stage: int) -> DenseNetlist:
     adder levels (0: one bank per layer)."""
     # An input whose range is {0} contributes nothing whatever its weight: the solver drops
     # it, and so does the check below.
+    import numpy as np
+
     cols = sorted({c for row in op.rows for c in row.cols if x.ranges[c] != IntRange(0, 0)})
     w_full = np.zeros((op.n_out, op.n_in), dtype=np.int64)
     for i, row in enumerate(op.rows):

@@ -33,6 +33,10 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
 
     nodes: list[Node] = []
     cur: list[list[Node]] = []
+    # Per input element, weight -> (product range, known-zero bits), shared by the elements of
+    # one range: a layer repeats a few (range, weight) pairs thousands of times.
+    by_range: dict[IntRange, dict[int, tuple[IntRange, int]]] = {}
+    col_products = [by_range.setdefault(r, {}) for r in x.ranges]
     for i, row in enumerate(op.rows):
         opnds: list[Node] = []
         if row.bias != 0:
@@ -42,7 +46,10 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
             opnds.append(c0)
         for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
             kind = "mult" if dsp and abs(w) & (abs(w) - 1) else "product"
-            p = Node(f"p_{i}_{k}", kind, x.ranges[c].scaled(w), trailing_zeros(w), (), c, w, i)
+            known = col_products[c]
+            if w not in known:
+                known[w] = (x.ranges[c].scaled(w), trailing_zeros(w))
+            p = Node(f"p_{i}_{k}", kind, *known[w], (), c, w, i)
             nodes.append(p)
             opnds.append(p)
         if not opnds:  # a row with no terms and zero bias is the constant 0

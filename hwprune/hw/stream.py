@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
-import numpy as np
-
 from hwprune.hw.reuse import kernel_cycles
 from hwprune.ir.graph import (
     Dense,
@@ -398,6 +396,8 @@ def stages(g: Graph, upto: int | None = None) -> tuple[tuple[Stage, ...], str]:
 def pixels(m: PixelMap, x):
     """The pixel stream of a batch of map values ``x`` (batch, size): (batch, H, W, channels),
     raster order; a channel's element the passes removed at some position reads 0."""
+    import numpy as np  # here: planning a stream (the estimate) needs no numpy
+
     c, h, w = m.shape
     idx = np.array(m.index, dtype=np.int64).reshape(c, h, w)[list(m.channels)]
     vals = np.where(idx >= 0, x[:, np.maximum(idx, 0)], 0)  # (batch, nc, h, w)
@@ -407,6 +407,8 @@ def pixels(m: PixelMap, x):
 def window_vectors(st: Stage, px):
     """The kernel input of every output position, from input pixels ``px`` (batch, H, W, nc):
     (batch, OH, OW, kernel inputs), padding read as ``st.pad`` (and its flag as 0)."""
+    import numpy as np
+
     w = st.window
     _, oh, ow = w.out_shape
     b, h, wd, nc = px.shape

@@ -6,7 +6,6 @@ from __future__ import annotations
 from hwprune.estimate import format_table
 from hwprune.report.tables import layer_rows, layer_section
 from hwprune.resources import banner
-from hwprune.sim.ladder import host_boundary
 
 
 def zeros_per_layer(manifest: dict) -> dict[str, tuple[int, int]]:
@@ -20,6 +19,8 @@ def zeros_per_layer(manifest: dict) -> dict[str, tuple[int, int]]:
 def summary(train, sim, design, seconds: float | None = None) -> str:
     """``train``: a TrainReport; ``sim``: the SimReport; ``design``: the compiled Design with
     its estimates (every board)."""
+    from hwprune.sim.ladder import host_boundary  # numpy: not for `hwprune estimate`'s table
+
     lines = [banner("<!--").replace("\n", " -->\n").rstrip(), "# hwprune run", ""]
     lines.append(
         f"Accuracy (test set): dense QAT {train.dense_accuracy:.2%}, "
