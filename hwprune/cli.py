@@ -336,6 +336,18 @@ def _last_resort(e: BaseException) -> int:
     return 3
 
 
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``hwprune estimate ... | head``): stop quietly with
+    the status a process ended by SIGPIPE has (128 + 13), as ``yes | head`` does. stdout
+    then points at /dev/null so the interpreter's last flush does not fail again (Python's
+    signal documentation, "Note on SIGPIPE")."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     import signal
@@ -345,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()  # (a closed pipe shows here, not at interpreter exit)
+        return rc
+    except BrokenPipeError:
+        return _pipe_closed()
     except MismatchError as e:
         print(f"FAIL: {e}", file=sys.stderr)
         return 1

@@ -349,3 +349,14 @@ def test_a_failed_rtl_build_names_a_log_that_exists(tmp_path, small_qonnx):
     assert log.is_file() and log.is_relative_to(build)
     assert "endmodul" in log.read_text() or "syntax" in log.read_text()
     assert not list(tmp_path.glob(".b.staging-*"))
+
+
+def test_a_closed_pipe_stops_quietly():
+    # `hwprune boards | head -1`: the reader goes away before hwprune writes; no internal
+    # error and no traceback, the status of a process ended by SIGPIPE.
+    cmd = [sys.executable, "-m", "hwprune.cli", "boards"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 141, err
+    assert err == b"", err
