@@ -9,7 +9,7 @@ from __future__ import annotations
 from hwprune.hw.csd import csd_digits
 from hwprune.hw.kernels import kernel_of, lower_dense
 from hwprune.hw.netlist import DenseNetlist
-from hwprune.hw.reuse import share, shared_dense
+from hwprune.hw.reuse import shared_dense, shared_layer
 from hwprune.hw.schedule import latency_cycles
 from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
@@ -139,9 +139,8 @@ def _stream_terms(st, kop, p) -> dict:
     flags = st.n_taps * len(st.in_map.channels) if st.flag else None
     n_flag = 0 if flags is None else sum(1 for r in kop.rows for c in r.cols if c >= flags)
     out = {"form": "stream", "stream_terms": kop.n_terms, "flag_terms": n_flag}
-    if shared_dense(st.kernel, p.reuse) is not None:
-        sd = share(kop, st.kernel.values[kop.inputs[0]], p.reuse, None)
-        out |= {"reuse_factor": p.reuse, "multipliers": sd.multipliers}
+    if shared_dense(st.kernel) is not None:
+        out |= {"reuse_factor": p.reuse, "multipliers": shared_layer(st.kernel, kop).multipliers}
     return out
 
 

@@ -77,8 +77,8 @@ def stage_module(
     pw = nc * b
     lays = layers(k, name)
     modules += [(f"{lay.module}.v", text) for lay, text in layer_modules(k, lays, ce=True)]
-    shared = shared_dense(k, reuse)
-    kl = kernel_cycles(k, reuse)
+    shared = shared_dense(k)
+    kl = kernel_cycles(k)
     yv = k.values[k.outputs[0]]
     n_out = yv.size * yv.range.bits
     yb, xb = _bits(hp), _bits(wp)

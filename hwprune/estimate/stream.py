@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwprune.estimate.costs import LayerCost
-from hwprune.hw.reuse import share, shared_dense
+from hwprune.hw.reuse import shared_dense, shared_layer
 from hwprune.hw.stream import Plan, Stage
 from hwprune.ir.graph import Graph
 
@@ -69,12 +69,10 @@ def srl_luts(lanes: int, taps: list[int]) -> tuple[int, int]:
     return srl, ff
 
 
-def _multipliers(st: Stage, reuse: int) -> int:
-    """Multipliers of a stage's kernel shared over ``reuse`` cycles (0 for a pooling)."""
-    dense = shared_dense(st.kernel, reuse)
-    if dense is None:
-        return 0
-    return share(dense, st.kernel.values[dense.inputs[0]], reuse, None).multipliers
+def _multipliers(st: Stage) -> int:
+    """Multipliers of a stage's shared kernel (0 for a pooling or at R = 1)."""
+    dense = shared_dense(st.kernel)
+    return 0 if dense is None else shared_layer(st.kernel, dense).multipliers
 
 
 def counter_luts(bits: int) -> int:
@@ -95,7 +93,7 @@ def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1
     yb, xb = max(1, (hp - 1).bit_length()), max(1, (wp - 1).bit_length())
     # The stage's busy counter, counted with the kernel when it shares a Dense.
     pb = max(1, (reuse - 1).bit_length()) if reuse > 1 else 0
-    ctrl_pb = 0 if shared_dense(st.kernel, reuse) is not None else pb
+    ctrl_pb = 0 if shared_dense(st.kernel) is not None else pb
     ctrl_lut = counter_luts(yb) + counter_luts(xb) + counter_luts(ctrl_pb) * (pb > 0) + lanes + 4
     ctrl_ff = yb + xb + ctrl_pb + 1 + cycles
     k_lut = sum(c.lut for c in kernel)
@@ -116,7 +114,7 @@ def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1
                 "lut": k_lut,
                 "ff": k_ff,
                 "cycles": cycles,
-                **({"reuse_factor": reuse, "multipliers": _multipliers(st, reuse)} if pb else {}),
+                **({"reuse_factor": reuse, "multipliers": _multipliers(st)} if pb else {}),
             },
             "line_buffer": {"lutram": srl, "ff": win_ff, "bram18": 0, "lanes": lanes},
             "control": {"lut": ctrl_lut, "ff": ctrl_ff},

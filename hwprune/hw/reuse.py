@@ -112,13 +112,10 @@ def shared_layer(g: Graph, op: Dense) -> SharedDense:
     return share(op, g.values[op.inputs[0]], reuse_of(g), fusable_requant(g, op))
 
 
-def shared_dense(k: Graph, reuse: int) -> Dense | None:
-    """The Dense of stage kernel ``k`` that is shared at reuse factor ``reuse`` (None when
-    R is 1 or the kernel is a pooling's)."""
-    if reuse <= 1:
-        return None
+def shared_dense(k: Graph) -> Dense | None:
+    """The Dense of stage kernel ``k`` that is shared (None at R = 1 or for a pooling)."""
     dense = k.dense_ops()
-    return dense[0] if dense else None
+    return dense[0] if dense and reuse_of(k) > 1 else None
 
 
 def layer_cycles(g: Graph, op: str, cycles: int) -> int:
@@ -127,12 +124,10 @@ def layer_cycles(g: Graph, op: str, cycles: int) -> int:
     return reuse_of(g) if is_shared(g, g.op(op)) else cycles
 
 
-def kernel_cycles(k: Graph, reuse: int | None = None) -> int:
-    """Cycles from a window to stage kernel ``k``'s output (or from the input of any chain
-    graph to its output): its layers' register banks, a shared Dense (and its fused
-    Requant) counting R."""
+def kernel_cycles(g: Graph) -> int:
+    """Cycles from the input of chain graph ``g`` (a stage kernel's window, a head's vector,
+    a whole unrolled design less its input register) to its output: its layers' register
+    banks, a shared Dense (and its fused Requant) counting R."""
     from hwprune.hw.schedule import schedule
 
-    if reuse is not None and reuse != reuse_of(k):
-        raise ValueError(f"reuse factor {reuse} is not the graph's {reuse_of(k)}")
-    return sum(layer_cycles(k, ls.op, ls.cycles) for ls in schedule(k))
+    return sum(layer_cycles(g, ls.op, ls.cycles) for ls in schedule(g))

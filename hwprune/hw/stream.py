@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
-from hwprune.hw.reuse import kernel_cycles
+from hwprune.hw.reuse import kernel_cycles, reuse_of
 from hwprune.ir.graph import (
     Dense,
     Graph,
@@ -557,8 +557,8 @@ def plan(g: Graph) -> Plan | None:
     if len(st) != n:
         raise NotStreamable(why)
     hd = head(g, st)
-    reuse = int(g.meta.get("reuse_factor", 1))
-    kc = tuple(kernel_cycles(s.kernel, reuse) for s in st)
+    reuse = reuse_of(g)
+    kc = tuple(kernel_cycles(s.kernel) for s in st)
     hc = kernel_cycles(hd) if len(hd.ops) > 1 else 0
     latency, interval, _, _ = timing(st, list(kc), hc, reuse=reuse)
     return Plan(st, hd, kc, hc, latency, interval, reuse)

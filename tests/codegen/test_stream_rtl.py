@@ -176,7 +176,7 @@ def test_reuse_factor_shares_the_kernel_over_r_cycles(tmp_path, reuse):
     rtl = tmp_path / "rtl"
     files, terms = emitted(g, rtl)
     for st in plan.stages:
-        d = shared_dense(st.kernel, reuse)
+        d = shared_dense(st.kernel)
         assert d is not None
         assert terms[d.name] == d.n_terms
         sd = share(d, st.kernel.values[d.inputs[0]], reuse, None)

