@@ -105,3 +105,44 @@ def random_cnn(
     g = Graph(tuple(ops), ("dense1",))
     verify(g)
     return g
+
+
+def random_threshold_mlp(
+    seed: int = 0,
+    sizes: tuple[int, ...] = (16, 12, 8, 5),
+    n_thresholds: int = 3,
+    w_bits: int = 2,
+    sparsity: float = 0.8,
+) -> Graph:
+    """A FINN-style MLP: 2-bit unsigned input, Dense layers of ``w_bits`` weights, each but the
+    last followed by a Threshold of ``n_thresholds`` sorted integer thresholds per element
+    drawn from its accumulator's range (BatchNorm and the activation quantizer folded), output
+    0 .. n_thresholds; the last Dense is the output."""
+    from hwprune.ir.graph import Threshold
+
+    rng = np.random.default_rng(seed)
+    ops: list = [Input("x", (), sizes[0], IntRange(0, 3), 0)]
+    wmax = (1 << (w_bits - 1)) - 1 if w_bits > 1 else 1
+    prev = "x"
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        rows = []
+        for _ in range(n_out):
+            w = rng.integers(-wmax, wmax, size=n_in, endpoint=True)
+            w[rng.random(n_in) < sparsity] = 0
+            cols = tuple(int(c) for c in np.flatnonzero(w))
+            rows.append(Row(int(rng.integers(-8, 8)), cols, tuple(int(w[c]) for c in cols)))
+        name = f"dense{k}"
+        ops.append(Dense(name, (prev,), n_in, tuple(rows), 0))
+        prev = name
+        if k < len(sizes) - 2:
+            acc = Graph(tuple(ops), (prev,)).values[prev]
+            ts = []
+            for r in acc.ranges:
+                lo, hi = r.lo, max(r.hi, r.lo + 1)
+                ts.append(tuple(sorted(int(t) for t in rng.integers(lo, hi, size=n_thresholds))))
+            name = f"thr{k}"
+            ops.append(Threshold(name, (prev,), tuple(ts), 0, 1, 0))
+            prev = name
+    g = Graph(tuple(ops), (prev,))
+    verify(g)
+    return g

@@ -65,11 +65,11 @@ estimate_vs_yosys.py measures whole networks against the emitted Verilog:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from hwprune.estimate.fabric import XC7, Fabric
 from hwprune.hw.csd import csd_digits, trailing_zeros
 from hwprune.hw.kernels import lower_dense
 from hwprune.hw.layers import lower_layer, requant_node
@@ -94,7 +94,10 @@ from hwprune.ir.graph import shift_round as _shift_round
 
 @dataclass(frozen=True)
 class LayerCost:
-    """The cost of one op: resources, pipeline cycles it adds, its II, its product terms."""
+    """The cost of one op: resources, pipeline cycles it adds, its II, its product terms.
+
+    ``lut`` and ``ff`` are the fabric's calibrated figures (``fabric.Fabric.lut``) of the
+    per-category counts ``lut_parts`` and ``ff_parts`` (``fabric.PARTS``, ``FF_PARTS``)."""
 
     name: str
     kind: str
@@ -105,6 +108,8 @@ class LayerCost:
     latency_cycles: int
     ii: int
     product_terms: int
+    lut_parts: Mapping[str, int] = field(default_factory=dict, compare=False)
+    ff_parts: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
         """Plain JSON-able dict with the keys of estimate.json's per-layer entries."""
@@ -190,15 +195,15 @@ def const_mult_luts(x: IntRange, w: int) -> int:
     return luts
 
 
-def comparator_luts(bits: int) -> int:
+def comparator_luts(bits: int, fab: Fabric = XC7) -> int:
     """LUTs of comparing a ``bits``-wide value with a constant (measured: 20 bits -> 7)."""
-    return math.ceil(bits / 3)
+    return fab.comparator_luts(bits)
 
 
-def compare_luts(bits: int) -> int:
+def compare_luts(bits: int, fab: Fabric = XC7) -> int:
     """LUTs of comparing two ``bits``-wide variables (measured: 2 * ceil(bits / 3), module
     docstring): the carry chain needs a select and a generate signal per 3 bits."""
-    return 2 * comparator_luts(bits)
+    return 2 * comparator_luts(bits, fab)
 
 
 def mux_luts(bits: int) -> int:
@@ -206,37 +211,98 @@ def mux_luts(bits: int) -> int:
     return bits
 
 
-def reduce_luts(n_inputs: int) -> int:
-    """LUT6s of a tree reducing n_inputs signals to one (each LUT6 takes 6, gives back 1)."""
-    return math.ceil((n_inputs - 1) / 5) if n_inputs > 1 else 0
+def reduce_luts(n_inputs: int, fab: Fabric = XC7) -> int:
+    """LUTs of a tree reducing n_inputs signals to one (each LUT6 takes 6, gives back 1)."""
+    return fab.reduce_luts(n_inputs)
+
+
+# --- context and liveness -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every cost function reads besides its op: the schedule, the fabric, and the live
+    elements of each value (``live_elements``)."""
+
+    scheds: Mapping[str, LayerSchedule]
+    fab: Fabric = XC7
+    live: Mapping[str, frozenset[int]] | None = None
+
+    def rows(self, name: str) -> frozenset[int] | None:
+        """The live output elements of op ``name`` (None: all)."""
+        return None if self.live is None else self.live.get(name)
+
+
+def live_elements(g: Graph) -> dict[str, frozenset[int]]:
+    """For every op's value, the elements some output depends on (the rest is logic yosys
+    removes: opt_clean drops cells whose outputs nothing reads). Every element of an output is
+    live; a Dense row makes live the columns of its nonzero weights, an elementwise op its own
+    element, a Max group its members."""
+    live: dict[str, set[int]] = {n: set(range(g.values[n].size)) for n in g.outputs}
+    for op in reversed(g.ops):
+        mine = live.get(op.name, set())
+        if isinstance(op, Input) or not op.inputs:
+            continue
+        src = live.setdefault(op.inputs[0], set())
+        if isinstance(op, Dense):
+            for i in mine:
+                src.update(op.rows[i].cols)
+        elif isinstance(op, Max):
+            for i in mine:
+                src.update(op.groups[i])
+        else:  # Requant, Threshold: elementwise
+            src.update(mine)
+    return {n: frozenset(s) for n, s in live.items()}
 
 
 # --- Dense --------------------------------------------------------------------------------
 
 
-def netlist_luts(net: DenseNetlist | LayerNetlist, x: Value | None = None) -> int:
+def netlist_luts(
+    net: DenseNetlist | LayerNetlist, x: Value | None = None, fab: Fabric = XC7
+) -> int:
     """LUTs of a lowered layer: every node at its exact width (``node_luts``). A kernel's
     DenseNetlist reads its products' inputs from ``x``; a LayerNetlist knows its inputs.
     Registers, constants and inputs cost no LUT."""
     if isinstance(net, LayerNetlist):
-        return layer_luts(net, requant=False) + layer_luts(net, requant=True)
+        return sum(layer_parts(net, None, fab).values())
     assert x is not None
     word = net.by_name
-    return sum(node_luts(n, word, x.ranges) for n in net.nodes)
+    return sum(node_luts(n, word, x.ranges, fab) for n in net.nodes)
+
+
+# The category (fabric.PARTS) of a node kind's LUTs.
+NODE_PART: dict[str, str] = {
+    "product": "product",
+    "mult": "product",
+    "add": "adder",
+    "shiftadd": "adder",
+    "max": "max",
+    "cmp": "threshold",
+    "count": "threshold",
+    "scale": "threshold",
+    "requant": "requant",
+}
 
 
 def node_luts(
-    n: Node, word: Mapping[str, Operand], xr: Sequence[IntRange] | Mapping[int, IntRange]
+    n: Node,
+    word: Mapping[str, Operand],
+    xr: Sequence[IntRange] | Mapping[int, IntRange],
+    fab: Fabric = XC7,
 ) -> int:
     """LUTs of one netlist node; ``word`` gives its operands, ``xr[col]`` an input's range.
 
-    product: CSD shift-and-add; mult: a DSP slice (``netlist_dsps``), no LUT; add and
-    shiftadd: the adder rule (a 0 - b negation on the carry chain); max: a compare (a
-    constant comparator when an operand is constant) and a mux; cmp: the clip-compare rule;
-    requant: ``requant_luts``. A ``count`` node is part of its row's popcount and a ``scale``
-    node carries it (``layer_luts``)."""
+    product: CSD shift-and-add; mult: a DSP block when the fabric's rule maps it
+    (``netlist_dsps``), no LUT, else a LUT array multiplier; add and shiftadd: the adder
+    rule (a 0 - b negation on the carry chain); max: a compare (a constant comparator when an
+    operand is constant) and a mux; cmp: the clip-compare rule; requant: ``requant_luts``. A
+    ``count`` node is part of its row's popcount and a ``scale`` node carries it
+    (``layer_parts``)."""
     if n.kind == "product":
         return const_mult_luts(xr[n.col], n.value)
+    if n.kind == "mult":
+        return 0 if _mult_in_dsp(xr[n.col], n.value, fab) else _lut_mult(xr[n.col], n.value)
     if n.kind == "add":
         return adder_luts(word[n.args[0]], word[n.args[1]], n.range)
     if n.kind == "shiftadd":
@@ -248,92 +314,140 @@ def node_luts(
         a, b = (word[name].range for name in n.args)
         both = a.union(b).bits
         const = a.lo == a.hi or b.lo == b.hi
-        return (comparator_luts(both) if const else compare_luts(both)) + mux_luts(n.range.bits)
+        cmp = comparator_luts(both, fab) if const else compare_luts(both, fab)
+        return cmp + mux_luts(n.range.bits)
     if n.kind == "cmp":
         # x >= t is x > t - 1 and also not x < t: whichever form the clip rule finds cheaper
         # (x >= 0 is the sign bit alone, x >= 2^k an OR of the bits from k up).
         r, t = word[n.args[0]].range, n.value
-        return min(clip_compare_luts(r, t - 1, above=True), clip_compare_luts(r, t, above=False))
+        return min(
+            clip_compare_luts(r, t - 1, above=True, fab=fab),
+            clip_compare_luts(r, t, above=False, fab=fab),
+        )
     if n.kind == "requant":
         lo, hi = n.clip
         assert n.rounding is not None
-        return requant_luts(n.shifts[0], n.rounding, lo, hi, word[n.args[0]].range)
+        return requant_luts(n.shifts[0], n.rounding, lo, hi, word[n.args[0]].range, fab)
     return 0
 
 
-def layer_luts(net: LayerNetlist, requant: bool = False) -> int:
-    """LUTs of a lowered layer's ``requant`` nodes (``requant``), or of all its other nodes.
+def layer_luts(net: LayerNetlist, requant: bool = False, fab: Fabric = XC7) -> int:
+    """LUTs of a lowered layer's ``requant`` nodes (``requant``), or of all its other nodes
+    (``layer_parts``, summed)."""
+    return sum(layer_parts(net, requant, fab).values())
+
+
+def layer_parts(
+    net: LayerNetlist,
+    requant: bool | None = False,
+    fab: Fabric = XC7,
+    rows: frozenset[int] | None = None,
+) -> dict[str, int]:
+    """LUTs of a lowered layer per category (``NODE_PART``): of its ``requant`` nodes
+    (``requant`` True), of all its other nodes (False) or of all (None); only the nodes of
+    the output elements ``rows`` (None: all; the rest is dead logic).
 
     A Threshold row (the nodes of a ``scale``'s row) is its compares, a popcount of their
     bits (``popcount_luts``, not the adder rule on the emitted pairwise tree, which yosys
     re-maps) and offset + step * count: a constant multiply and a constant add. A row whose
-    input has at most 6 bits costs at most one LUT6 per output bit (measured: 4-bit inputs
-    with 3 thresholds cost 2.4-2.8 LUT per element, where the comparator-and-adder rule says
-    7-8).
+    input has at most as many bits as a LUT has inputs costs at most one LUT per output bit
+    (measured: 4-bit inputs with 3 thresholds cost 2.4-2.8 LUT per element, where the
+    comparator-and-adder rule says 7-8).
     """
     word = net.by_name
     xr = {n.col: n.range for n in net.inputs}
     scaled = {n.row: n for n in net.nodes if n.kind == "scale"}
-    rows: dict[int, int] = {}
+    row_luts: dict[int, int] = {}
     cmps: dict[int, list[Node]] = {}
-    total = 0
+    parts: dict[str, int] = {}
     for n in net.nodes:
-        if (n.kind == "requant") != requant:
+        if requant is not None and (n.kind == "requant") != requant:
             continue
-        luts = node_luts(n, word, xr)
+        if rows is not None and n.row >= 0 and n.row not in rows:
+            continue
+        luts = node_luts(n, word, xr, fab)
         if n.kind == "cmp":
             cmps.setdefault(n.row, []).append(n)
         if n.kind == "scale":
-            luts = _scale_luts(n, word, len(cmps.get(n.row, ())))
+            luts = _scale_luts(n, word, len(cmps.get(n.row, ())), fab)
         if n.row in scaled:
-            rows[n.row] = rows.get(n.row, 0) + luts
-        else:
-            total += luts
-    for row, luts in rows.items():
+            row_luts[n.row] = row_luts.get(n.row, 0) + luts
+        elif luts:
+            part = NODE_PART[n.kind]
+            parts[part] = parts.get(part, 0) + luts
+    for row, luts in row_luts.items():
         bits = [word[c.args[0]].range.bits for c in cmps.get(row, ())]
-        total += min(luts, scaled[row].range.bits) if bits and bits[0] <= 6 else luts
-    return total
+        if bits and bits[0] <= fab.lut_inputs:
+            luts = min(luts, scaled[row].range.bits)
+        parts["threshold"] = parts.get("threshold", 0) + luts
+    return parts
 
 
-def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int) -> int:
+def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int, fab: Fabric) -> int:
     """The popcount of a Threshold row's ``n_compares`` bits and offset + step * count."""
     if not n_compares:
         return 0  # the row is a constant
     count = word[n.args[0]].range
     offset = IntRange(n.offset, n.offset)
     prod = count.scaled(n.value)
-    luts = popcount_luts(n_compares) + const_mult_luts(count, n.value)
+    luts = popcount_luts(n_compares, fab) + const_mult_luts(count, n.value)
     return luts + adder_luts(Word(offset), Word(prod, trailing_zeros(n.value)), n.range)
 
 
-def netlist_dsps(net: DenseNetlist) -> int:
-    """DSP slices of a lowered Dense layer: one per ``mult`` node (a DSP48E1 multiplies 25 x 18
-    bits; the products here are far narrower). yosys 0.23 synth_xilinx maps each such
-    multiply to a DSP48E1 and may pack the adder after it into the slice's post-adder
-    (measured: three 8-bit x constant products summed and registered became 3 DSP48E1 and
-    no LUT), so the adder tree's LUTs are an upper bound for this kernel."""
-    return len(net.of_kind("mult"))
+def _mult_in_dsp(x: IntRange, w: int, fab: Fabric) -> bool:
+    """Whether yosys maps x * w (a ``mult`` node, operands as declared: signed) to a DSP."""
+    wb = IntRange(w, w).bits + (w >= 0)
+    return fab.dsp is not None and fab.dsp.maps(x.bits, wb, x.scaled(w).bits)
+
+
+def _lut_mult(x: IntRange, w: int) -> int:
+    """LUTs of x * w built in fabric by yosys (an array multiplier): a LUT per operand-bit
+    pair, about what yosys maps (DESIGN.md: 14-21 LUTs for 8 x 4 bits)."""
+    return x.bits * (IntRange(w, w).bits)
+
+
+def netlist_dsps(
+    net: DenseNetlist | LayerNetlist, fab: Fabric = XC7, rows: frozenset[int] | None = None
+) -> int:
+    """DSP blocks of a lowered Dense layer: one per ``mult`` node the fabric's rule maps
+    (``fabric.DspRule``; the products here are far narrower than a DSP48E1's 25 x 18 bits).
+    yosys 0.23 synth_xilinx maps each such multiply to a DSP48E1 and may pack the adder after
+    it into the slice's post-adder (measured: three 8-bit x constant products summed and
+    registered became 3 DSP48E1 and no LUT), so the adder tree's LUTs are an upper bound for
+    this kernel. Multiplies of dead rows (``rows``: the live ones) and of constant inputs
+    are removed by synthesis and count nothing."""
+    mults = net.of_kind("mult")
+    if not mults:
+        return 0
+    xr = {n.col: n.range for n in net.inputs} if isinstance(net, LayerNetlist) else None
+    if xr is None:
+        return len(mults) if fab.dsp is not None else 0
+    return sum(
+        1
+        for n in mults
+        if (rows is None or n.row in rows)
+        and xr[n.col].lo != xr[n.col].hi
+        and _mult_in_dsp(xr[n.col], n.value, fab)
+    )
 
 
 # A multiply yosys 0.23's synth_xilinx maps to a DSP48E1 (its mul2dsp: both operands 2 bits
 # or more, the product DSP_Y_MINWIDTH = 9 bits or more, after wreduce drops the known-zero
-# sign bit of an unsigned operand); a narrower one it builds in LUTs.
+# sign bit of an unsigned operand); a narrower one it builds in LUTs. Other families:
+# ``fabric.DspRule``.
 DSP_Y_MINWIDTH = 9
 DSP_MINWIDTH = 2
 
 
-def _mux_luts(n: int) -> int:
-    """LUTs per bit of an n:1 mux on the phase (a LUT6 is a 4:1 mux; MUXF7/F8 join them)."""
-    return 0 if n <= 1 else math.ceil(n / 4)
-
-
-def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
-    """(LUT, FF, DSP) of a Dense shared over R cycles (``codegen.reuse``): per slot the
-    phase mux of its inputs, and a multiplier, a DSP slice when yosys maps it to one
-    (``DSP_Y_MINWIDTH``; the weight table then a LUT per weight bit), else ``x.bits *
+def shared_cost(sd: SharedDense, x: Value, fab: Fabric = XC7) -> tuple[dict[str, int], int, int]:
+    """(LUT parts, FF, DSP) of a Dense shared over R cycles (``codegen.reuse``): per slot the
+    phase mux of its inputs, and a multiplier, a DSP block when yosys maps it to one
+    (``fabric.DspRule``; the weight table then a LUT per weight bit), else ``x.bits *
     w.bits`` LUTs with the table folded in; per row the adder tree over its slots, the
-    accumulator's adder, the bias, the Requant, and accumulator and output registers."""
-    lut = ff = dsp = 0
+    accumulator's adder, the bias, the Requant, and accumulator and output registers. LUT
+    parts: shared_mux (the phase muxes), shared_mult (weight tables and LUT multipliers),
+    shared_add (adder trees, accumulators, bias, Requant)."""
+    mux = mult = lut = ff = dsp = 0
     for row in sd.rows:
         width = row.acc.bits
         prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
@@ -344,19 +458,19 @@ def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
             xb = x.range.bits + (0 if x.range.signed else 1)
             wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
             choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
-            lut += xb * _mux_luts(choices)
+            mux += xb * fab.mux_luts(choices)
             ranges = [x.ranges[c].scaled(w) for c, w in terms]
             if len(terms) < len(slot):
                 ranges.append(IntRange(0, 0))  # a phase without a term multiplies by 0
             r = ranges[0]
             for other in ranges[1:]:
                 r = r.union(other)
-            in_dsp = xb >= DSP_MINWIDTH and wb >= DSP_MINWIDTH and xb + wb >= DSP_Y_MINWIDTH
+            in_dsp = fab.dsp is not None and fab.dsp.maps(xb, wb)
             if in_dsp:
                 dsp += 1
-                lut += wb
+                mult += wb
             else:
-                lut += xb * wb
+                mult += xb * wb
             prods.append((r, in_dsp))
         # The slots' adder tree; an adder reading a DSP's product is its post-adder.
         while len(prods) > 1:
@@ -369,10 +483,10 @@ def shared_cost(sd: SharedDense, x: Value) -> tuple[int, int, int]:
         out = row.total
         if sd.fused is not None:
             q = sd.fused
-            lut += requant_luts(q.shift, q.rounding, q.lo, q.hi, row.total)
+            lut += requant_luts(q.shift, q.rounding, q.lo, q.hi, row.total, fab)
             out = requant_node("q", Node("t", "add", row.total), q, 0).range
         ff += width + out.bits
-    return lut, ff, dsp
+    return {"shared_mux": mux, "shared_mult": mult, "shared_add": lut}, ff, dsp
 
 
 def _shifted(w: Operand, k: int) -> Word:
@@ -380,57 +494,127 @@ def _shifted(w: Operand, k: int) -> Word:
     return Word(w.range.scaled(1 << k), w.tz + k)
 
 
-def cost_dense(op: Dense, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Dense layer: the LUTs of its netlist (``netlist_luts``); FF = the schedule's
-    registers + valid.
+def _cost(
+    name: str,
+    kind: str,
+    ctx: Context,
+    lut_parts: dict[str, int],
+    ff_parts: dict[str, int],
+    dsp: int,
+    cycles: int,
+    ii: int,
+    terms: int,
+) -> LayerCost:
+    fab = ctx.fab
+    return LayerCost(
+        name,
+        kind,
+        fab.lut(lut_parts),
+        fab.ff(ff_parts),
+        dsp,
+        0,
+        cycles,
+        ii,
+        terms,
+        lut_parts,
+        ff_parts,
+    )
 
-    FF: "flip-flop counts are exactly the sum of register widths" (DESIGN.md), which is
-    ``LayerSchedule.ff``; the valid shift register adds 1 FF per cycle of latency. Synthesis
-    removes register bits that are constant (a row with no terms, known-zero low bits) or
-    never read (low bits a fused FLOOR shift drops from a pass-through register of a
-    multi-stage layer), so yosys reports 0-25 % fewer (results/estimate_vs_yosys.md).
+
+def register_bits(ls: LayerSchedule, ctx: Context, net: LayerNetlist, final: Value) -> int:
+    """Flip-flops of a layer's register banks, live and non-constant bits only.
+
+    "flip-flop counts are exactly the sum of register widths" (DESIGN.md) for registers
+    something reads: synthesis removes a register whose value is constant (a row with no
+    terms) or that no output depends on (``live_elements``). The last bank holds one value per
+    output element (``final``); the others hold the netlist's ``reg`` nodes."""
+    rows = ctx.rows(ls.op if ls.fused is None else ls.fused)
+    word = net.by_name
+    # A row the emitter assigns a literal (no logic node, or a Requant of a constant) is a
+    # flip-flop with a constant input, which yosys removes; a row whose range is constant but
+    # which is computed from inputs stays (yosys does not know the range).
+    logic = {
+        n.row
+        for n in net.nodes
+        if n.kind not in ("const", "input")
+        and not (n.kind == "requant" and word[n.args[0]].kind == "const")
+    }
+    bits = 0
+    for i, r in enumerate(final.ranges):
+        if i in logic and (rows is None or i in rows):
+            bits += r.bits
+    for n in net.of_kind("reg"):
+        if rows is None or n.row < 0 or n.row in rows:
+            bits += n.range.bits
+    return bits
+
+
+def cost_dense(op: Dense, g: Graph, ctx: Context) -> LayerCost:
+    """A Dense layer: the LUTs of its netlist (``layer_parts``), its live rows only; FF = the
+    schedule's live registers (``register_bits``) + valid.
+
+    The valid shift register adds 1 FF per cycle of latency. Synthesis also removes low bits
+    a fused FLOOR shift drops from a pass-through register of a multi-stage layer, which the
+    calibration of the ``reg`` category absorbs (results/estimate.md).
     """
-    ls = scheds[op.name]
+    ls = ctx.scheds[op.name]
     if is_shared(g, op):  # at reuse factor R > 1 (hw.reuse); the busy counter and valid FFs
         r = reuse_of(g)
-        lut, ff, dsp = shared_cost(shared_layer(g, op), g.values[op.inputs[0]])
+        parts, ff, dsp = shared_cost(shared_layer(g, op), g.values[op.inputs[0]], ctx.fab)
         pb = max(1, (r - 1).bit_length())
-        return LayerCost(op.name, KIND_OF[Dense], lut + pb, ff + pb + r, dsp, 0, r, r, op.n_terms)
+        parts = {**parts, "control": pb}
+        return _cost(
+            op.name,
+            KIND_OF[Dense],
+            ctx,
+            parts,
+            {"reg": ff, "control": pb, "valid": r},
+            dsp,
+            r,
+            r,
+            op.n_terms,
+        )
     net = lower_layer(g, op)
-    return LayerCost(
-        name=op.name,
-        kind=KIND_OF[Dense],
-        lut=layer_luts(net),
-        ff=ls.ff + ls.cycles,
-        dsp=netlist_dsps(net),
-        bram18=0,
-        latency_cycles=ls.cycles,
-        ii=1,
-        product_terms=op.n_terms,
+    rows = ctx.rows(op.name if ls.fused is None else ls.fused)
+    parts = layer_parts(net, False, ctx.fab, rows)
+    final = g.values[ls.fused or op.name]
+    ff = {"reg": register_bits(ls, ctx, net, final), "valid": ls.cycles}
+    return _cost(
+        op.name,
+        KIND_OF[Dense],
+        ctx,
+        parts,
+        ff,
+        netlist_dsps(net, ctx.fab, rows),
+        ls.cycles,
+        1,
+        op.n_terms,
     )
 
 
 # --- Requant ------------------------------------------------------------------------------
 
 
-def clip_compare_luts(x: IntRange, bound: int, above: bool) -> int:
+def clip_compare_luts(x: IntRange, bound: int, above: bool, fab: Fabric = XC7) -> int:
     """LUTs deciding x > bound (``above``) or x < bound, for x held in x.bits bits.
 
     x > 2^k - 1 is an OR of the n - k bits from k up (with the sign for signed x), x < -2^k
-    the sign and a NAND of the same bits, x < 0 the sign alone: a LUT6 tree over n - k
+    the sign and a NAND of the same bits, x < 0 the sign alone: a LUT tree over n - k
     signals (none for one signal). Any other constant: a carry-chain comparator.
     """
     n = x.bits
     if above and bound >= 0 and (bound + 1) & bound == 0:
-        return reduce_luts(n - (bound + 1).bit_length() + 1)
+        return reduce_luts(n - (bound + 1).bit_length() + 1, fab)
     if not above and bound == 0:
         return 0
     if not above and bound < 0 and (-bound) & (-bound - 1) == 0:
-        return reduce_luts(n - (-bound).bit_length() + 1)
-    return comparator_luts(n)
+        return reduce_luts(n - (-bound).bit_length() + 1, fab)
+    return comparator_luts(n, fab)
 
 
-def requant_luts(shift: int, rounding: Rounding, lo: int, hi: int, r: IntRange) -> int:
+def requant_luts(
+    shift: int, rounding: Rounding, lo: int, hi: int, r: IntRange, fab: Fabric = XC7
+) -> int:
     """LUTs of clip(round(x * 2**-shift), lo, hi) for one element x in range r.
 
     The shift is wiring and FLOOR rounding is free (truncation). HALF_EVEN adds a tie test
@@ -445,12 +629,12 @@ def requant_luts(shift: int, rounding: Rounding, lo: int, hi: int, r: IntRange) 
     if shift > 0 and rounding is Rounding.HALF_EVEN:
         floor = IntRange(r.lo >> shift, r.hi >> shift)
         up = IntRange(0, 1)
-        luts += reduce_luts(shift + 1) + adder_luts(Word(floor), Word(up), floor + up)
+        luts += reduce_luts(shift + 1, fab) + adder_luts(Word(floor), Word(up), floor + up)
     over, under = shifted.hi > hi, shifted.lo < lo
     if over:
-        luts += clip_compare_luts(shifted, hi, above=True)
+        luts += clip_compare_luts(shifted, hi, above=True, fab=fab)
     if under:
-        luts += clip_compare_luts(shifted, lo, above=False)
+        luts += clip_compare_luts(shifted, lo, above=False, fab=fab)
     out = IntRange(min(max(shifted.lo, lo), hi), min(max(shifted.hi, lo), hi))
     bound = hi if over else lo
     if over and under:
@@ -461,39 +645,49 @@ def requant_luts(shift: int, rounding: Rounding, lo: int, hi: int, r: IntRange) 
     return luts
 
 
-def cost_requant(op: Requant, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Requant: the clip logic of its ``requant`` nodes in LUTs. Fused into the preceding
-    Dense's last stage (its nodes are in that layer's netlist) it adds no register and no
-    cycle; standing alone it has its own one-cycle stage (+1 valid FF).
+def cost_requant(op: Requant, g: Graph, ctx: Context) -> LayerCost:
+    """A Requant: the clip logic of its ``requant`` nodes in LUTs (live elements only). Fused
+    into the preceding Dense's last stage (its nodes are in that layer's netlist) it adds no
+    register and no cycle; standing alone it has its own one-cycle stage (+1 valid FF).
     """
-    ls = scheds.get(op.name)
+    ls = ctx.scheds.get(op.name)
     first = op if ls is not None else g.op(op.inputs[0])
     if is_shared(g, first):  # fused into a shared Dense: costed there (shared_cost)
-        return LayerCost(op.name, KIND_OF[Requant], 0, 0, 0, 0, 0, reuse_of(g), 0)
-    lut = layer_luts(lower_layer(g, first), requant=True)
-    ff = ls.ff + ls.cycles if ls is not None else 0
+        return _cost(op.name, KIND_OF[Requant], ctx, {}, {}, 0, 0, reuse_of(g), 0)
+    net = lower_layer(g, first)
+    parts = layer_parts(net, True, ctx.fab, ctx.rows(op.name))
+    ff: dict[str, int] = {}
+    if ls is not None:
+        ff = {"reg": register_bits(ls, ctx, net, g.values[op.name]), "valid": ls.cycles}
     cycles = ls.cycles if ls is not None else 0
-    return LayerCost(op.name, KIND_OF[Requant], lut, ff, 0, 0, cycles, 1, 0)
+    return _cost(op.name, KIND_OF[Requant], ctx, parts, ff, 0, cycles, 1, 0)
 
 
-def cost_max(op: Max, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
-    """A Max layer: its comparator trees (``max`` nodes) in LUTs; FF = the schedule's
+def _elementwise_cost(op: Max | Threshold, g: Graph, ctx: Context) -> LayerCost:
+    ls = ctx.scheds[op.name]
+    net = lower_layer(g, op)
+    parts = layer_parts(net, False, ctx.fab, ctx.rows(op.name))
+    ff = {"reg": register_bits(ls, ctx, net, g.values[op.name]), "valid": ls.cycles}
+    return _cost(op.name, KIND_OF[type(op)], ctx, parts, ff, 0, ls.cycles, 1, 0)
+
+
+def cost_max(op: Max, g: Graph, ctx: Context) -> LayerCost:
+    """A Max layer: its comparator trees (``max`` nodes) in LUTs; FF = the schedule's live
     registers + valid."""
-    ls = scheds[op.name]
-    lut = layer_luts(lower_layer(g, op))
-    return LayerCost(op.name, KIND_OF[Max], lut, ls.ff + ls.cycles, 0, 0, ls.cycles, 1, 0)
+    return _elementwise_cost(op, g, ctx)
 
 
-def popcount_luts(n: int) -> int:
-    """LUTs of counting n one-bit signals: groups of up to 6 bits, each counted by one LUT6
-    per bit of its count (a function of at most 6 inputs; a lone bit is a wire), then a
-    balanced adder tree over the group counts (the adder rule).
+def popcount_luts(n: int, fab: Fabric = XC7) -> int:
+    """LUTs of counting n one-bit signals: groups of up to k bits (a LUT's inputs), each
+    counted by one LUT per bit of its count (a function of at most k inputs; a lone bit is a
+    wire), then a balanced adder tree over the group counts (the adder rule).
 
     yosys maps a registered sum of n bits so: measured 2, 4, 4, 14 LUT for 3, 6, 7, 15 bits
-    (this rule: 2, 3, 5, 14), where the adder rule on a tree of pairwise adds (the emitted
-    structure, which yosys re-maps) would say 22 for 15 bits.
+    (this rule, LUT6: 2, 3, 5, 14), where the adder rule on a tree of pairwise adds (the
+    emitted structure, which yosys re-maps) would say 22 for 15 bits.
     """
-    sizes = [min(6, n - k) for k in range(0, n, 6)]
+    k = fab.lut_inputs
+    sizes = [min(k, n - j) for j in range(0, n, k)]
     luts = sum(IntRange(0, m).bits for m in sizes if m > 1)
     level = [IntRange(0, m) for m in sizes]
     while len(level) > 1:
@@ -505,17 +699,15 @@ def popcount_luts(n: int) -> int:
     return luts
 
 
-def cost_threshold(op: Threshold, g: Graph, scheds: Mapping[str, LayerSchedule]) -> LayerCost:
+def cost_threshold(op: Threshold, g: Graph, ctx: Context) -> LayerCost:
     """A Threshold layer: comparators, popcounts and the output scaling in LUTs
-    (``layer_luts``); FF = the schedule's registers + valid."""
-    ls = scheds[op.name]
-    lut = layer_luts(lower_layer(g, op))
-    return LayerCost(op.name, KIND_OF[Threshold], lut, ls.ff + ls.cycles, 0, 0, ls.cycles, 1, 0)
+    (``layer_parts``); FF = the schedule's live registers + valid."""
+    return _elementwise_cost(op, g, ctx)
 
 
 # The table of cost functions, one per op kind; Input ops cost nothing (they are the
 # graph's ports). A test fails if an op kind of OP_KINDS other than Input lacks an entry.
-CostFn = Callable[[Op, Graph, Mapping[str, LayerSchedule]], LayerCost]
+CostFn = Callable[[Op, Graph, Context], LayerCost]
 COST_FUNCTIONS: dict[type[Op], CostFn] = {
     Dense: cost_dense,
     Requant: cost_requant,

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
-from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost
+from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, Context, LayerCost, live_elements
+from hwprune.estimate.fabric import XC7, Fabric, fabric_of
 from hwprune.estimate.stream import stream_costs
 from hwprune.hw.reuse import input_hold, reuse_of
 from hwprune.hw.schedule import latency_cycles, schedule
@@ -14,18 +15,21 @@ from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
 
 
-def design_costs(g: Graph) -> tuple[list[LayerCost], tuple[int, int]]:
-    """The cost of every layer of the design compiled from ``g`` (``layer_costs``, or for a
-    streaming design, ``hw.stream.plan``, its stages, collector and head: ``estimate.stream``)
-    and the design's (latency in cycles, II)."""
+def design_costs(g: Graph, fab: Fabric = XC7) -> tuple[list[LayerCost], tuple[int, int]]:
+    """The cost of every layer of the design compiled from ``g`` on fabric ``fab``
+    (``layer_costs``, or for a streaming design, ``hw.stream.plan``, its stages, collector and
+    head: ``estimate.stream``) and the design's (latency in cycles, II)."""
     p = plan(g)
     if p is None:
-        costs = layer_costs(g)
+        costs = layer_costs(g, fab)
         if input_hold(g):  # at reuse factor R > 1 the top registers its input (hw.reuse)
             (inp,) = g.inputs
             pb = max(1, (reuse_of(g) - 1).bit_length())
             bits = inp.size * inp.range.bits
-            hold = LayerCost("input", "input", pb + 1, bits + pb, 0, 0, 1, reuse_of(g), 0)
+            lp, fp = {"control": pb + 1}, {"reg": bits, "control": pb}
+            hold = LayerCost(
+                "input", "input", fab.lut(lp), fab.ff(fp), 0, 0, 1, reuse_of(g), 0, lp, fp
+            )
             costs = [hold, *costs]
         latency = sum(c.latency_cycles for c in costs)
         # The per-op cycles must add up to the schedule the RTL implements.
@@ -34,11 +38,12 @@ def design_costs(g: Graph) -> tuple[list[LayerCost], tuple[int, int]]:
         return costs, (latency, max((c.ii for c in costs), default=1))
     # A stream's cycles come from its control (hw.stream.timing): from an image's first
     # pixel to its result, and between two results (the II, in cycles per image).
-    return stream_costs(g, p), (p.latency, p.interval)
+    return stream_costs(g, p, fab), (p.latency, p.interval)
 
 
-def layer_costs(g: Graph) -> list[LayerCost]:
-    """The cost of every op of ``g`` except Input ops, in graph order (board independent)."""
+def layer_costs(g: Graph, fab: Fabric = XC7) -> list[LayerCost]:
+    """The cost of every op of ``g`` except Input ops, in graph order, on fabric ``fab``
+    (default: 7-series primitives, uncalibrated), dead logic left out (``live_elements``)."""
     ops = [op for op in g.ops if type(op) not in NOT_COSTED]
     for op in ops:
         if type(op) not in COST_FUNCTIONS:
@@ -46,8 +51,8 @@ def layer_costs(g: Graph) -> list[LayerCost]:
                 f"op {op.name!r} has kind {type(op).__name__}, which has no cost function; "
                 "add one to hwprune.estimate.costs.COST_FUNCTIONS"
             )
-    scheds = {ls.op: ls for ls in schedule(g)}
-    return [COST_FUNCTIONS[type(op)](op, g, scheds) for op in ops]
+    ctx = Context({ls.op: ls for ls in schedule(g)}, fab, live_elements(g))
+    return [COST_FUNCTIONS[type(op)](op, g, ctx) for op in ops]
 
 
 def _pct(used: int, avail: int) -> float | None:
@@ -114,16 +119,24 @@ def estimate(g: Graph, board: Board) -> dict:
     fits (every resource used <= available), overflow (``overflow``: each resource used beyond
     what is available, with used, available and over; empty when it fits) and per-layer
     figures (name, kind, lut, ff, dsp, bram18, latency_cycles, ii, product_terms). The model
-    is described in ``hwprune.estimate.costs``; it does not depend on the board except for
-    the fit verdict.
+    is described in ``hwprune.estimate.costs``; it depends on the board through its family's
+    fabric (``estimate.fabric``: LUT inputs, DSP rule, calibrated constants) and the fit
+    verdict.
     """
-    return _summarise(design_costs(g), board)
+    return _summarise(design_costs(g, fabric_of(board)), board)
 
 
 def estimate_boards(g: Graph, boards: Iterable[Board]) -> dict[str, dict]:
-    """``estimate(g, b)`` for every board, keyed by board name (the graph is costed once)."""
-    design = design_costs(g)
-    return {b.name: _summarise(design, b) for b in boards}
+    """``estimate(g, b)`` for every board, keyed by board name (the graph is costed once per
+    fabric)."""
+    designs: dict[Fabric, tuple] = {}
+    out = {}
+    for b in boards:
+        fab = fabric_of(b)
+        if fab not in designs:
+            designs[fab] = design_costs(g, fab)
+        out[b.name] = _summarise(designs[fab], b)
+    return out
 
 
 def _used_of(used: int, avail: int) -> str:

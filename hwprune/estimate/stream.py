@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 
 from hwprune.estimate.costs import LayerCost
+from hwprune.estimate.fabric import XC7, Fabric
 from hwprune.hw.reuse import shared_dense, shared_layer
 from hwprune.hw.stream import Plan, Stage
 from hwprune.ir.graph import Graph
@@ -54,15 +55,16 @@ def window_bits(st: Stage) -> tuple[int, list[int]]:
     return lanes, sorted(set(st.taps))
 
 
-def srl_luts(lanes: int, taps: list[int]) -> tuple[int, int]:
+def srl_luts(lanes: int, taps: list[int], srl_ok: bool = True) -> tuple[int, int]:
     """(SRL LUTs, flip-flops) of a shift register read at ``taps`` (sorted, from 0): a run of
     untapped positions and the tap that ends it, SRL_MIN or more long, is one SRL LUT per
     SRL_DEPTH positions per lane, the tap reading the SRL's output; a shorter run is
-    flip-flops, and so is the first tap."""
+    flip-flops, and so is the first tap. A fabric without shift-register LUTs (``srl_ok``
+    false: iCE40, ECP5 in yosys) keeps every position in flip-flops."""
     srl, ff = 0, lanes
     for a, b in zip(taps, taps[1:]):
         run = b - a  # the untapped positions and the tap b
-        if run >= SRL_MIN:
+        if run >= SRL_MIN and srl_ok:
             srl += math.ceil(run / SRL_DEPTH) * lanes
         else:
             ff += run * lanes
@@ -80,16 +82,18 @@ def counter_luts(bits: int) -> int:
     return bits + math.ceil(bits / 3)
 
 
-def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1) -> StageCost:
+def stage_cost(
+    st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1, fab: Fabric = XC7
+) -> StageCost:
     """The cost of one stream stage (kernel, window, control), beside ``unrolled``, the costs
     of the graph's layers unrolled (its own are picked out). At reuse factor R > 1 the stage
     takes a position per R cycles (a phase counter more) and its Dense is shared."""
     from hwprune.estimate.report import layer_costs
 
-    kernel = layer_costs(st.kernel)  # (a shared Dense: costs.shared_cost, its phase counter)
+    kernel = layer_costs(st.kernel, fab)  # (a shared Dense: costs.shared_cost, its counter)
     hp, wp = st.grid
     lanes, taps = window_bits(st)
-    srl, win_ff = srl_luts(lanes, taps)
+    srl, win_ff = srl_luts(lanes, taps, fab.srl)
     yb, xb = max(1, (hp - 1).bit_length()), max(1, (wp - 1).bit_length())
     # The stage's busy counter, counted with the kernel when it shares a Dense.
     pb = max(1, (reuse - 1).bit_length()) if reuse > 1 else 0
@@ -99,16 +103,25 @@ def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1
     k_lut = sum(c.lut for c in kernel)
     k_ff = sum(c.ff for c in kernel) - sum(c.latency_cycles for c in kernel)  # valid: vp
     unrolled = [c for c in unrolled if c.name in st.ops]
+    lut_parts = _sum_parts(c.lut_parts for c in kernel)
+    lut_parts["srl"] = lut_parts.get("srl", 0) + srl
+    lut_parts["control"] = lut_parts.get("control", 0) + ctrl_lut
+    ff_parts = _sum_parts(c.ff_parts for c in kernel)
+    ff_parts["valid"] = ff_parts.get("valid", 0) - sum(c.latency_cycles for c in kernel)
+    ff_parts["window"] = win_ff
+    ff_parts["control"] = ff_parts.get("control", 0) + ctrl_ff
     return StageCost(
         name="+".join(st.ops),
         kind="stream",
-        lut=k_lut + srl + ctrl_lut,
-        ff=k_ff + win_ff + ctrl_ff,
+        lut=k_lut + fab.lut({"srl": srl, "control": ctrl_lut}),
+        ff=k_ff + fab.ff({"window": win_ff, "control": ctrl_ff}),
         dsp=sum(c.dsp for c in kernel),
         bram18=0,
         latency_cycles=cycles + 1,  # window register and kernel; the design's: Plan.latency
         ii=reuse,
         product_terms=sum(c.product_terms for c in kernel),
+        lut_parts=lut_parts,
+        ff_parts=ff_parts,
         parts={
             "kernel": {
                 "lut": k_lut,
@@ -129,32 +142,32 @@ def stage_cost(st: Stage, cycles: int, unrolled: list[LayerCost], reuse: int = 1
     )
 
 
-def stream_costs(g: Graph, plan: Plan) -> list[LayerCost]:
-    """Every stage's cost, the collector's, then the head's layers."""
+def _sum_parts(parts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def stream_costs(g: Graph, plan: Plan, fab: Fabric = XC7) -> list[LayerCost]:
+    """Every stage's cost, the collector's, then the head's layers, on fabric ``fab``."""
     from hwprune.estimate.report import layer_costs
 
-    unrolled = layer_costs(g)
+    unrolled = layer_costs(g, fab)
     out: list[LayerCost] = [
-        stage_cost(st, c, unrolled, plan.reuse) for st, c in zip(plan.stages, plan.kernel_cycles)
+        stage_cost(st, c, unrolled, plan.reuse, fab)
+        for st, c in zip(plan.stages, plan.kernel_cycles)
     ]
     last = plan.stages[-1]
     _, oh, ow = last.out_map.shape
     npix = oh * ow
     pb = max(1, (npix - 1).bit_length())
     hin = plan.head.inputs[0]
-    out.append(
-        LayerCost(
-            name="collector",
-            kind="collector",
-            lut=npix * math.ceil(pb / 5) + counter_luts(pb),
-            ff=hin.size * hin.range.bits + pb + 1,
-            dsp=0,
-            bram18=0,
-            latency_cycles=0,
-            ii=1,
-            product_terms=0,
-        )
-    )
+    decode = math.ceil(pb / (fab.lut_inputs - 1))
+    lp = {"control": npix * decode + counter_luts(pb)}
+    fp = {"reg": hin.size * hin.range.bits, "control": pb + 1}
+    out.append(LayerCost("collector", "collector", fab.lut(lp), fab.ff(fp), 0, 0, 0, 1, 0, lp, fp))
     if len(plan.head.ops) > 1:
-        out += layer_costs(plan.head)
+        out += layer_costs(plan.head, fab)
     return out

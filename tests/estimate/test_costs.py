@@ -21,8 +21,10 @@ from hwprune.estimate.costs import (
     NOT_COSTED,
     const_mult_luts,
     csd_digits,
+    live_elements,
     requant_luts,
 )
+from hwprune.estimate.fabric import fabric_of
 from hwprune.estimate.report import overflow, overflow_text
 from hwprune.ir.graph import (
     OP_KINDS,
@@ -152,9 +154,13 @@ def test_hand_worked_fused_requant():
     d, r = layer_costs(g)
     assert (d.lut, d.ff, d.latency_cycles) == (31, 8, 1)
     assert (r.lut, r.ff, r.latency_cycles, r.kind) == (5, 0, 0, "requant")
-    e = estimate(g, get_board("pynq-z2"))
+    # The estimate scales each LUT category by the family's calibrated factor
+    # (estimate.fabric, calibration.toml); the raw counts above are what it scales.
+    board = get_board("pynq-z2")
+    e = estimate(g, board)
+    fab = fabric_of(board)
     assert e["totals"] == {
-        "lut": 36,
+        "lut": fab.lut(d.lut_parts) + fab.lut(r.lut_parts),
         "ff": 8,
         "dsp": 0,
         "bram18": 0,
@@ -282,15 +288,17 @@ def test_a_design_that_does_not_fit_says_what_overflows_and_by_how_much():
     g = optimize(import_qonnx(MODELS / "tfc_2w2a.onnx"))
     names = ("arty-a7-35t", "icebreaker", "zcu104")
     est = estimate_boards(g, [get_board(n) for n in names])
-    t = est["zcu104"]["totals"]
+    t = est["arty-a7-35t"]["totals"]
     assert 20800 < t["lut"] and 5280 < t["ff"] < 41600
     arty, ice, zcu = (est[n] for n in names)
     assert arty["overflow"] == {
         "lut": {"used": t["lut"], "available": 20800, "over": t["lut"] - 20800}
     }
+    # The iCE40 is costed on its own fabric (LUT4: estimate.fabric), so its figures differ.
+    ti = ice["totals"]
     assert ice["overflow"] == {
-        "lut": {"used": t["lut"], "available": 5280, "over": t["lut"] - 5280},
-        "ff": {"used": t["ff"], "available": 5280, "over": t["ff"] - 5280},
+        "lut": {"used": ti["lut"], "available": 5280, "over": ti["lut"] - 5280},
+        "ff": {"used": ti["ff"], "available": 5280, "over": ti["ff"] - 5280},
     }
     assert zcu["overflow"] == {} and zcu["fits"]
     # Every key estimate.json had before "overflow" is still there.
@@ -313,10 +321,10 @@ def test_a_design_that_does_not_fit_says_what_overflows_and_by_how_much():
         verdict[1] == f"  arty-a7-35t  lut {t['lut']:,} of 20,800 (+{t['lut'] - 20800:,}, {pct} %)"
     )
     assert verdict[2].startswith(
-        f"  icebreaker   lut {t['lut']:,} of 5,280 (+{t['lut'] - 5280:,}, "
+        f"  icebreaker   lut {ti['lut']:,} of 5,280 (+{ti['lut'] - 5280:,}, "
     )
     assert verdict[2].endswith(
-        f"; ff {t['ff']:,} of 5,280 (+{t['ff'] - 5280:,}, {round(100 * t['ff'] / 5280)} %)"
+        f"; ff {ti['ff']:,} of 5,280 (+{ti['ff'] - 5280:,}, {round(100 * ti['ff'] / 5280)} %)"
     )
     assert len(verdict) == 3
 
@@ -367,3 +375,45 @@ def test_table_lists_every_board_with_latency_in_ns():
     for b in list_boards():
         assert any(ln.split()[0].rstrip("*") == b.name for ln in table.splitlines()[2:])
     assert "shell" in table.splitlines()[-1]
+
+
+def test_dead_and_constant_rows_cost_nothing():
+    # The hand graph's Dense "d" feeds a second Dense that reads only d's row 0 (weight 2)
+    # and a row of d with no terms (a constant the emitter writes as a literal). d's row 1 is
+    # read by nothing: synthesis removes its adder tree and register (yosys opt_clean), and
+    # the constant's register has a constant input (opt_dff removes it). So d costs what a
+    # Dense of row 0 alone costs, and its flip-flops are row 0's register + valid.
+    x = Input("x", (), 3, IntRange(0, 15), 0)
+    row0 = Row(0, (0, 1, 2), (3, -4, 7))
+    d = Dense("d", ("x",), 3, (row0, Row(5, (0, 2), (1, -6)), Row(9, (), ())), 0)
+    e = Dense("e", ("d",), 3, (Row(1, (0, 2), (2, 3)),), 0)
+    g = Graph((x, d, e), ("e",))
+    verify(g)
+    assert live_elements(g) == {"e": {0}, "d": {0, 2}, "x": {0, 1, 2}}
+    alone = Graph((x, Dense("d", ("x",), 3, (row0,), 0)), ("d",))
+    cd, _ = layer_costs(g)
+    (ca,) = layer_costs(alone)
+    assert cd.lut == ca.lut > 0
+    assert cd.ff == g.values["d"].ranges[0].bits + 1 == ca.ff
+
+
+def test_each_family_is_costed_on_its_own_fabric():
+    # iCE40 and ECP5 have LUT4s and no shift-register LUTs in yosys' flows; 7-series LUT6s
+    # and SRLs (estimate.fabric). A 13-input OR tree: ceil(12 / 5) = 3 LUT6 or ceil(12 / 3)
+    # = 4 LUT4; a 16:1 mux bit: 4 LUT6 (4:1 each, MUXF7/F8) or 15 LUT4.
+    from hwprune.estimate.fabric import fabric_of, raw_fabric
+
+    x7, ice = raw_fabric("xc7"), raw_fabric("ice40", "iCE40UP5K-SG48")
+    assert (x7.reduce_luts(13), ice.reduce_luts(13)) == (3, 4)
+    assert (x7.mux_luts(16), ice.mux_luts(16)) == (4, 15)
+    assert x7.srl and not ice.srl and not raw_fabric("ecp5").srl
+    # DSP rules as yosys' mul2dsp parameters: SB_MAC16 only on UltraPlus parts.
+    assert raw_fabric("ice40", "iCE40HX8K-CT256").dsp is None
+    assert ice.dsp.name == "SB_MAC16" and raw_fabric("ecp5").dsp.name == "MULT18X18D"
+    # Each board gets its family's calibrated constants (calibration.toml), and one object
+    # per family, so estimate_boards costs a design once per family.
+    assert fabric_of(get_board("pynq-z2")) is fabric_of(get_board("arty-a7-35t"))
+    assert fabric_of(get_board("icebreaker")).lut_scale["adder"] != 1.0
+    g = _hand_graph()
+    est = estimate_boards(g, [get_board("pynq-z2"), get_board("icebreaker")])
+    assert est["pynq-z2"]["totals"]["lut"] != est["icebreaker"]["totals"]["lut"]
