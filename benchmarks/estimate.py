@@ -206,6 +206,17 @@ def _designs() -> list[Design]:
             s += 1
             g = _thr(seed=s, sizes=sizes_b, n_thresholds=n_thr, w_bits=w_bits, sparsity=0.8)
             add(f"{group[:3]}-thr-{s}", group, "mac", _graph_design(g, "mac"))
+        # Wide inputs (a fixed<16,6> or 12-bit sensor input, as the QKeras jet tagger) and a
+        # wider FINN-style network (2-bit weights, 3 thresholds, as TFC-w2a2).
+        wide = (16, 32, 16, 5) if group == "calibration" else (16, 48, 24, 5)
+        for in_bits, sizes, sp, wb in ((16, wide, 0.7, 6), (12, sizes_a, 0.6, 4)):
+            s += 1
+            g = _mlp(seed=s, sizes=sizes, sparsity=sp, w_bits=wb, in_bits=in_bits, in_signed=True)
+            add(f"{group[:3]}-mac-in{in_bits}-{s}", group, "mac", _graph_design(g, "mac"))
+        s += 1
+        tfc = (96, 64, 32, 10) if group == "calibration" else (128, 48, 48, 10)
+        g = _thr(seed=s, sizes=tfc, n_thresholds=3, w_bits=2, sparsity=0.6)
+        add(f"{group[:3]}-thr-{s}", group, "mac", _graph_design(g, "mac"))
     # Streamed convolutions (hw.stream): the coverage CNN at R = 1 and 2 for calibration,
     # the convolution-variants model for validation.
     add(

@@ -75,7 +75,7 @@ from hwprune.hw.kernels import lower_dense
 from hwprune.hw.layers import lower_layer, requant_node
 from hwprune.hw.netlist import DenseNetlist, LayerNetlist, Node
 from hwprune.hw.reuse import SharedDense, is_shared, reuse_of, shared_layer
-from hwprune.hw.schedule import LayerSchedule
+from hwprune.hw.schedule import LayerSchedule, schedule
 from hwprune.ir.graph import (
     KIND_OF,
     Dense,
@@ -236,22 +236,33 @@ class Context:
 def live_elements(g: Graph) -> dict[str, frozenset[int]]:
     """For every op's value, the elements some output depends on (the rest is logic yosys
     removes: opt_clean drops cells whose outputs nothing reads). Every element of an output is
-    live; a Dense row makes live the columns of its nonzero weights, an elementwise op its own
-    element, a Max group its members."""
+    live; a layer's live elements make live the input elements its lowered netlist reads from
+    them (``live_nodes``: a Dense row its nonzero weights' columns, unless its kernel folded a
+    constant input into the row's offset, as the adder-graph kernel does; a Max group its
+    members; an elementwise op its own element). A Requant fused into its Dense passes its
+    live elements to the Dense, whose netlist holds its nodes."""
     live: dict[str, set[int]] = {n: set(range(g.values[n].size)) for n in g.outputs}
+    fused_into: dict[str, str] = {}
+    for ls in schedule(g):
+        if ls.fused is not None:
+            fused_into[ls.fused] = ls.op
     for op in reversed(g.ops):
-        mine = live.get(op.name, set())
         if isinstance(op, Input) or not op.inputs:
             continue
+        mine = live.get(op.name, set())
+        if op.name in fused_into:  # its nodes are in the Dense's netlist
+            live.setdefault(fused_into[op.name], set()).update(mine)
+            continue
+        net = lower_layer(g, op)
+        nodes = live_nodes(net, frozenset(mine))
+        assert nodes is not None
+        word = net.by_name
         src = live.setdefault(op.inputs[0], set())
-        if isinstance(op, Dense):
-            for i in mine:
-                src.update(op.rows[i].cols)
-        elif isinstance(op, Max):
-            for i in mine:
-                src.update(op.groups[i])
-        else:  # Requant, Threshold: elementwise
-            src.update(mine)
+        src.update(
+            word[n].col
+            for n in nodes
+            if word[n].kind in ("input", "product", "mult") and word[n].col >= 0
+        )
     return {n: frozenset(s) for n, s in live.items()}
 
 
@@ -337,6 +348,26 @@ def layer_luts(net: LayerNetlist, requant: bool = False, fab: Fabric = XC7) -> i
     return sum(layer_parts(net, requant, fab).values())
 
 
+def live_nodes(net: LayerNetlist | DenseNetlist, rows: frozenset[int] | None) -> set[str] | None:
+    """The nodes the live output elements ``rows`` read, directly or through other nodes (an
+    adder graph shares subexpressions between rows: node row -1), or None for all."""
+    if rows is None:
+        return None
+    word = net.by_name
+    if isinstance(net, LayerNetlist):
+        stack = [net.outs[i] for i in rows]
+    else:
+        stack = [n.name for n in net.nodes if n.row in rows]
+    live: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in live or name not in word:
+            continue
+        live.add(name)
+        stack.extend(word[name].args)
+    return live
+
+
 def layer_parts(
     net: LayerNetlist,
     requant: bool | None = False,
@@ -360,12 +391,29 @@ def layer_parts(
     row_luts: dict[int, int] = {}
     cmps: dict[int, list[Node]] = {}
     parts: dict[str, int] = {}
+    live = live_nodes(net, rows)
+    dsp_out = {
+        n.name
+        for n in net.nodes
+        if n.kind == "mult"
+        and xr[n.col].lo != xr[n.col].hi
+        and _mult_in_dsp(xr[n.col], n.value, fab)
+    }
+    post_added: set[str] = set()
     for n in net.nodes:
         if requant is not None and (n.kind == "requant") != requant:
             continue
-        if rows is not None and n.row >= 0 and n.row not in rows:
+        if live is not None and n.name not in live:
             continue
         luts = node_luts(n, word, xr, fab)
+        if n.kind in ("add", "shiftadd") and fab.dsp is not None:
+            # A DSP's post-adder (P = A * B + C) takes the first adder reading its product.
+            # yosys packs some of them (counted apart: "dsp_add", a fitted share).
+            free = [a for a in n.args if a in dsp_out and a not in post_added]
+            if free:
+                post_added.add(free[0])
+                parts["dsp_add"] = parts.get("dsp_add", 0) + luts
+                continue
         if n.kind == "cmp":
             cmps.setdefault(n.row, []).append(n)
         if n.kind == "scale":
@@ -422,13 +470,33 @@ def netlist_dsps(
     xr = {n.col: n.range for n in net.inputs} if isinstance(net, LayerNetlist) else None
     if xr is None:
         return len(mults) if fab.dsp is not None else 0
+    live = live_nodes(net, rows)
     return sum(
         1
         for n in mults
-        if (rows is None or n.row in rows)
+        if (live is None or n.name in live)
         and xr[n.col].lo != xr[n.col].hi
         and _mult_in_dsp(xr[n.col], n.value, fab)
     )
+
+
+def dsp_input_register_bits(net: LayerNetlist, fab: Fabric, rows: frozenset[int] | None) -> int:
+    """Bits of the previous layer's output registers that only DSP-mapped multiplies of this
+    layer read: yosys' xilinx_dsp packs such a register into each DSP48's input register
+    (AREG / BREG), so it is no fabric flip-flop (measured on benchmarks/estimate.py's mac-dsp
+    designs: 87 of 87 and 96 of 88 flip-flops)."""
+    live = live_nodes(net, rows)
+    xr = {n.col: n.range for n in net.inputs}
+    readers: dict[int, int] = {}
+    in_dsp: dict[int, int] = {}
+    for n in net.nodes:
+        if n.kind not in ("product", "mult") or (live is not None and n.name not in live):
+            continue
+        readers[n.col] = readers.get(n.col, 0) + 1
+        r = xr[n.col]
+        if n.kind == "mult" and r.lo != r.hi and _mult_in_dsp(r, n.value, fab):
+            in_dsp[n.col] = in_dsp.get(n.col, 0) + 1
+    return sum(xr[c].bits for c, k in in_dsp.items() if readers[c] == k)
 
 
 # A multiply yosys 0.23's synth_xilinx maps to a DSP48E1 (its mul2dsp: both operands 2 bits
@@ -439,16 +507,37 @@ DSP_Y_MINWIDTH = 9
 DSP_MINWIDTH = 2
 
 
-def shared_cost(sd: SharedDense, x: Value, fab: Fabric = XC7) -> tuple[dict[str, int], int, int]:
+def table_luts(table: Sequence[int], bits: int, fab: Fabric = XC7) -> int:
+    """LUTs of a constant table indexed by the phase (``table[p]``, ``bits`` wide, two's
+    complement): per bit, none if the bit is constant, a phase bit or its inverse (a wire or
+    an inverter folded into the DSP's input), else a LUT over the phase bits."""
+    n = len(table)
+    pbits = max(1, (n - 1).bit_length())
+    wires = [tuple((p >> k) & 1 for p in range(n)) for k in range(pbits)]
+    luts = 0
+    for b in range(bits):
+        col = tuple((w >> b) & 1 for w in table)
+        if len(set(col)) == 1 or col in wires or tuple(1 - v for v in col) in wires:
+            continue
+        luts += fab.reduce_luts(pbits) or 1
+    return luts
+
+
+def shared_cost(
+    sd: SharedDense, x: Value, fab: Fabric = XC7, live: frozenset[int] | None = None
+) -> tuple[dict[str, int], int, int]:
     """(LUT parts, FF, DSP) of a Dense shared over R cycles (``codegen.reuse``): per slot the
     phase mux of its inputs, and a multiplier, a DSP block when yosys maps it to one
     (``fabric.DspRule``; the weight table then a LUT per weight bit), else ``x.bits *
     w.bits`` LUTs with the table folded in; per row the adder tree over its slots, the
     accumulator's adder, the bias, the Requant, and accumulator and output registers. LUT
     parts: shared_mux (the phase muxes), shared_mult (weight tables and LUT multipliers),
-    shared_add (adder trees, accumulators, bias, Requant)."""
+    shared_add (adder trees, accumulators, bias, Requant). Rows outside ``live`` (None: all)
+    are dead logic synthesis removes."""
     mux = mult = lut = ff = dsp = 0
-    for row in sd.rows:
+    for i, row in enumerate(sd.rows):
+        if live is not None and i not in live:
+            continue
         width = row.acc.bits
         prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
         for slot in row.slots:
@@ -458,7 +547,7 @@ def shared_cost(sd: SharedDense, x: Value, fab: Fabric = XC7) -> tuple[dict[str,
             xb = x.range.bits + (0 if x.range.signed else 1)
             wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
             choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
-            mux += xb * fab.mux_luts(choices)
+            mux += fab.mux_word_luts(choices, xb)
             ranges = [x.ranges[c].scaled(w) for c, w in terms]
             if len(terms) < len(slot):
                 ranges.append(IntRange(0, 0))  # a phase without a term multiplies by 0
@@ -468,7 +557,7 @@ def shared_cost(sd: SharedDense, x: Value, fab: Fabric = XC7) -> tuple[dict[str,
             in_dsp = fab.dsp is not None and fab.dsp.maps(xb, wb)
             if in_dsp:
                 dsp += 1
-                mult += wb
+                mult += table_luts([0 if t is None else t[1] for t in slot], wb, fab)
             else:
                 mult += xb * wb
             prods.append((r, in_dsp))
@@ -521,13 +610,16 @@ def _cost(
     )
 
 
-def register_bits(ls: LayerSchedule, ctx: Context, net: LayerNetlist, final: Value) -> int:
+def register_bits(
+    ls: LayerSchedule, ctx: Context, net: LayerNetlist, final: Value, same_low: int = 0
+) -> int:
     """Flip-flops of a layer's register banks, live and non-constant bits only.
 
     "flip-flop counts are exactly the sum of register widths" (DESIGN.md) for registers
     something reads: synthesis removes a register whose value is constant (a row with no
     terms) or that no output depends on (``live_elements``). The last bank holds one value per
-    output element (``final``); the others hold the netlist's ``reg`` nodes."""
+    output element (``final``); the others hold the netlist's ``reg`` nodes. ``same_low``:
+    low bits every value of ``final`` shares (constant flip-flops, removed too)."""
     rows = ctx.rows(ls.op if ls.fused is None else ls.fused)
     word = net.by_name
     # A row the emitter assigns a literal (no logic node, or a Requant of a constant) is a
@@ -542,9 +634,10 @@ def register_bits(ls: LayerSchedule, ctx: Context, net: LayerNetlist, final: Val
     bits = 0
     for i, r in enumerate(final.ranges):
         if i in logic and (rows is None or i in rows):
-            bits += r.bits
+            bits += max(1, r.bits - same_low)
+    live = live_nodes(net, rows)
     for n in net.of_kind("reg"):
-        if rows is None or n.row < 0 or n.row in rows:
+        if live is None or n.name in live:
             bits += n.range.bits
     return bits
 
@@ -560,7 +653,9 @@ def cost_dense(op: Dense, g: Graph, ctx: Context) -> LayerCost:
     ls = ctx.scheds[op.name]
     if is_shared(g, op):  # at reuse factor R > 1 (hw.reuse); the busy counter and valid FFs
         r = reuse_of(g)
-        parts, ff, dsp = shared_cost(shared_layer(g, op), g.values[op.inputs[0]], ctx.fab)
+        rows = ctx.rows(op.name if ls.fused is None else ls.fused)
+        x = g.values[op.inputs[0]]
+        parts, ff, dsp = shared_cost(shared_layer(g, op), x, ctx.fab, rows)
         pb = max(1, (r - 1).bit_length())
         parts = {**parts, "control": pb}
         return _cost(
@@ -579,6 +674,8 @@ def cost_dense(op: Dense, g: Graph, ctx: Context) -> LayerCost:
     parts = layer_parts(net, False, ctx.fab, rows)
     final = g.values[ls.fused or op.name]
     ff = {"reg": register_bits(ls, ctx, net, final), "valid": ls.cycles}
+    if ctx.fab.dsp_input_regs and not isinstance(g.op(op.inputs[0]), Input):
+        ff["reg"] -= dsp_input_register_bits(net, ctx.fab, rows)
     return _cost(
         op.name,
         KIND_OF[Dense],
@@ -667,7 +764,10 @@ def _elementwise_cost(op: Max | Threshold, g: Graph, ctx: Context) -> LayerCost:
     ls = ctx.scheds[op.name]
     net = lower_layer(g, op)
     parts = layer_parts(net, False, ctx.fab, ctx.rows(op.name))
-    ff = {"reg": register_bits(ls, ctx, net, g.values[op.name]), "valid": ls.cycles}
+    # A Threshold's outputs base + step * count share their low trailing_zeros(step) bits (a
+    # sign, -1 or +1, is ...1 either way).
+    same = trailing_zeros(op.step) if isinstance(op, Threshold) and op.step else 0
+    ff = {"reg": register_bits(ls, ctx, net, g.values[op.name], same), "valid": ls.cycles}
     return _cost(op.name, KIND_OF[type(op)], ctx, parts, ff, 0, ls.cycles, 1, 0)
 
 

@@ -37,6 +37,7 @@ from types import MappingProxyType
 
 # The categories LUTs are counted in (a lowered netlist's node kinds and a stream's parts):
 # product (a constant multiply's CSD adders), adder (adder-tree, accumulator and bias adders),
+# dsp_add (the first adder after a DSP-mapped product, which the DSP's post-adder may take),
 # requant (shift, rounding, clip), max (compare and select), threshold (compares, popcount,
 # scaling), a Dense shared over R cycles (shared_mux: phase muxes, shared_mult: weight
 # tables and LUT multipliers, shared_add: adders, accumulators, its Requant), srl
@@ -44,6 +45,7 @@ from types import MappingProxyType
 PARTS: tuple[str, ...] = (
     "product",
     "adder",
+    "dsp_add",
     "requant",
     "max",
     "threshold",
@@ -87,6 +89,7 @@ class Fabric:
     lut_inputs: int  # 6 or 4
     srl: bool  # shift-register LUTs
     dsp: DspRule | None  # None: multiplies are built in LUTs
+    dsp_input_regs: bool = False  # yosys packs a register feeding only DSPs into them
     lut_scale: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     ff_scale: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
@@ -108,6 +111,14 @@ class Fabric:
         decides 3 bits (measured, xc7: 20 bits -> 7), a LUT4 beside SB_CARRY / CCU2C one."""
         return math.ceil(bits / 3) if self.lut_inputs == 6 else bits
 
+    def mux_word_luts(self, n: int, bits: int) -> int:
+        """LUTs of an n:1 mux of ``bits``-wide words on a shared select. On LUT6 fabric a 2:1
+        mux bit merges with its neighbour or the logic it feeds (measured: the R = 2 shared
+        Dense designs of benchmarks/estimate.py fit half a LUT per bit, R = 4 a whole one)."""
+        if n == 2 and self.lut_inputs == 6:
+            return math.ceil(bits / 2)
+        return bits * self.mux_luts(n)
+
     def mux_luts(self, n: int) -> int:
         """LUTs per bit of an n:1 mux: a LUT6 is a 4:1 mux (MUXF7/F8 join them), a LUT4 a
         2:1 mux with a spare input (a tree of n - 1)."""
@@ -116,8 +127,9 @@ class Fabric:
         return math.ceil(n / 4) if self.lut_inputs == 6 else n - 1
 
 
-_XC7 = Fabric("xc7", 6, True, DspRule("DSP48E1", 25, 18, 2, 9))
-_XCUP = Fabric("xcup", 6, True, DspRule("DSP48E2", 27, 18, 2, 9))
+# yosys' xilinx_dsp packs the registers before and after a DSP48 into it (AREG/BREG, PREG).
+_XC7 = Fabric("xc7", 6, True, DspRule("DSP48E1", 25, 18, 2, 9), True)
+_XCUP = Fabric("xcup", 6, True, DspRule("DSP48E2", 27, 18, 2, 9), True)
 _ICE40 = Fabric("ice40", 4, False, None)
 # SB_MAC16: yosys' DSP_Y_MINWIDTH is 11 on the $mul's declared output; the emitted products
 # are declared a bit wider than their range, and 12 bits of range is what matched the
@@ -161,6 +173,7 @@ def calibrated(fab: Fabric) -> Fabric:
         fab.lut_inputs,
         fab.srl,
         fab.dsp,
+        fab.dsp_input_regs,
         MappingProxyType(dict(cal.get("lut", {}))),
         MappingProxyType(dict(cal.get("ff", {}))),
     )
