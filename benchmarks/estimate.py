@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import sys
 import time
 import warnings
@@ -217,6 +218,11 @@ def _designs() -> list[Design]:
         tfc = (96, 64, 32, 10) if group == "calibration" else (128, 48, 48, 10)
         g = _thr(seed=s, sizes=tfc, n_thresholds=3, w_bits=2, sparsity=0.6)
         add(f"{group[:3]}-thr-{s}", group, "mac", _graph_design(g, "mac"))
+        # A binarised network (FINN's TFC-w1a1: +-1 inputs, weights and activations, dense).
+        s += 1
+        bnn = (96, 48, 32, 10) if group == "calibration" else (112, 40, 40, 10)
+        g = _thr(seed=s, sizes=bnn, w_bits=1, sparsity=0.0, bipolar=True)
+        add(f"{group[:3]}-bnn-{s}", group, "mac", _graph_design(g, "mac"))
     # Streamed convolutions (hw.stream): the coverage CNN at R = 1 and 2 for calibration,
     # the convolution-variants model for validation.
     add(
@@ -638,6 +644,14 @@ def write_report(res: dict) -> None:
             f"| {_pct(r['err']['ff'])} | {e['dsp']} / {y['dsp']} | {e['latency']} / {lat} "
             f"| {1000 * r['est_s']:.1f} | {r['synth_s']:.1f} |"
         )
+    lib = res.get("library_ms", {})
+    if lib:
+        lines += [
+            "",
+            "Library speed, 16-64-32-32-5 MLP (4,184 product terms), cold caches, median of 15: "
+            + "; ".join(f"`{k}` {v} ms" for k, v in lib.items())
+            + ".",
+        ]
     est_s = sum(r["est_s"] for r in rows)
     syn_s = sum(r["synth_s"] for r in rows)
     lines += [
@@ -649,13 +663,56 @@ def write_report(res: dict) -> None:
     (RESULTS / "estimate.json").write_text(json.dumps(res, indent=1) + "\n")
 
 
+def library_speed(runs: int = 15) -> dict:
+    """Milliseconds of ``estimate(g, pynq-z2)`` and ``estimate_boards(g, every board)`` on the
+    16-64-32-32-5 MLP of benchmarks/estimate_speed.py (16-bit signed inputs, 6-bit weights,
+    no zeros: 4,184 product terms), every hwprune cache cleared before each run (cold), the
+    median of ``runs``."""
+    from hwprune.boards import get_board, list_boards
+    from hwprune.estimate import estimate, estimate_boards
+    from hwprune.ir.passes import optimize
+    from tests.graphs import random_mlp
+
+    g = optimize(
+        random_mlp(
+            seed=0, sizes=(16, 64, 32, 32, 5), sparsity=0.0, in_signed=True, in_bits=16, w_bits=6
+        )
+    )
+
+    def clear() -> None:
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("hwprune"):
+                for v in list(vars(mod).values()):
+                    if hasattr(v, "cache_clear"):
+                        v.cache_clear()
+                    elif isinstance(v, dict) and v and mod.__name__.endswith("costs"):
+                        if v is getattr(mod, "_ANALYSIS", None) or v is getattr(
+                            mod, "_PARTS", None
+                        ):
+                            v.clear()
+
+    out = {}
+    for label, run in (
+        ("estimate(g, pynq-z2)", lambda: estimate(g, get_board("pynq-z2"))),
+        ("estimate_boards(g, all boards)", lambda: estimate_boards(g, list_boards())),
+    ):
+        ts = []
+        for _ in range(runs):
+            clear()
+            t0 = time.perf_counter()
+            run()
+            ts.append(1000 * (time.perf_counter() - t0))
+        out[label] = round(statistics.median(ts), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--measure", action="store_true", help="synthesise missing designs")
     ap.add_argument("--fit", action="store_true", help="refit the calibration constants")
     ap.add_argument("--only", nargs="*", help="design names (default: all)")
     ap.add_argument("--group", nargs="*", help="calibration, validation, real")
-    ap.add_argument("--families", nargs="*", default=["xc7", "ice40"])
+    ap.add_argument("--families", nargs="*", default=list(FAMILY_BOARDS))
     ap.add_argument("--timeout", type=float, default=3600)
     args = ap.parse_args(argv)
     designs = [
@@ -668,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit:
         run_fit(DESIGNS, args.families)
     res = report(designs, args.families)
+    res["library_ms"] = library_speed()
     write_report(res)
     print((RESULTS / "estimate.md").read_text())
     return 0

@@ -113,21 +113,25 @@ def random_threshold_mlp(
     n_thresholds: int = 3,
     w_bits: int = 2,
     sparsity: float = 0.8,
+    bipolar: bool = False,
 ) -> Graph:
     """A FINN-style MLP: 2-bit unsigned input, Dense layers of ``w_bits`` weights, each but the
     last followed by a Threshold of ``n_thresholds`` sorted integer thresholds per element
     drawn from its accumulator's range (BatchNorm and the activation quantizer folded), output
-    0 .. n_thresholds; the last Dense is the output."""
+    0 .. n_thresholds; the last Dense is the output. ``bipolar``: a BNN as FINN's TFC-w1a1,
+    inputs and activations -1 or +1 (a sign: one threshold, base -1, step 2), weights +-1."""
     from hwprune.ir.graph import Threshold
 
     rng = np.random.default_rng(seed)
-    ops: list = [Input("x", (), sizes[0], IntRange(0, 3), 0)]
+    ops: list = [Input("x", (), sizes[0], IntRange(-1, 1) if bipolar else IntRange(0, 3), 0)]
     wmax = (1 << (w_bits - 1)) - 1 if w_bits > 1 else 1
     prev = "x"
     for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         rows = []
         for _ in range(n_out):
             w = rng.integers(-wmax, wmax, size=n_in, endpoint=True)
+            if bipolar:
+                w = rng.choice(np.array([-1, 1]), size=n_in)
             w[rng.random(n_in) < sparsity] = 0
             cols = tuple(int(c) for c in np.flatnonzero(w))
             rows.append(Row(int(rng.integers(-8, 8)), cols, tuple(int(w[c]) for c in cols)))
@@ -139,9 +143,11 @@ def random_threshold_mlp(
             ts = []
             for r in acc.ranges:
                 lo, hi = r.lo, max(r.hi, r.lo + 1)
-                ts.append(tuple(sorted(int(t) for t in rng.integers(lo, hi, size=n_thresholds))))
+                n = 1 if bipolar else n_thresholds
+                ts.append(tuple(sorted(int(t) for t in rng.integers(lo, hi, size=n))))
             name = f"thr{k}"
-            ops.append(Threshold(name, (prev,), tuple(ts), 0, 1, 0))
+            base, step = (-1, 2) if bipolar else (0, 1)
+            ops.append(Threshold(name, (prev,), tuple(ts), base, step, 0))
             prev = name
     g = Graph(tuple(ops), (prev,))
     verify(g)

@@ -71,7 +71,7 @@ from typing import Protocol
 
 from hwprune.estimate.fabric import XC7, Fabric
 from hwprune.hw.csd import csd_digits, trailing_zeros
-from hwprune.hw.kernels import lower_dense
+from hwprune.hw.kernels import kernel_of, lower_dense
 from hwprune.hw.layers import lower_layer, requant_node
 from hwprune.hw.netlist import DenseNetlist, LayerNetlist, Node
 from hwprune.hw.reuse import SharedDense, is_shared, reuse_of, shared_layer
@@ -233,6 +233,26 @@ class Context:
         return None if self.live is None else self.live.get(name)
 
 
+# The fabric-independent analysis of the last graphs costed (schedule, live elements): an
+# estimate for every board costs one design on several fabrics. Keyed by the graph's id and
+# its meta (kernel, pipeline and reuse choices live there and may change between calls); the
+# graph is kept so that its id is not reused.
+_ANALYSIS: dict[tuple[int, str], tuple[Graph, Mapping[str, LayerSchedule], dict]] = {}
+
+
+def context(g: Graph, fab: Fabric) -> Context:
+    """The cost functions' Context of ``g`` on ``fab`` (schedule and liveness computed once per
+    graph and meta)."""
+    key = (id(g), repr(sorted(g.meta.items())))
+    hit = _ANALYSIS.get(key)
+    if hit is None or hit[0] is not g:
+        if len(_ANALYSIS) >= 4:
+            _ANALYSIS.clear()
+        hit = (g, {ls.op: ls for ls in schedule(g)}, live_elements(g))
+        _ANALYSIS[key] = hit
+    return Context(hit[1], fab, hit[2])
+
+
 def live_elements(g: Graph) -> dict[str, frozenset[int]]:
     """For every op's value, the elements some output depends on (the rest is logic yosys
     removes: opt_clean drops cells whose outputs nothing reads). Every element of an output is
@@ -253,17 +273,23 @@ def live_elements(g: Graph) -> dict[str, frozenset[int]]:
         if op.name in fused_into:  # its nodes are in the Dense's netlist
             live.setdefault(fused_into[op.name], set()).update(mine)
             continue
+        src = live.setdefault(op.inputs[0], set())
+        if isinstance(op, Dense) and kernel_of(g, op) != "adder-graph":
+            # The mac kernels read every nonzero weight's column (shortcut of the walk below).
+            for i in mine:
+                src.update(op.rows[i].cols)
+            continue
         net = lower_layer(g, op)
         nodes = live_nodes(net, frozenset(mine))
         assert nodes is not None
         word = net.by_name
-        src = live.setdefault(op.inputs[0], set())
         src.update(
             word[n].col
             for n in nodes
             if word[n].kind in ("input", "product", "mult") and word[n].col >= 0
         )
-    return {n: frozenset(s) for n, s in live.items()}
+    # A value whose every element is live needs no filtering (None: all).
+    return {n: frozenset(s) for n, s in live.items() if len(s) < g.values[n].size}
 
 
 # --- Dense --------------------------------------------------------------------------------
@@ -281,6 +307,11 @@ def netlist_luts(
     word = net.by_name
     return sum(node_luts(n, word, x.ranges, fab) for n in net.nodes)
 
+
+# An adder of operands this narrow is logic ABC re-maps whole (a sum of 1-2-bit activations
+# is a compressor tree, not a carry chain): counted apart ("adder_narrow") with its own
+# fitted factor; those of 1-2-bit operands (a binarised network's +-1 sums) apart again.
+NARROW_BITS = 4
 
 # The category (fabric.PARTS) of a node kind's LUTs.
 NODE_PART: dict[str, str] = {
@@ -368,7 +399,7 @@ def live_nodes(net: LayerNetlist | DenseNetlist, rows: frozenset[int] | None) ->
     return live
 
 
-def layer_parts(
+def _layer_parts(
     net: LayerNetlist,
     requant: bool | None = False,
     fab: Fabric = XC7,
@@ -422,6 +453,11 @@ def layer_parts(
             row_luts[n.row] = row_luts.get(n.row, 0) + luts
         elif luts:
             part = NODE_PART[n.kind]
+            if part == "adder":  # by the sum's width: operands of k bits give k + 1
+                if n.range.bits <= 3:
+                    part = "adder_bits2"
+                elif n.range.bits <= NARROW_BITS + 1:
+                    part = "adder_narrow"
             parts[part] = parts.get(part, 0) + luts
     for row, luts in row_luts.items():
         bits = [word[c.args[0]].range.bits for c in cmps.get(row, ())]
@@ -429,6 +465,31 @@ def layer_parts(
             luts = min(luts, scaled[row].range.bits)
         parts["threshold"] = parts.get("threshold", 0) + luts
     return parts
+
+
+# layer_parts per (netlist, which nodes, live rows, the fabric's LUT inputs and DSP rule):
+# a design costed for every board reaches each netlist once per fabric, and fabrics that
+# agree on these (7-series and UltraScale+ without DSPs) share the result.
+_PARTS: dict[tuple, tuple[object, dict[str, int]]] = {}
+
+
+def layer_parts(
+    net: LayerNetlist,
+    requant: bool | None = False,
+    fab: Fabric = XC7,
+    rows: frozenset[int] | None = None,
+) -> dict[str, int]:
+    """LUTs of a lowered layer per category (``_layer_parts``), memoised."""
+    dsp = fab.dsp if any(n.kind == "mult" for n in net.nodes) else None
+    key = (id(net), requant, rows, fab.lut_inputs, dsp)
+    hit = _PARTS.get(key)
+    if hit is not None and hit[0] is net:
+        return dict(hit[1])
+    if len(_PARTS) > 4096:
+        _PARTS.clear()
+    parts = _layer_parts(net, requant, fab, rows)
+    _PARTS[key] = (net, parts)
+    return dict(parts)
 
 
 def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int, fab: Fabric) -> int:

@@ -37,7 +37,9 @@ from types import MappingProxyType
 
 # The categories LUTs are counted in (a lowered netlist's node kinds and a stream's parts):
 # product (a constant multiply's CSD adders), adder (adder-tree, accumulator and bias adders),
-# dsp_add (the first adder after a DSP-mapped product, which the DSP's post-adder may take),
+# adder_narrow (adders of operands of at most costs.NARROW_BITS bits; adder_bits2: of at
+# most 2 bits, a binarised network's sums), dsp_add (the first
+# adder after a DSP-mapped product, which the DSP's post-adder may take),
 # requant (shift, rounding, clip), max (compare and select), threshold (compares, popcount,
 # scaling), a Dense shared over R cycles (shared_mux: phase muxes, shared_mult: weight
 # tables and LUT multipliers, shared_add: adders, accumulators, its Requant), srl
@@ -45,6 +47,8 @@ from types import MappingProxyType
 PARTS: tuple[str, ...] = (
     "product",
     "adder",
+    "adder_narrow",
+    "adder_bits2",
     "dsp_add",
     "requant",
     "max",

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 
 from hwprune.boards import RESOURCES, Board
 from hwprune.errors import HwpruneError
-from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, Context, LayerCost, live_elements
+from hwprune.estimate.costs import COST_FUNCTIONS, NOT_COSTED, LayerCost, context
 from hwprune.estimate.fabric import XC7, Fabric, fabric_of
 from hwprune.estimate.stream import stream_costs
 from hwprune.hw.reuse import input_hold, reuse_of
-from hwprune.hw.schedule import latency_cycles, schedule
+from hwprune.hw.schedule import latency_cycles
 from hwprune.hw.stream import plan
 from hwprune.ir.graph import Graph
 
@@ -51,7 +51,7 @@ def layer_costs(g: Graph, fab: Fabric = XC7) -> list[LayerCost]:
                 f"op {op.name!r} has kind {type(op).__name__}, which has no cost function; "
                 "add one to hwprune.estimate.costs.COST_FUNCTIONS"
             )
-    ctx = Context({ls.op: ls for ls in schedule(g)}, fab, live_elements(g))
+    ctx = context(g, fab)
     return [COST_FUNCTIONS[type(op)](op, g, ctx) for op in ops]
 
 

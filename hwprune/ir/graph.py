@@ -37,7 +37,9 @@ class IntRange:
     def signed(self) -> bool:
         return self.lo < 0
 
-    @property
+    # Cached: the estimator reads it for every netlist node on every fabric (a frozen
+    # dataclass keeps no slots, so cached_property can store it in the instance's __dict__).
+    @cached_property
     def bits(self) -> int:
         """Width of the smallest two's-complement (signed) or plain binary type holding it."""
         if self.signed:  # hi may be negative too: only its magnitude above 0 needs bits
