@@ -560,7 +560,16 @@ def report(designs: list[Design], families: list[str]) -> dict:
                     "synth_s": rec["seconds"],
                 }
             )
-    return {"rows": rows}
+    missing = []
+    for d in designs:
+        for fam in families:
+            rec = data.get(d.name, {}).get(fam)
+            if not any(r["design"] == d.name and r["family"] == fam for r in rows):
+                why = "not synthesised yet (--measure)" if rec is None else rec.get("error", "")
+                if rec is not None and not why:
+                    why = "measured on other Verilog (--measure again)"
+                missing.append({"design": d.name, "group": d.group, "family": fam, "why": why})
+    return {"rows": rows, "missing": missing}
 
 
 def summary_lines(rows: list[dict], key: Callable[[dict], str]) -> list[str]:
@@ -651,6 +660,18 @@ def write_report(res: dict) -> None:
             "Library speed, 16-64-32-32-5 MLP (4,184 product terms), cold caches, median of 15: "
             + "; ".join(f"`{k}` {v} ms" for k, v in lib.items())
             + ".",
+        ]
+    if res.get("missing"):
+        lines += [
+            "",
+            "## Not in the tables",
+            "",
+            "| design | set | family | why |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {m['design']} | {m['group']} | {m['family']} | {m['why'][:160]} |"
+            for m in res["missing"]
         ]
     est_s = sum(r["est_s"] for r in rows)
     syn_s = sum(r["synth_s"] for r in rows)

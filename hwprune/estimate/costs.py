@@ -399,6 +399,38 @@ def live_nodes(net: LayerNetlist | DenseNetlist, rows: frozenset[int] | None) ->
     return live
 
 
+# Node kinds whose identical copies (same operation on the same operands) synthesis merges.
+SHARED_KINDS = frozenset({"product", "mult", "add", "shiftadd", "reg"})
+_VN: dict[int, tuple[object, dict[str, int]]] = {}
+
+
+def value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
+    """A number per node, equal for nodes computing the same function of the same inputs
+    (global value numbering; the row a node serves is not part of it; operands of an
+    addition in either order), as yosys' opt_merge sees identical cells."""
+    hit = _VN.get(id(net))
+    if hit is not None and hit[0] is net:
+        return hit[1]
+    table: dict[tuple, int] = {}
+    out: dict[str, int] = {}
+    nodes = (*net.inputs, *net.nodes) if isinstance(net, LayerNetlist) else net.nodes
+    for n in nodes:
+        args = tuple(out.get(a, -1) for a in n.args)
+        if n.kind == "add" or (n.kind == "shiftadd" and not n.sub):
+            pairs = sorted(zip(args, n.shifts or (0,) * len(args)))
+            args, shifts = tuple(a for a, _ in pairs), tuple(k for _, k in pairs)
+        else:
+            shifts = n.shifts
+        key = (n.kind, args, shifts, n.sub, n.value, n.col, n.stage, n.clip, n.rounding, n.offset)
+        if n.kind not in SHARED_KINDS and n.kind not in ("input", "const"):
+            key = (*key, n.name)  # never merged
+        out[n.name] = table.setdefault(key, len(table))
+    if len(_VN) > 1024:
+        _VN.clear()
+    _VN[id(net)] = (net, out)
+    return out
+
+
 def _layer_parts(
     net: LayerNetlist,
     requant: bool | None = False,
@@ -431,11 +463,19 @@ def _layer_parts(
         and _mult_in_dsp(xr[n.col], n.value, fab)
     }
     post_added: set[str] = set()
+    vn = value_numbers(net)
+    built: set[int] = set()
     for n in net.nodes:
         if requant is not None and (n.kind == "requant") != requant:
             continue
         if live is not None and n.name not in live:
             continue
+        if n.kind in SHARED_KINDS:
+            # yosys' opt_merge builds one cell for identical computations of several rows (a
+            # binarised layer's rows pair the same inputs with the same signs).
+            if vn[n.name] in built:
+                continue
+            built.add(vn[n.name])
         luts = node_luts(n, word, xr, fab)
         if n.kind in ("add", "shiftadd") and fab.dsp is not None:
             # A DSP's post-adder (P = A * B + C) takes the first adder reading its product.
@@ -697,8 +737,11 @@ def register_bits(
         if i in logic and (rows is None or i in rows):
             bits += max(1, r.bits - same_low)
     live = live_nodes(net, rows)
+    vn = value_numbers(net)
+    kept: set[int] = set()
     for n in net.of_kind("reg"):
-        if live is None or n.name in live:
+        if (live is None or n.name in live) and vn[n.name] not in kept:
+            kept.add(vn[n.name])  # identical registers are merged (opt_merge)
             bits += n.range.bits
     return bits
 

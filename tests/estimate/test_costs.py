@@ -418,3 +418,19 @@ def test_each_family_is_costed_on_its_own_fabric():
     g = _hand_graph()
     est = estimate_boards(g, [get_board("pynq-z2"), get_board("icebreaker")])
     assert est["pynq-z2"]["totals"]["lut"] != est["icebreaker"]["totals"]["lut"]
+
+
+def test_identical_computations_of_two_rows_are_built_once():
+    # yosys' opt_merge builds one cell for identical cells: two rows computing the same sum
+    # of the same inputs (a binarised layer's rows pair inputs with the same signs) cost the
+    # LUTs of one; the other row reuses its adders (costs.value_numbers).
+    x = Input("x", (), 3, IntRange(0, 15), 0)
+    row = Row(0, (0, 1, 2), (3, -4, 7))
+    one = Graph((x, Dense("d", ("x",), 3, (row,), 0)), ("d",))
+    two = Graph((x, Dense("d", ("x",), 3, (row, row), 0)), ("d",))
+    (c1,) = layer_costs(one)
+    (c2,) = layer_costs(two)
+    assert c2.lut == c1.lut > 0
+    # A different weight makes a different row: more LUTs.
+    other = Graph((x, Dense("d", ("x",), 3, (row, Row(0, (0, 1, 2), (3, -4, 5))), 0)), ("d",))
+    assert layer_costs(other)[0].lut > c1.lut
