@@ -1,5 +1,14 @@
 """Per-op cost functions of the analytical, sparsity-aware model, and their table.
 
+Each function counts a layer's LUTs per category of its lowered netlist with the primitives
+of a device family's fabric (``estimate.fabric``: LUT6 or LUT4, shift-register LUTs, the
+DSP rule) and scales each category by the family's calibrated factor (calibration.toml,
+fitted by benchmarks/estimate.py on its calibration designs; its results/estimate.md gives
+the error on other designs and the real models). Logic synthesis removes is not costed:
+dead rows (``live_elements``), registers with constant inputs, identical computations of
+several rows beyond the first (``value_numbers``). The rules below were first measured on
+7-series; the per-family factors carry them to iCE40 and ECP5.
+
 The model targets LUT-mapped 7-series / UltraScale+ fabric, the structure ``hw.schedule``
 prescribes and the Verilog emitter builds: per Dense row a balanced adder tree over the bias
 and one constant product per NONZERO weight, register banks every ``LEVELS_PER_STAGE``
@@ -598,14 +607,6 @@ def dsp_input_register_bits(net: LayerNetlist, fab: Fabric, rows: frozenset[int]
         if n.kind == "mult" and r.lo != r.hi and _mult_in_dsp(r, n.value, fab):
             in_dsp[n.col] = in_dsp.get(n.col, 0) + 1
     return sum(xr[c].bits for c, k in in_dsp.items() if readers[c] == k)
-
-
-# A multiply yosys 0.23's synth_xilinx maps to a DSP48E1 (its mul2dsp: both operands 2 bits
-# or more, the product DSP_Y_MINWIDTH = 9 bits or more, after wreduce drops the known-zero
-# sign bit of an unsigned operand); a narrower one it builds in LUTs. Other families:
-# ``fabric.DspRule``.
-DSP_Y_MINWIDTH = 9
-DSP_MINWIDTH = 2
 
 
 def table_luts(table: Sequence[int], bits: int, fab: Fabric = XC7) -> int:
