@@ -223,6 +223,11 @@ def _designs() -> list[Design]:
         bnn = (96, 48, 32, 10) if group == "calibration" else (112, 40, 40, 10)
         g = _thr(seed=s, sizes=bnn, w_bits=1, sparsity=0.0, bipolar=True)
         add(f"{group[:3]}-bnn-{s}", group, "mac", _graph_design(g, "mac"))
+        # The same pruned (FINN's TFC-w2a2 and tfc_2w2a: +-1 sums, 60-70 % zeros).
+        s += 1
+        pruned = (128, 64, 32, 10) if group == "calibration" else (144, 48, 48, 10)
+        g = _thr(seed=s, sizes=pruned, w_bits=1, sparsity=0.7, bipolar=True)
+        add(f"{group[:3]}-bnn-pruned-{s}", group, "mac", _graph_design(g, "mac"))
     # Streamed convolutions (hw.stream): the coverage CNN at R = 1 and 2 for calibration,
     # the convolution-variants model for validation.
     add(
