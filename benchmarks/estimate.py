@@ -705,17 +705,15 @@ def library_speed(runs: int = 15) -> dict:
         )
     )
 
+    from hwprune.estimate.costs import clear_caches
+
     def clear() -> None:
         for mod in list(sys.modules.values()):
             if getattr(mod, "__name__", "").startswith("hwprune"):
                 for v in list(vars(mod).values()):
                     if hasattr(v, "cache_clear"):
                         v.cache_clear()
-                    elif isinstance(v, dict) and v and mod.__name__.endswith("costs"):
-                        if v is getattr(mod, "_ANALYSIS", None) or v is getattr(
-                            mod, "_PARTS", None
-                        ):
-                            v.clear()
+        clear_caches()  # the estimator's memo tables (the last version missed value numbers)
 
     out = {}
     for label, run in (

@@ -246,20 +246,37 @@ class Context:
 # estimate for every board costs one design on several fabrics. Keyed by the graph's id and
 # its meta (kernel, pipeline and reuse choices live there and may change between calls); the
 # graph is kept so that its id is not reused.
-_ANALYSIS: dict[tuple[int, str], tuple[Graph, Mapping[str, LayerSchedule], dict]] = {}
+_ANALYSIS: dict[tuple, tuple[object, object]] = {}
+
+
+def _memo(table: dict, key: tuple, keep: object, compute: Callable[[], object]) -> object:
+    """``compute()`` memoised in ``table`` under ``key`` (which holds ``id(keep)``); ``keep``
+    is stored beside the value so that its id cannot be reused by another object."""
+    hit = table.get(key)
+    if hit is not None and hit[0] is keep:
+        return hit[1]
+    if len(table) > 1024:
+        table.clear()
+    value = compute()
+    table[key] = (keep, value)
+    return value
+
+
+def clear_caches() -> None:
+    """Forget every memoised analysis (``context``, ``value_numbers``, ``layer_parts``): a
+    benchmark of a cold estimate calls it."""
+    for table in (_ANALYSIS, _VN, _PARTS):
+        table.clear()
 
 
 def context(g: Graph, fab: Fabric) -> Context:
     """The cost functions' Context of ``g`` on ``fab`` (schedule and liveness computed once per
     graph and meta)."""
     key = (id(g), repr(sorted(g.meta.items())))
-    hit = _ANALYSIS.get(key)
-    if hit is None or hit[0] is not g:
-        if len(_ANALYSIS) >= 4:
-            _ANALYSIS.clear()
-        hit = (g, {ls.op: ls for ls in schedule(g)}, live_elements(g))
-        _ANALYSIS[key] = hit
-    return Context(hit[1], fab, hit[2])
+    scheds, live = _memo(
+        _ANALYSIS, key, g, lambda: ({ls.op: ls for ls in schedule(g)}, live_elements(g))
+    )
+    return Context(scheds, fab, live)
 
 
 def live_elements(g: Graph) -> dict[str, frozenset[int]]:
@@ -410,16 +427,17 @@ def live_nodes(net: LayerNetlist | DenseNetlist, rows: frozenset[int] | None) ->
 
 # Node kinds whose identical copies (same operation on the same operands) synthesis merges.
 SHARED_KINDS = frozenset({"product", "mult", "add", "shiftadd", "reg"})
-_VN: dict[int, tuple[object, dict[str, int]]] = {}
+_VN: dict[tuple, tuple[object, object]] = {}
 
 
 def value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
     """A number per node, equal for nodes computing the same function of the same inputs
     (global value numbering; the row a node serves is not part of it; operands of an
     addition in either order), as yosys' opt_merge sees identical cells."""
-    hit = _VN.get(id(net))
-    if hit is not None and hit[0] is net:
-        return hit[1]
+    return _memo(_VN, (id(net),), net, lambda: _value_numbers(net))
+
+
+def _value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
     table: dict[tuple, int] = {}
     out: dict[str, int] = {}
     nodes = (*net.inputs, *net.nodes) if isinstance(net, LayerNetlist) else net.nodes
@@ -434,9 +452,6 @@ def value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
         if n.kind not in SHARED_KINDS and n.kind not in ("input", "const"):
             key = (*key, n.name)  # never merged
         out[n.name] = table.setdefault(key, len(table))
-    if len(_VN) > 1024:
-        _VN.clear()
-    _VN[id(net)] = (net, out)
     return out
 
 
@@ -519,7 +534,7 @@ def _layer_parts(
 # layer_parts per (netlist, which nodes, live rows, the fabric's LUT inputs and DSP rule):
 # a design costed for every board reaches each netlist once per fabric, and fabrics that
 # agree on these (7-series and UltraScale+ without DSPs) share the result.
-_PARTS: dict[tuple, tuple[object, dict[str, int]]] = {}
+_PARTS: dict[tuple, tuple[object, object]] = {}
 
 
 def layer_parts(
@@ -531,14 +546,7 @@ def layer_parts(
     """LUTs of a lowered layer per category (``_layer_parts``), memoised."""
     dsp = fab.dsp if any(n.kind == "mult" for n in net.nodes) else None
     key = (id(net), requant, rows, fab.lut_inputs, dsp)
-    hit = _PARTS.get(key)
-    if hit is not None and hit[0] is net:
-        return dict(hit[1])
-    if len(_PARTS) > 4096:
-        _PARTS.clear()
-    parts = _layer_parts(net, requant, fab, rows)
-    _PARTS[key] = (net, parts)
-    return dict(parts)
+    return dict(_memo(_PARTS, key, net, lambda: _layer_parts(net, requant, fab, rows)))
 
 
 def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int, fab: Fabric) -> int:
