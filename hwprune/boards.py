@@ -340,6 +340,12 @@ def near_boards(name: str, boards: list[Board]) -> list[str]:
 def get_board(name: str) -> Board:
     """The catalogue board called ``name``; otherwise a one-line HwpruneError naming the
     near matches (``near_boards``) or, when there are none, every board."""
+    # A board's file is usually named after it: read that one file, not the catalogue.
+    own = data_dir("boards") / f"{name}.toml"
+    if _squash(name) and Path(name).name == name and own.is_file():
+        b = load_board(own)
+        if b.name == name:
+            return b
     boards = list_boards()
     for b in boards:
         if b.name == name:

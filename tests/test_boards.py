@@ -188,6 +188,15 @@ def test_invalid_toml_is_one_line(tmp_path):
     assert "\n" not in str(info.value)
 
 
+def test_get_board_reads_the_named_file_and_nothing_outside_the_catalogue():
+    # get_board reads boards/<name>.toml directly; the result is the catalogue's board.
+    for b in list_boards():
+        assert get_board(b.name) == b
+    for path_like in ("../boards/pynq-z2", "boards/pynq-z2", "./pynq-z2"):
+        with pytest.raises(HwpruneError, match="unknown board"):
+            get_board(path_like)
+
+
 def test_unknown_board_lists_the_valid_ones_when_none_is_near():
     with pytest.raises(HwpruneError) as info:
         get_board("nosuch")

@@ -265,7 +265,7 @@ def _memo(table: dict, key: tuple, keep: object, compute: Callable[[], object]) 
 def clear_caches() -> None:
     """Forget every memoised analysis (``context``, ``value_numbers``, ``layer_parts``): a
     benchmark of a cold estimate calls it."""
-    for table in (_ANALYSIS, _VN, _PARTS):
+    for table in (_ANALYSIS, _VN, _PARTS, _LOGIC):
         table.clear()
 
 
@@ -440,18 +440,29 @@ def value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
 def _value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
     table: dict[tuple, int] = {}
     out: dict[str, int] = {}
+    get = out.get
     nodes = (*net.inputs, *net.nodes) if isinstance(net, LayerNetlist) else net.nodes
     for n in nodes:
-        args = tuple(out.get(a, -1) for a in n.args)
-        if n.kind == "add" or (n.kind == "shiftadd" and not n.sub):
-            pairs = sorted(zip(args, n.shifts or (0,) * len(args)))
-            args, shifts = tuple(a for a, _ in pairs), tuple(k for _, k in pairs)
-        else:
-            shifts = n.shifts
-        key = (n.kind, args, shifts, n.sub, n.value, n.col, n.stage, n.clip, n.rounding, n.offset)
-        if n.kind not in SHARED_KINDS and n.kind not in ("input", "const"):
-            key = (*key, n.name)  # never merged
-        out[n.name] = table.setdefault(key, len(table))
+        kind = n.kind
+        if kind == "add":  # most nodes: two operands, in either order
+            a, b = n.args
+            va, vb = get(a, -1), get(b, -1)
+            key = ("add", va, vb) if va <= vb else ("add", vb, va)
+            out[n.name] = table.setdefault(key, -2 - len(table))
+            continue
+        if kind not in SHARED_KINDS and kind not in ("input", "const"):
+            out[n.name] = len(table) + len(out)  # never merged: a number no key takes
+            continue
+        args = tuple([get(a, -1) for a in n.args])
+        shifts = n.shifts
+        if len(args) == 2 and kind == "shiftadd" and not n.sub:
+            # an addition's operands in either order (with their shifts)
+            a, b = args
+            ka, kb = shifts or (0, 0)
+            if (b, kb) < (a, ka):
+                args, shifts = (b, a), ((kb, ka) if shifts else shifts)
+        key = (kind, args, shifts, n.sub, n.value, n.col, n.stage)
+        out[n.name] = table.setdefault(key, -2 - len(table))  # -1: an operand from outside
     return out
 
 
@@ -489,19 +500,26 @@ def _layer_parts(
     post_added: set[str] = set()
     vn = value_numbers(net)
     built: set[int] = set()
+    post_adders = fab.dsp is not None and bool(dsp_out)
     for n in net.nodes:
-        if requant is not None and (n.kind == "requant") != requant:
+        kind = n.kind
+        if requant is not None and (kind == "requant") != requant:
             continue
         if live is not None and n.name not in live:
             continue
-        if n.kind in SHARED_KINDS:
+        if kind in SHARED_KINDS:
             # yosys' opt_merge builds one cell for identical computations of several rows (a
             # binarised layer's rows pair the same inputs with the same signs).
-            if vn[n.name] in built:
+            number = vn[n.name]
+            if number in built:
                 continue
-            built.add(vn[n.name])
-        luts = node_luts(n, word, xr, fab)
-        if n.kind in ("add", "shiftadd") and fab.dsp is not None:
+            built.add(number)
+        if kind == "add":  # most nodes: the adder rule without node_luts' dispatch
+            a, b = n.args
+            luts = adder_luts(word[a], word[b], n.range)
+        else:
+            luts = node_luts(n, word, xr, fab)
+        if post_adders and kind in ("add", "shiftadd"):
             # A DSP's post-adder (P = A * B + C) takes the first adder reading its product.
             # yosys packs some of them (counted apart: "dsp_add", a fitted share).
             free = [a for a in n.args if a in dsp_out and a not in post_added]
@@ -509,18 +527,19 @@ def _layer_parts(
                 post_added.add(free[0])
                 parts["dsp_add"] = parts.get("dsp_add", 0) + luts
                 continue
-        if n.kind == "cmp":
+        if kind == "cmp":
             cmps.setdefault(n.row, []).append(n)
-        if n.kind == "scale":
+        elif kind == "scale":
             luts = _scale_luts(n, word, len(cmps.get(n.row, ())), fab)
-        if n.row in scaled:
+        if scaled and n.row in scaled:
             row_luts[n.row] = row_luts.get(n.row, 0) + luts
         elif luts:
-            part = NODE_PART[n.kind]
+            part = NODE_PART[kind]
             if part == "adder":  # by the sum's width: operands of k bits give k + 1
-                if n.range.bits <= 3:
+                bits = n.range.bits
+                if bits <= 3:
                     part = "adder_bits2"
-                elif n.range.bits <= NARROW_BITS + 1:
+                elif bits <= NARROW_BITS + 1:
                     part = "adder_narrow"
             parts[part] = parts.get(part, 0) + luts
     for row, luts in row_luts.items():
@@ -544,9 +563,21 @@ def layer_parts(
     rows: frozenset[int] | None = None,
 ) -> dict[str, int]:
     """LUTs of a lowered layer per category (``_layer_parts``), memoised."""
-    dsp = fab.dsp if any(n.kind == "mult" for n in net.nodes) else None
-    key = (id(net), requant, rows, fab.lut_inputs, dsp)
+    kinds = frozenset(net.by_kind)
+    if requant is False:
+        kinds = kinds - {"requant"}
+    elif requant:
+        kinds = kinds & {"requant"}
+    dsp = fab.dsp if "mult" in kinds else None
+    # Carry-chain adders and constant multiplies cost the same on every fabric: a layer of
+    # only those is costed once for all of them.
+    lut = fab.lut_inputs if kinds & FABRIC_KINDS else None
+    key = (id(net), requant, rows, lut, dsp)
     return dict(_memo(_PARTS, key, net, lambda: _layer_parts(net, requant, fab, rows)))
+
+
+# Node kinds whose LUTs depend on the fabric's LUT inputs (comparators, muxes, popcounts).
+FABRIC_KINDS = frozenset({"max", "cmp", "count", "scale", "requant"})
 
 
 def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int, fab: Fabric) -> int:
@@ -720,6 +751,23 @@ def _cost(
     )
 
 
+_LOGIC: dict[tuple, tuple[object, object]] = {}
+
+
+def _logic_rows(net: LayerNetlist) -> frozenset[int]:
+    """The rows of ``net`` computed by logic. A row the emitter assigns a literal (no logic
+    node, or a Requant of a constant) is a flip-flop with a constant input, which yosys
+    removes; a row whose range is constant but which is computed from inputs stays (yosys
+    does not know the range)."""
+    word = net.by_name
+    return frozenset(
+        n.row
+        for n in net.nodes
+        if n.kind not in ("const", "input")
+        and not (n.kind == "requant" and word[n.args[0]].kind == "const")
+    )
+
+
 def register_bits(
     ls: LayerSchedule, ctx: Context, net: LayerNetlist, final: Value, same_low: int = 0
 ) -> int:
@@ -731,16 +779,7 @@ def register_bits(
     output element (``final``); the others hold the netlist's ``reg`` nodes. ``same_low``:
     low bits every value of ``final`` shares (constant flip-flops, removed too)."""
     rows = ctx.rows(ls.op if ls.fused is None else ls.fused)
-    word = net.by_name
-    # A row the emitter assigns a literal (no logic node, or a Requant of a constant) is a
-    # flip-flop with a constant input, which yosys removes; a row whose range is constant but
-    # which is computed from inputs stays (yosys does not know the range).
-    logic = {
-        n.row
-        for n in net.nodes
-        if n.kind not in ("const", "input")
-        and not (n.kind == "requant" and word[n.args[0]].kind == "const")
-    }
+    logic = _memo(_LOGIC, (id(net),), net, lambda: _logic_rows(net))
     bits = 0
     for i, r in enumerate(final.ranges):
         if i in logic and (rows is None or i in rows):

@@ -75,6 +75,13 @@ class Node:
         d["sub"], d["clip"], d["rounding"], d["offset"] = sub, clip, rounding, offset
 
 
+def _by_kind(nodes: tuple[Node, ...]) -> dict[str, tuple[Node, ...]]:
+    out: dict[str, list[Node]] = {}
+    for n in nodes:
+        out.setdefault(n.kind, []).append(n)
+    return {k: tuple(v) for k, v in out.items()}
+
+
 @dataclass(frozen=True)
 class DenseNetlist:
     """One Dense layer lowered by a kernel.
@@ -98,12 +105,17 @@ class DenseNetlist:
     def by_name(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
 
+    @cached_property
+    def by_kind(self) -> dict[str, tuple[Node, ...]]:
+        """The nodes of each kind present, in order."""
+        return _by_kind(self.nodes)
+
     def of_kind(self, kind: str) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.kind == kind)
+        return self.by_kind.get(kind, ())
 
     def bank_bits(self, stage: int) -> tuple[int, ...]:
         """Register widths of intermediate bank ``stage``, in emission order."""
-        return tuple(n.range.bits for n in self.nodes if n.kind == "reg" and n.stage == stage)
+        return tuple(n.range.bits for n in self.of_kind("reg") if n.stage == stage)
 
 
 @dataclass(frozen=True)
@@ -133,9 +145,14 @@ class LayerNetlist:
     def by_name(self) -> dict[str, Node]:
         return {n.name: n for n in (*self.inputs, *self.nodes)}
 
+    @cached_property
+    def by_kind(self) -> dict[str, tuple[Node, ...]]:
+        """The nodes (not inputs) of each kind present, in order."""
+        return _by_kind(self.nodes)
+
     def of_kind(self, kind: str) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.kind == kind)
+        return self.by_kind.get(kind, ())
 
     def bank_bits(self, stage: int) -> tuple[int, ...]:
         """Register widths of intermediate bank ``stage``, in emission order."""
-        return tuple(n.range.bits for n in self.nodes if n.kind == "reg" and n.stage == stage)
+        return tuple(n.range.bits for n in self.of_kind("reg") if n.stage == stage)
