@@ -634,6 +634,8 @@ def dsp_input_register_bits(net: LayerNetlist, fab: Fabric, rows: frozenset[int]
     layer read: yosys' xilinx_dsp packs such a register into each DSP48's input register
     (AREG / BREG), so it is no fabric flip-flop (measured on benchmarks/estimate.py's mac-dsp
     designs: 87 of 87 and 96 of 88 flip-flops)."""
+    if fab.dsp is None or not net.of_kind("mult"):
+        return 0
     live = live_nodes(net, rows)
     xr = {n.col: n.range for n in net.inputs}
     readers: dict[int, int] = {}
@@ -762,9 +764,10 @@ def _logic_rows(net: LayerNetlist) -> frozenset[int]:
     word = net.by_name
     return frozenset(
         n.row
-        for n in net.nodes
-        if n.kind not in ("const", "input")
-        and not (n.kind == "requant" and word[n.args[0]].kind == "const")
+        for kind, nodes in net.by_kind.items()
+        if kind not in ("const", "input")
+        for n in nodes
+        if not (kind == "requant" and word[n.args[0]].kind == "const")
     )
 
 

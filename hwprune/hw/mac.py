@@ -61,8 +61,9 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
     banks = stage_levels(depth, per_stage)
 
     def add(i: int, level: int, k: int, a: Node, b: Node) -> Node:
-        tz = min(a.tz, b.tz)
-        return Node(f"s_{i}_{level}_{k}", "add", a.range + b.range, tz, (a.name, b.name), row=i)
+        ra, rb = a.range, b.range  # positional: Node's fields in order (name ... row)
+        rng = IntRange(ra.lo + rb.lo, ra.hi + rb.hi)
+        return Node(f"s_{i}_{level}_{k}", "add", rng, min(a.tz, b.tz), (a.name, b.name), -1, 0, i)
 
     tops = reduce_rows(nodes, cur, banks, add)
     return DenseNetlist(
