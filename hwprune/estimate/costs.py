@@ -455,13 +455,17 @@ def _value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
             continue
         args = tuple([get(a, -1) for a in n.args])
         shifts = n.shifts
+        value = n.value
+        if kind == "mult" and value:
+            # opt_expr makes x * (w << k) a shift of x * w: one multiply for both.
+            value >>= trailing_zeros(value)
         if len(args) == 2 and kind == "shiftadd" and not n.sub:
             # an addition's operands in either order (with their shifts)
             a, b = args
             ka, kb = shifts or (0, 0)
             if (b, kb) < (a, ka):
                 args, shifts = (b, a), ((kb, ka) if shifts else shifts)
-        key = (kind, args, shifts, n.sub, n.value, n.col, n.stage)
+        key = (kind, args, shifts, n.sub, value, n.col, n.stage)
         out[n.name] = table.setdefault(key, -2 - len(table))  # -1: an operand from outside
     return out
 
@@ -592,9 +596,36 @@ def _scale_luts(n: Node, word: Mapping[str, Operand], n_compares: int, fab: Fabr
 
 
 def _mult_in_dsp(x: IntRange, w: int, fab: Fabric) -> bool:
-    """Whether yosys maps x * w (a ``mult`` node, operands as declared: signed) to a DSP."""
-    wb = IntRange(w, w).bits + (w >= 0)
-    return fab.dsp is not None and fab.dsp.maps(x.bits, wb, x.scaled(w).bits)
+    """Whether yosys maps x * w (a ``mult`` node) to a DSP. opt_expr moves the constant's
+    trailing zeros to a shift of the product (x * 14 is (x * 7) << 1, one bit narrower; x * 6
+    is x * 3 and stays in LUTs on iCE40 where x * 10 does not); then ``_maps_to_dsp``."""
+    if fab.dsp is None:
+        return False
+    tz = trailing_zeros(w)
+    r = x.scaled(w)
+    return _maps_to_dsp(x, (w >> tz,), r.bits + (not r.signed) - tz, fab)
+
+
+def _maps_to_dsp(x: IntRange, weights: Sequence[int], declared: int | None, fab: Fabric) -> bool:
+    """Whether yosys maps the multiply of x by a weight from ``weights`` (a constant, or a
+    shared slot's phase table), its product declared ``declared`` bits wide, to a DSP, by the
+    widths the $mul has when mul2dsp sees it (its parameters: ``fabric.DspRule``). The emitter
+    declares both operands signed (an unsigned x gains a zero sign bit); wreduce trims the
+    weight to its shortest form and, when neither operand can be negative, makes the multiply
+    unsigned, which a signed-only DSP (DSP48) takes one bit wider again (measured, yosys 0.23,
+    {0, x} of 8-bit x, 11-bit products: on iCE40 x * 3 stays in LUTs, x * -3 takes an
+    SB_MAC16; on 7-series a phase table of 0 and 1 takes a DSP48E1)."""
+    assert fab.dsp is not None
+    if x.lo >= 0 and min(weights) >= 0:
+        a, b = x.bits, max(w.bit_length() for w in weights)
+        y = a + b if declared is None else min(declared, a + b)
+        if fab.dsp.signed_only:
+            a, b = a + 1, b + 1
+    else:
+        a = x.bits + (x.lo >= 0)
+        b = max(IntRange(w, w).bits + (w > 0) for w in weights)
+        y = a + b if declared is None else min(declared, a + b)
+    return fab.dsp.maps(a, b, y)
 
 
 def _lut_mult(x: IntRange, w: int) -> int:
@@ -620,12 +651,18 @@ def netlist_dsps(
     if xr is None:
         return len(mults) if fab.dsp is not None else 0
     live = live_nodes(net, rows)
-    return sum(
-        1
-        for n in mults
-        if (live is None or n.name in live)
-        and xr[n.col].lo != xr[n.col].hi
-        and _mult_in_dsp(xr[n.col], n.value, fab)
+    # Identical multiplies (the same input times the same weight in several rows) are one
+    # cell after opt_merge, so one DSP (measured: cal-mac-dsp-111's dense layers alone, 127
+    # distinct of 132 multiplies, yosys 120 DSP48E1).
+    vn = value_numbers(net)
+    return len(
+        {
+            vn[n.name]
+            for n in mults
+            if (live is None or n.name in live)
+            and xr[n.col].lo != xr[n.col].hi
+            and _mult_in_dsp(xr[n.col], n.value, fab)
+        }
     )
 
 
@@ -678,6 +715,7 @@ def shared_cost(
     shared_add (adder trees, accumulators, bias, Requant). Rows outside ``live`` (None: all)
     are dead logic synthesis removes."""
     mux = mult = lut = ff = dsp = 0
+    built: set[tuple] = set()
     for i, row in enumerate(sd.rows):
         if live is not None and i not in live:
             continue
@@ -685,25 +723,39 @@ def shared_cost(
         prods: list[tuple[IntRange, bool]] = []  # each slot's product: range, in a DSP
         for slot in row.slots:
             terms = [t for t in slot if t is not None]
+            # Two slots (of any rows) multiplying the same inputs by the same weights in every
+            # phase are one cell after opt_merge (measured: val-mac-r2-213's DSP48E1 count).
+            twin = tuple(slot) in built
+            built.add(tuple(slot))
             # The mux reads the window at the bus's width, as a signed operand (an unsigned
             # bus gains a zero sign bit, which yosys mostly keeps: measured on the digits CNN).
             xb = x.range.bits + (0 if x.range.signed else 1)
             wb = max(IntRange(w, w).bits + (w >= 0) for _, w in terms)  # the table, signed
             choices = len({c for c, _ in terms}) + (1 if len(terms) < len(slot) else 0)
-            mux += fab.mux_word_luts(choices, xb)
+            if not twin:
+                mux += fab.mux_word_luts(choices, xb)
             ranges = [x.ranges[c].scaled(w) for c, w in terms]
             if len(terms) < len(slot):
                 ranges.append(IntRange(0, 0))  # a phase without a term multiplies by 0
             r = ranges[0]
             for other in ranges[1:]:
                 r = r.union(other)
-            in_dsp = fab.dsp is not None and fab.dsp.maps(xb, wb)
+            table = [0 if t is None else t[1] for t in slot]
+            const = table[0] if len(set(table)) == 1 else None  # one weight in every phase
+            if const is not None:  # a constant multiply: a shift when w = +-2^k
+                in_dsp = abs(const) & (abs(const) - 1) != 0 and _mult_in_dsp(x.range, const, fab)
+            else:
+                in_dsp = fab.dsp is not None and _maps_to_dsp(x.range, table, None, fab)
+            prods.append((r, in_dsp))
+            if twin:
+                continue
             if in_dsp:
                 dsp += 1
-                mult += table_luts([0 if t is None else t[1] for t in slot], wb, fab)
+                mult += table_luts(table, wb, fab)
+            elif const is not None:
+                mult += const_mult_luts(x.range, const) if const else 0
             else:
                 mult += xb * wb
-            prods.append((r, in_dsp))
         # The slots' adder tree; an adder reading a DSP's product is its post-adder.
         while len(prods) > 1:
             nxt = []

@@ -75,6 +75,7 @@ class DspRule:
     b_max: int
     min_width: int = 2
     y_min: int = 1
+    signed_only: bool = False  # DSP_SIGNEDONLY: an unsigned multiply takes a bit more each
 
     def maps(self, a_bits: int, b_bits: int, y_bits: int | None = None) -> bool:
         """Whether an a_bits x b_bits multiply whose product needs y_bits (default: a + b)
@@ -132,13 +133,12 @@ class Fabric:
 
 
 # yosys' xilinx_dsp packs the registers before and after a DSP48 into it (AREG/BREG, PREG).
-_XC7 = Fabric("xc7", 6, True, DspRule("DSP48E1", 25, 18, 2, 9), True)
-_XCUP = Fabric("xcup", 6, True, DspRule("DSP48E2", 27, 18, 2, 9), True)
+_XC7 = Fabric("xc7", 6, True, DspRule("DSP48E1", 25, 18, 2, 9, True), True)
+_XCUP = Fabric("xcup", 6, True, DspRule("DSP48E2", 27, 18, 2, 9, True), True)
 _ICE40 = Fabric("ice40", 4, False, None)
-# SB_MAC16: yosys' DSP_Y_MINWIDTH is 11 on the $mul's declared output; the emitted products
-# are declared a bit wider than their range, and 12 bits of range is what matched the
-# SB_MAC16 counts of benchmarks/estimate.py's mac-dsp and auto designs (3 of 4).
-_ICE40_UP = Fabric("ice40", 4, False, DspRule("SB_MAC16", 16, 16, 2, 12))
+# SB_MAC16: yosys' DSP_Y_MINWIDTH is 11 (`help synth_ice40`), on the $mul as mul2dsp sees it
+# (costs._mult_in_dsp).
+_ICE40_UP = Fabric("ice40", 4, False, DspRule("SB_MAC16", 16, 16, 2, 11))
 _ECP5 = Fabric("ecp5", 4, False, DspRule("MULT18X18D", 18, 18, 2, 1))
 
 # hwprune board family -> fabric (boards.FAMILIES); iCE40 UltraPlus parts get SB_MAC16.
