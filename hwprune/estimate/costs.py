@@ -539,7 +539,10 @@ def _layer_parts(
             row_luts[n.row] = row_luts.get(n.row, 0) + luts
         elif luts:
             part = NODE_PART[kind]
-            if part == "adder":  # by the sum's width: operands of k bits give k + 1
+            if kind == "product" and len(csd_digits(abs(n.value))) > 2:
+                # two adders or more: a chain alumacc folds into the row's $macc
+                part = "product_deep"
+            elif part == "adder":  # by the sum's width: operands of k bits give k + 1
                 bits = n.range.bits
                 if bits <= 3:
                     part = "adder_bits2"

@@ -46,6 +46,7 @@ from types import MappingProxyType
 # (shift-register LUTs of a stream window), control (counters, muxes and decodes).
 PARTS: tuple[str, ...] = (
     "product",
+    "product_deep",
     "adder",
     "adder_narrow",
     "adder_bits2",
