@@ -177,6 +177,12 @@ def adder_luts(a: Operand, b: Operand, out: IntRange) -> int:
     return max(0, out.bits - 1 - max(tz_a, tz_b))
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _csd_length(w: int) -> int:
+    """Nonzero CSD digits of |w|."""
+    return len(csd_digits(abs(w)))
+
+
 # A network repeats a few (input range, weight) pairs thousands of times (a 16-64-32-32-5
 # MLP: 124 pairs in 4,184 products), so the figure is kept; ranges and weights are immutable.
 @functools.lru_cache(maxsize=1 << 14)
@@ -265,7 +271,7 @@ def _memo(table: dict, key: tuple, keep: object, compute: Callable[[], object]) 
 def clear_caches() -> None:
     """Forget every memoised analysis (``context``, ``value_numbers``, ``layer_parts``): a
     benchmark of a cold estimate calls it."""
-    for table in (_ANALYSIS, _VN, _PARTS, _LOGIC):
+    for table in (_ANALYSIS, _VN, _PARTS, _LOGIC, _MACC_OPERANDS):
         table.clear()
 
 
@@ -470,6 +476,102 @@ def _value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
     return out
 
 
+# The widest operand of a cone costed as a $macc (``macc_cones``): +-1 terms are 2 bits,
+# a shared sum of two of them 3.
+MACC_BITS = 3
+
+
+_MACC_OPERANDS: dict[tuple, tuple[object, object]] = {}
+
+
+def _has_macc_operands(net: LayerNetlist) -> bool:
+    """Whether any value of ``net`` could be an operand of a cone ``macc_cones`` costs."""
+    half = 1 << (MACC_BITS - 1)  # signed, at most MACC_BITS bits: -half <= lo < 0, hi < half
+    for n in (*net.inputs, *net.nodes):
+        r = n.range
+        if -half <= r.lo < 0 and r.lo != r.hi and r.hi < half:
+            return True
+    return False
+
+
+def macc_cones(
+    net: LayerNetlist, live: set[str] | None, dsp_out: set[str] = frozenset()
+) -> tuple[set[str], dict[str, int]]:
+    """The adder cones yosys' alumacc merges into one ``$macc`` cell, and their LUTs:
+    (the names of the adders inside a cone, {a cone's root: its LUTs}).
+
+    alumacc merges an ``$add`` whose result only one other ``$add`` reads (after opt_merge
+    has merged identical cells: a value number read by one other value number) into that
+    adder's ``$macc``; a register bank, a Requant, a second reader or a non-add reader ends
+    the cone. maccmap then sign-extends every operand to the cone's output width W and
+    reduces the K variable operands with (K - 2) rows of W full adders ($fa) before one
+    W-bit carry-chain adder: (bits - 2 * W) + W - 1 LUT-equivalents, where bits counts
+    each operand's bits in the W columns (a signed operand fills every column above its
+    known-zero low bits: K signed operands give (K - 2) * W; maccmap drops the zero bits of
+    a non-negative one's extension). For wide operands that is near the adder rule summed over
+    the cone; for the 2-bit operands of a binarised layer (+-1 sums, 3-6-bit partial sums)
+    it is twice it, as the sign extension fills every column (measured, yosys 0.23 xc7: a
+    registered sum of 16 2-bit terms is 79 LUT as one cone, 41 with every adder
+    registered, which is exactly the adder rule). Cones of fewer than 3 variable operands
+    stay single adders (the adder rule); so do cones reading a DSP-mapped product (its
+    post-adder, ``dsp_add``)."""
+    if not _memo(_MACC_OPERANDS, (id(net),), net, lambda: _has_macc_operands(net)):
+        return set(), {}  # no operand a cone is costed for (the common case: fast)
+    vn = value_numbers(net)
+    rep: dict[int, Node] = {}
+    for n in (*net.inputs, *net.nodes):
+        if live is None or n.name in live or n.kind in ("input", "const"):
+            rep.setdefault(vn[n.name], n)
+    users: dict[int, set[int]] = {}
+    for v, n in rep.items():
+        for a in n.args:
+            users.setdefault(vn[a], set()).add(v)
+
+    def merged(v: int) -> bool:
+        us = users.get(v, ())
+        return rep[v].kind == "add" and len(us) == 1 and rep[next(iter(us))].kind == "add"
+
+    inner: set[str] = set()
+    roots: dict[str, int] = {}
+    for v, n in rep.items():
+        if n.kind != "add" or merged(v):
+            continue
+        leaves: list[Node] = []
+        adds: list[int] = []
+        stack = [v]
+        while stack:
+            u = stack.pop()
+            if u == v or merged(u):
+                adds.append(u)
+                stack.extend(vn[a] for a in rep[u].args)
+            else:
+                leaves.append(rep[u])
+        var = [m for m in leaves if m.range.lo != m.range.hi]
+        if len(var) < 3 or any(m.name in dsp_out for m in var):
+            continue
+        # Measured only where it matters: a cone of signed operands of at most 3 bits (a
+        # binarised layer's +-1 terms and their shared pair sums). Wider or non-negative
+        # operands keep the adder rule, whose fitted factors already hold them.
+        if any(m.range.lo >= 0 or m.range.bits > MACC_BITS for m in var):
+            continue
+        # An operand's bits in the sum's columns: a signed one (it can be negative) is
+        # sign-extended up to the top column, a non-negative one's zero bits are dropped.
+        top = n.range.bits
+        total = sum((top if m.range.lo < 0 else min(top, m.range.bits)) - m.tz for m in var)
+        w = max(1, top - n.tz)
+        roots[n.name] = max(0, total - 2 * w) + w - 1
+        inner.update(rep[u].name for u in adds if u != v)
+    # every node of an inner value number (its copies in other rows) is inside a cone
+    inner_vn = {vn[name] for name in inner}
+    root_vn = {vn[name]: cost for name, cost in roots.items()}
+    for n in net.nodes:
+        if vn[n.name] in inner_vn:
+            inner.add(n.name)
+        elif vn[n.name] in root_vn:
+            roots[n.name] = root_vn[vn[n.name]]
+    return inner, roots
+
+
 def _layer_parts(
     net: LayerNetlist,
     requant: bool | None = False,
@@ -505,11 +607,19 @@ def _layer_parts(
     vn = value_numbers(net)
     built: set[int] = set()
     post_adders = fab.dsp is not None and bool(dsp_out)
+    inner, roots = macc_cones(net, live, dsp_out)
     for n in net.nodes:
         kind = n.kind
         if requant is not None and (kind == "requant") != requant:
             continue
         if live is not None and n.name not in live:
+            continue
+        if inner and n.name in inner:
+            continue  # part of the $macc of the cone it feeds (charged at its root)
+        if roots and n.name in roots:
+            if vn[n.name] not in built:
+                built.add(vn[n.name])
+                parts["macc"] = parts.get("macc", 0) + roots[n.name]
             continue
         if kind in SHARED_KINDS:
             # yosys' opt_merge builds one cell for identical computations of several rows (a
@@ -539,7 +649,7 @@ def _layer_parts(
             row_luts[n.row] = row_luts.get(n.row, 0) + luts
         elif luts:
             part = NODE_PART[kind]
-            if kind == "product" and len(csd_digits(abs(n.value))) > 2:
+            if kind == "product" and _csd_length(n.value) > 2:
                 # two adders or more: a chain alumacc folds into the row's $macc
                 part = "product_deep"
             elif part == "adder":  # by the sum's width: operands of k bits give k + 1

@@ -36,9 +36,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 # The categories LUTs are counted in (a lowered netlist's node kinds and a stream's parts):
-# product (a constant multiply's CSD adders), adder (adder-tree, accumulator and bias adders),
+# product (a constant multiply's CSD adders; product_deep: of three digits or more, a chain
+# yosys' alumacc folds into the row's $macc), adder (adder-tree, accumulator and bias adders),
 # adder_narrow (adders of operands of at most costs.NARROW_BITS bits; adder_bits2: of at
-# most 2 bits, a binarised network's sums), dsp_add (the first
+# most 2 bits, a binarised network's sums), macc (an adder cone yosys' alumacc merges into
+# one $macc: costs.macc_cones), dsp_add (the first
 # adder after a DSP-mapped product, which the DSP's post-adder may take),
 # requant (shift, rounding, clip), max (compare and select), threshold (compares, popcount,
 # scaling), a Dense shared over R cycles (shared_mux: phase muxes, shared_mult: weight
@@ -50,6 +52,7 @@ PARTS: tuple[str, ...] = (
     "adder",
     "adder_narrow",
     "adder_bits2",
+    "macc",
     "dsp_add",
     "requant",
     "max",

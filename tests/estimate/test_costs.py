@@ -434,3 +434,26 @@ def test_identical_computations_of_two_rows_are_built_once():
     # A different weight makes a different row: more LUTs.
     other = Graph((x, Dense("d", ("x",), 3, (row, Row(0, (0, 1, 2), (3, -4, 5))), 0)), ("d",))
     assert layer_costs(other)[0].lut > c1.lut
+
+
+def test_a_binarised_row_is_costed_as_one_macc():
+    # yosys' alumacc merges a register-to-register adder tree whose inner sums have one
+    # reader into one $macc, and maccmap sign-extends every operand to the sum's width W:
+    # K signed operands cost (K - 2) * W full-adder LUTs and a (W - 1)-LUT final adder
+    # (costs.macc_cones). Hand-worked: 8 terms of +-1 (2-bit signed), one cone of 3 adder
+    # levels, the sum in [-8, 8] (W = 5): (8 - 2) * 5 + 4 = 34 LUTs, what yosys 0.23
+    # synth_xilinx builds for this row (34; 18 with every adder level registered, the
+    # adder rule's count).
+    from hwprune.estimate.costs import layer_parts
+    from hwprune.estimate.fabric import raw_fabric
+    from hwprune.hw.layers import lower_layer
+
+    x = Input("x", (), 8, IntRange(-1, 1), 0)
+    d = Dense("d", ("x",), 8, (Row(0, tuple(range(8)), (1,) * 8),), 0)
+    g = Graph((x, d), ("d",))
+    net = lower_layer(g, d)
+    assert layer_parts(net, None, raw_fabric("xc7")) == {"macc": 34}
+    # Unsigned operands keep the adder rule (no sign extension to pay).
+    u = Input("x", (), 8, IntRange(0, 1), 0)
+    gu = Graph((u, d), ("d",))
+    assert "macc" not in layer_parts(lower_layer(gu, d), None, raw_fabric("xc7"))
