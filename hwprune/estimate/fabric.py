@@ -12,7 +12,8 @@ Primitive sources:
 * xc7 / xcup: LUT6 with a CARRY4 (UltraScale+: CARRY8) per slice, SRL16E / SRLC32E shift
   registers in SLICEM LUTs (AMD UG474 "CLB Slices", UG574); a multiply goes to a DSP48E1/E2
   when yosys' ``synth_xilinx`` mul2dsp admits it: operands of 2 bits or more, a product of 9
-  bits or more (DSP_Y_MINWIDTH=9 of ``help synth_xilinx``), A up to 25 x B up to 18 bits.
+  bits or more (DSP_Y_MINWIDTH=9 of ``help synth_xilinx``), A up to 25 x B up to 18 bits,
+  signed only (an unsigned multiply takes a bit more per operand: ``costs._maps_to_dsp``).
 * ice40: SB_LUT4 with one SB_CARRY per bit (iCE40 LP/HX and UltraPlus data sheets, "PLB");
   no shift-register LUTs (a delay line is flip-flops); SB_MAC16 on UltraPlus parts only, and
   only with ``synth_ice40 -dsp``: A and B of 2-16 bits, a product of 11 bits or more
