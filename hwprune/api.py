@@ -599,7 +599,8 @@ def estimate(
     progress=None,
     input_type: str | None = None,
 ) -> dict:
-    """Estimates for a build directory or a QONNX model, on one board or all of them.
+    """Estimates for a build directory or a QONNX model, on one board, several (names
+    separated by commas: "pynq-z2,icebreaker") or all of them ("all").
 
     With ``synth="yosys"`` the build directory's rtl/ is also synthesized (once per yosys
     device family) and each board's entry gains a "synth" report: measured figures next to
@@ -627,7 +628,10 @@ def estimate_design(
         raise HwpruneError(
             f"unknown synthesis tool {synth!r}; choose one of: {', '.join(SYNTH_TOOLS)}"
         )
-    chosen = list_boards() if board == "all" else [get_board(board)]
+    names = list(dict.fromkeys(b.strip() for b in board.split(",") if b.strip()))
+    chosen = list_boards() if board == "all" else [get_board(b) for b in names]
+    if not chosen:
+        raise HwpruneError(f"--board {board!r} names no board; give a board name or 'all'")
     manifest = None
     if target.is_dir():
         if input_type:  # stored and never used would mislead: the build already fixed it

@@ -108,8 +108,9 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  synth: {step:<24}", end="", file=sys.stderr, flush=True)
 
+    board = ",".join(a.board) if a.board else "all"
     g, manifest, ests = api.estimate_design(
-        Path(a.target), a.board, synth=a.synth, progress=progress, input_type=a.input_type
+        Path(a.target), board, synth=a.synth, progress=progress, input_type=a.input_type
     )
     if progress is not None:
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
@@ -117,7 +118,7 @@ def cmd_estimate(a) -> int:
         print(json.dumps(ests, indent=1, sort_keys=True))
         return 0
     print(format_table(ests))
-    if a.board != "all":  # one board: its per-layer table too
+    if len(ests) == 1 and board != "all":  # one board: its per-layer table too
         from hwprune.report import layer_rows, layer_table
 
         (est,) = ests.values()
@@ -234,7 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("estimate", help="resources and latency per board")
     s.add_argument("target", metavar="DIR|MODEL.onnx")
-    s.add_argument("--board", default="all")
+    s.add_argument(
+        "--board",
+        action="append",
+        metavar="NAME[,NAME]",
+        help="the boards to estimate for (repeat or separate by commas; default: all)",
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument(
         "--synth",

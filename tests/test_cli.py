@@ -316,6 +316,24 @@ def test_estimate_one_board_prints_the_per_layer_table(tmp_path, small_qonnx):
         assert str(est["totals"]["lut"]) in cells and str(est["totals"]["ff"]) in cells
 
 
+def test_estimate_on_several_boards(small_qonnx):
+    # --board repeated or comma-separated: one entry per board, no per-layer table; a board
+    # named twice is estimated once.
+    for args in (
+        ("--board", "zcu104", "--board", "icebreaker"),
+        ("--board", "zcu104,icebreaker,zcu104"),
+    ):
+        r = hwprune("estimate", small_qonnx, *args, "--json")
+        assert r.returncode == 0, r.stderr
+        assert sorted(json.loads(r.stdout)) == ["icebreaker", "zcu104"]
+    r = hwprune("estimate", small_qonnx, "--board", "zcu104", "--board", "icebreaker")
+    assert r.returncode == 0, r.stderr
+    assert "zcu104" in r.stdout and "icebreaker" in r.stdout
+    assert not any(ln.startswith("| total") for ln in r.stdout.splitlines())
+    r = hwprune("estimate", small_qonnx, "--board", "zcu104,nope")
+    assert_clean_error(r, "nope")
+
+
 def test_estimate_says_what_overflows_a_board_and_by_how_much():
     # tfc_2w2a needs more LUTs and flip-flops than the iCEBreaker's 5,280 logic cells.
     model = Path(__file__).resolve().parent / "models" / "tfc_2w2a.onnx"
