@@ -19,8 +19,10 @@ from hwprune.config import load_config
 from hwprune.resources import data_dir
 
 # Examples whose whole job takes minutes even shortened (a 28x28 CNN: the unrolled HLS
-# project's C-simulation build and the RTL simulation of its pixel stream); run with -m slow.
-SLOW = {"fashion_cnn.toml"}
+# project's C-simulation build and the RTL simulation of its pixel stream), and, to keep CI
+# under 20 minutes, examples whose parts other tests cover (another pruning criterion,
+# method or dataset on an MLP: tests/prune and tests/train cover each); run with -m slow.
+SLOW = {"fashion_cnn.toml", "digits_mrmr.toml", "digits_dns.toml", "fashion_mlp.toml"}
 EXAMPLES = sorted(p.name for p in data_dir("examples").glob("*.toml"))
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in EXAMPLES]
 
