@@ -505,16 +505,15 @@ def macc_cones(
     adder's ``$macc``; a register bank, a Requant, a second reader or a non-add reader ends
     the cone. maccmap then sign-extends every operand to the cone's output width W and
     reduces the K variable operands with (K - 2) rows of W full adders ($fa) before one
-    W-bit carry-chain adder: (bits - 2 * W) + W - 1 LUT-equivalents, where bits counts
-    each operand's bits in the W columns (a signed operand fills every column above its
-    known-zero low bits: K signed operands give (K - 2) * W; maccmap drops the zero bits of
-    a non-negative one's extension). For wide operands that is near the adder rule summed over
-    the cone; for the 2-bit operands of a binarised layer (+-1 sums, 3-6-bit partial sums)
-    it is twice it, as the sign extension fills every column (measured, yosys 0.23 xc7: a
-    registered sum of 16 2-bit terms is 79 LUT as one cone, 41 with every adder
-    registered, which is exactly the adder rule). Cones of fewer than 3 variable operands
-    stay single adders (the adder rule); so do cones reading a DSP-mapped product (its
-    post-adder, ``dsp_add``)."""
+    W-bit carry-chain adder: (bits - 2 * W) + W - 1 LUT-equivalents, where bits counts each
+    operand's bits in the W columns (a signed operand fills every column above its
+    known-zero low bits: K signed operands give (K - 2) * W). For wide operands that is near
+    the adder rule summed over the cone; for the 2-bit operands of a binarised layer (+-1
+    sums, 3-6-bit partial sums) it is twice it, as the sign extension fills every column
+    (measured, yosys 0.23 xc7: a registered sum of 16 2-bit terms is 79 LUT as one cone, 41
+    with every adder registered, which is exactly the adder rule). Cones of fewer than 3
+    variable operands stay single adders (the adder rule); so do cones reading a DSP-mapped
+    product (its post-adder, ``dsp_add``)."""
     if not _memo(_MACC_OPERANDS, (id(net),), net, lambda: _has_macc_operands(net)):
         return set(), {}  # no operand a cone is costed for (the common case: fast)
     vn = value_numbers(net)
@@ -554,10 +553,10 @@ def macc_cones(
         # operands keep the adder rule, whose fitted factors already hold them.
         if any(m.range.lo >= 0 or m.range.bits > MACC_BITS for m in var):
             continue
-        # An operand's bits in the sum's columns: a signed one (it can be negative) is
-        # sign-extended up to the top column, a non-negative one's zero bits are dropped.
+        # Each (signed) operand is sign-extended up to the top column, above its known-zero
+        # low bits.
         top = n.range.bits
-        total = sum((top if m.range.lo < 0 else min(top, m.range.bits)) - m.tz for m in var)
+        total = sum(top - m.tz for m in var)
         w = max(1, top - n.tz)
         roots[n.name] = max(0, total - 2 * w) + w - 1
         inner.update(rep[u].name for u in adds if u != v)
@@ -712,9 +711,9 @@ def _mult_in_dsp(x: IntRange, w: int, fab: Fabric) -> bool:
     """Whether yosys maps x * w (a ``mult`` node) to a DSP. opt_expr moves the constant's
     trailing zeros to a shift of the product (x * 14 is (x * 7) << 1, one bit narrower; x * 6
     is x * 3 and stays in LUTs on iCE40 where x * 10 does not); then ``_maps_to_dsp``."""
-    if fab.dsp is None:
-        return False
     tz = trailing_zeros(w)
+    if fab.dsp is None or abs(w) == 1 << tz:  # x * +-2^k is a shift (or a negation)
+        return False
     r = x.scaled(w)
     return _maps_to_dsp(x, (w >> tz,), r.bits + (not r.signed) - tz, fab)
 
@@ -729,15 +728,15 @@ def _maps_to_dsp(x: IntRange, weights: Sequence[int], declared: int | None, fab:
     {0, x} of 8-bit x, 11-bit products: on iCE40 x * 3 stays in LUTs, x * -3 takes an
     SB_MAC16; on 7-series a phase table of 0 and 1 takes a DSP48E1)."""
     assert fab.dsp is not None
-    if x.lo >= 0 and min(weights) >= 0:
+    unsigned = x.lo >= 0 and min(weights) >= 0
+    if unsigned:
         a, b = x.bits, max(w.bit_length() for w in weights)
-        y = a + b if declared is None else min(declared, a + b)
-        if fab.dsp.signed_only:
-            a, b = a + 1, b + 1
     else:
         a = x.bits + (x.lo >= 0)
         b = max(IntRange(w, w).bits + (w > 0) for w in weights)
-        y = a + b if declared is None else min(declared, a + b)
+    y = a + b if declared is None else min(declared, a + b)
+    if unsigned and fab.dsp.signed_only:
+        a, b = a + 1, b + 1
     return fab.dsp.maps(a, b, y)
 
 
@@ -856,7 +855,7 @@ def shared_cost(
             table = [0 if t is None else t[1] for t in slot]
             const = table[0] if len(set(table)) == 1 else None  # one weight in every phase
             if const is not None:  # a constant multiply: a shift when w = +-2^k
-                in_dsp = abs(const) & (abs(const) - 1) != 0 and _mult_in_dsp(x.range, const, fab)
+                in_dsp = const != 0 and _mult_in_dsp(x.range, const, fab)
             else:
                 in_dsp = fab.dsp is not None and _maps_to_dsp(x.range, table, None, fab)
             prods.append((r, in_dsp))
