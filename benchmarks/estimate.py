@@ -466,10 +466,16 @@ def write_calibration(consts: dict, meta: dict) -> None:
 
 def run_fit(designs: list[Design], families: list[str]) -> None:
     from hwprune.boards import get_board
-    from hwprune.estimate.fabric import PARTS
+    from hwprune.estimate.fabric import PARTS, _calibration
 
     data = load_synth()
-    consts: dict[str, dict] = {}
+    # the families not fitted now keep their constants
+    _calibration.cache_clear()
+    consts: dict[str, dict] = {
+        fam: {"lut": dict(t.get("lut", {})), "ff": dict(t.get("ff", {}))}
+        for fam, t in _calibration().items()
+        if fam not in families
+    }
     tool = flows = ""
     cal = [d for d in designs if d.group == "calibration"]
     for fam in families:
@@ -525,7 +531,7 @@ def report(designs: list[Design], families: list[str]) -> dict:
     for d in designs:
         if d.name not in data:
             continue
-        g, files = d.build(BUILD / d.name)
+        g, files, _ = built(d)  # writes rtl-synth, which the latency probe reads
         latency = None
         for fam in families:
             rec = data[d.name].get(fam)

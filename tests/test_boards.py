@@ -272,8 +272,10 @@ def test_every_board_loads_from_an_installed_wheel(tmp_path):
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as z:
         z.extractall(site)
-        # The estimator's calibrated constants ship beside it (estimate.fabric).
-        assert "hwprune/estimate/calibration.toml" in z.namelist()
+        # The estimator's calibrated constants and measured fits ship beside it
+        # (estimate.fabric).
+        for data in ("calibration.toml", "threshold_fit.toml", "cone_fit.toml"):
+            assert f"hwprune/estimate/{data}" in z.namelist()
     # Run from tmp_path with -I so that neither the checkout nor PYTHONPATH is on sys.path.
     out = subprocess.run(
         [sys.executable, "-I", "-c", _WHEEL_SCRIPT, str(site)],

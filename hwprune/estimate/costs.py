@@ -271,7 +271,7 @@ def _memo(table: dict, key: tuple, keep: object, compute: Callable[[], object]) 
 def clear_caches() -> None:
     """Forget every memoised analysis (``context``, ``value_numbers``, ``layer_parts``): a
     benchmark of a cold estimate calls it."""
-    for table in (_ANALYSIS, _VN, _PARTS, _LOGIC, _MACC_OPERANDS):
+    for table in (_ANALYSIS, _VN, _PARTS, _LOGIC, _MACC_OPERANDS, _CONES):
         table.clear()
 
 
@@ -494,72 +494,159 @@ def _has_macc_operands(net: LayerNetlist) -> bool:
     return False
 
 
-def macc_cones(
-    net: LayerNetlist, live: set[str] | None, dsp_out: set[str] = frozenset()
-) -> tuple[set[str], dict[str, int]]:
-    """The adder cones yosys' alumacc merges into one ``$macc`` cell, and their LUTs:
-    (the names of the adders inside a cone, {a cone's root: its LUTs}).
+# _cones per (netlist, live rows, DSP-mapped products): the same on every fabric that maps
+# the same multiplies to DSPs.
+_CONES: dict[tuple, tuple[object, object]] = {}
+
+
+def _cones(
+    net: LayerNetlist,
+    live: set[str] | None,
+    dsp_out: set[str],
+    rows: frozenset[int] | None | bool = False,
+) -> list:
+    """``_cones_of`` memoised by ``rows``, the output elements ``live`` was found for (False:
+    not memoised)."""
+    if rows is False:
+        return _cones_of(net, live, dsp_out)
+    key = (id(net), rows, frozenset(dsp_out))
+    return _memo(_CONES, key, net, lambda: _cones_of(net, live, dsp_out))
+
+
+def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> list:
+    """The adder cones yosys' alumacc merges into one ``$macc`` cell: (value numbers, the
+    root node, the value numbers of its adds, its variable leaves) for each cone of at least
+    3 variable operands that reads no DSP-mapped product.
 
     alumacc merges an ``$add`` whose result only one other ``$add`` reads (after opt_merge
     has merged identical cells: a value number read by one other value number) into that
     adder's ``$macc``; a register bank, a Requant, a second reader or a non-add reader ends
-    the cone. maccmap then sign-extends every operand to the cone's output width W and
-    reduces the K variable operands with (K - 2) rows of W full adders ($fa) before one
-    W-bit carry-chain adder: (bits - 2 * W) + W - 1 LUT-equivalents, where bits counts each
-    operand's bits in the W columns (a signed operand fills every column above its
-    known-zero low bits: K signed operands give (K - 2) * W). For wide operands that is near
-    the adder rule summed over the cone; for the 2-bit operands of a binarised layer (+-1
-    sums, 3-6-bit partial sums) it is twice it, as the sign extension fills every column
-    (measured, yosys 0.23 xc7: a registered sum of 16 2-bit terms is 79 LUT as one cone, 41
-    with every adder registered, which is exactly the adder rule). Cones of fewer than 3
-    variable operands stay single adders (the adder rule); so do cones reading a DSP-mapped
-    product (its post-adder, ``dsp_add``)."""
-    if not _memo(_MACC_OPERANDS, (id(net),), net, lambda: _has_macc_operands(net)):
-        return set(), {}  # no operand a cone is costed for (the common case: fast)
+    the cone."""
     vn = value_numbers(net)
     rep: dict[int, Node] = {}
     for n in (*net.inputs, *net.nodes):
         if live is None or n.name in live or n.kind in ("input", "const"):
             rep.setdefault(vn[n.name], n)
-    users: dict[int, set[int]] = {}
+    # The one value number reading each value (-1: several), in one pass.
+    user: dict[int, int] = {}
     for v, n in rep.items():
         for a in n.args:
-            users.setdefault(vn[a], set()).add(v)
-
-    def merged(v: int) -> bool:
-        us = users.get(v, ())
-        return rep[v].kind == "add" and len(us) == 1 and rep[next(iter(us))].kind == "add"
-
-    inner: set[str] = set()
-    roots: dict[str, int] = {}
-    for v, n in rep.items():
-        if n.kind != "add" or merged(v):
+            va = vn[a]
+            u = user.get(va)
+            if u is None:
+                user[va] = v
+            elif u != v:
+                user[va] = -1
+    # The cone each add belongs to: the root its sum flows into while it has one reader, an
+    # add. rep is in netlist (topological) order, so a reader's root is known first.
+    root: dict[int, int] = {}
+    for v, n in reversed(rep.items()):
+        if n.kind != "add":
             continue
-        leaves: list[Node] = []
-        adds: list[int] = []
-        stack = [v]
-        while stack:
-            u = stack.pop()
-            if u == v or merged(u):
-                adds.append(u)
-                stack.extend(vn[a] for a in rep[u].args)
-            else:
-                leaves.append(rep[u])
+        u = user.get(v, -1)
+        root[v] = root[u] if u != -1 and rep[u].kind == "add" else v
+    members: dict[int, list[int]] = {}
+    for v, r in root.items():
+        members.setdefault(r, []).append(v)
+    out = []
+    for r, adds in members.items():
+        if len(adds) < 2:
+            continue  # one adder: at most 2 operands
+        leaves = [
+            rep[va] for u in adds for a in rep[u].args if root.get(va := vn[a]) != r or va == r
+        ]
         var = [m for m in leaves if m.range.lo != m.range.hi]
         if len(var) < 3 or any(m.name in dsp_out for m in var):
             continue
-        # Measured only where it matters: a cone of signed operands of at most 3 bits (a
-        # binarised layer's +-1 terms and their shared pair sums). Wider or non-negative
-        # operands keep the adder rule, whose fitted factors already hold them.
-        if any(m.range.lo >= 0 or m.range.bits > MACC_BITS for m in var):
+        out.append((vn, rep[r], [rep[u] for u in adds if u != r], var))
+    return out
+
+
+def cone_shapes(net: LayerNetlist) -> list[tuple[int, float]]:
+    """(operands K, their mean width in bits) of each cone ``macc_cones`` costs with the
+    cone rule (``Fabric.cone_luts``): what benchmarks/cone_grid.py fits it on."""
+    out = []
+    for _, _, _, var in _cones(net, None, set()):
+        wbar = _cone_rule(var)
+        if wbar is not None:
+            out.append((len(var), wbar))
+    return out
+
+
+# The narrowest operands (mean bits) the cone rule's grid measured.
+CONE_MIN_BITS = 3
+
+
+def _cone_rule(var: Sequence[Node]) -> float | None:
+    """The mean operand width of a cone the cone rule costs, or None: its operands must be
+    plain words (registers, inputs, +-2^k products: a wire, a shift or a negation, and sums
+    several cones read, which opt_merge builds once), as in the grid it was fitted on, and at
+    least CONE_MIN_BITS wide on average. A product of more CSD digits is an adder chain of
+    its own (the product categories)."""
+    if _narrow_signed(var):
+        return None
+    for m in var:
+        if m.kind == "product":
+            if len(csd_digits(abs(m.value))) > 1:
+                return None
+        elif m.kind not in ("reg", "input", "add"):
+            return None
+    wbar = sum(m.range.bits for m in var) / len(var)
+    return wbar if wbar >= CONE_MIN_BITS else None
+
+
+def _narrow_signed(var: Sequence[Node]) -> bool:
+    return all(m.range.lo < 0 and m.range.bits <= MACC_BITS for m in var)
+
+
+def macc_cones(
+    net: LayerNetlist,
+    live: set[str] | None,
+    dsp_out: set[str] = frozenset(),
+    fab: Fabric = XC7,
+    rows: frozenset[int] | None | bool = False,
+) -> tuple[set[str], dict[str, tuple[str, int]]]:
+    """The adder cones yosys' alumacc merges into one ``$macc`` cell (``_cones``), and their
+    LUTs: (the names of the adders inside a cone, {a cone's root: (category, its LUTs)}).
+
+    maccmap sign-extends every operand to the cone's output width W and reduces the K
+    variable operands with rows of full adders ($fa) before one W-bit carry-chain adder.
+    A full adder is logic ABC maps without the carry chain (two LUT outputs), so a cone costs
+    more than the adder rule summed over its adders, and more so the more operands it has:
+    measured, yosys 0.23 xc7, 16 six-bit operands are 141 LUTs where the adder rule says
+    100, 4 of them 24 for 20 (benchmarks/results/cone_grid.md). A cone is costed by the
+    family's fit of that grid (``Fabric.cone_luts``, category ``macc_wide``), except:
+
+    * signed operands of at most 3 bits (a binarised layer's +-1 terms and their shared
+      pair sums), category ``macc``: (bits - 2 * W) + W - 1 LUT-equivalents, where bits
+      counts each operand's bits in the W columns (a signed operand fills every column above
+      its known-zero low bits: K signed operands give (K - 2) * W) (measured, yosys 0.23
+      xc7: a registered sum of 16 2-bit terms is 79 LUT as one cone, 41 with every adder
+      registered, which is exactly the adder rule);
+    * a fabric without a cone fit: only those narrow cones; the others keep the adder rule.
+
+    Cones of fewer than 3 variable operands stay single adders (the adder rule); so do cones
+    reading a DSP-mapped product (its post-adder, ``dsp_add``)."""
+    if fab.cone is None and not _memo(
+        _MACC_OPERANDS, (id(net),), net, lambda: _has_macc_operands(net)
+    ):
+        return set(), {}  # no operand a cone is costed for (fast)
+    inner: set[str] = set()
+    roots: dict[str, tuple[str, int]] = {}
+    vn = value_numbers(net)
+    for _, n, adds, var in _cones(net, live, dsp_out, rows):
+        if _narrow_signed(var):
+            # Each (signed) operand is sign-extended up to the top column, above its
+            # known-zero low bits.
+            top = n.range.bits
+            total = sum(top - m.tz for m in var)
+            w = max(1, top - n.tz)
+            roots[n.name] = ("macc", max(0, total - 2 * w) + w - 1)
+        elif fab.cone is not None and (wbar := _cone_rule(var)) is not None:
+            roots[n.name] = ("macc_wide", fab.cone_luts(len(var), wbar))
+        else:
             continue
-        # Each (signed) operand is sign-extended up to the top column, above its known-zero
-        # low bits.
-        top = n.range.bits
-        total = sum(top - m.tz for m in var)
-        w = max(1, top - n.tz)
-        roots[n.name] = max(0, total - 2 * w) + w - 1
-        inner.update(rep[u].name for u in adds if u != v)
+        inner.update(m.name for m in adds)
     # every node of an inner value number (its copies in other rows) is inside a cone
     inner_vn = {vn[name] for name in inner}
     root_vn = {vn[name]: cost for name, cost in roots.items()}
@@ -592,6 +679,7 @@ def _layer_parts(
     xr = {n.col: n.range for n in net.inputs}
     scaled = {n.row: n for n in net.nodes if n.kind == "scale"}
     row_luts: dict[int, int] = {}
+    cmp_luts: dict[int, list[int]] = {}  # a Threshold row's compares, by the compare rule
     cmps: dict[int, list[Node]] = {}
     parts: dict[str, int] = {}
     live = live_nodes(net, rows)
@@ -606,7 +694,8 @@ def _layer_parts(
     vn = value_numbers(net)
     built: set[int] = set()
     post_adders = fab.dsp is not None and bool(dsp_out)
-    inner, roots = macc_cones(net, live, dsp_out)
+    # requant nodes alone (requant True) hold no adder of a cone
+    inner, roots = (set(), {}) if requant else macc_cones(net, live, dsp_out, fab, rows)
     for n in net.nodes:
         kind = n.kind
         if requant is not None and (kind == "requant") != requant:
@@ -618,7 +707,8 @@ def _layer_parts(
         if roots and n.name in roots:
             if vn[n.name] not in built:
                 built.add(vn[n.name])
-                parts["macc"] = parts.get("macc", 0) + roots[n.name]
+                part, luts = roots[n.name]
+                parts[part] = parts.get(part, 0) + luts
             continue
         if kind in SHARED_KINDS:
             # yosys' opt_merge builds one cell for identical computations of several rows (a
@@ -642,6 +732,10 @@ def _layer_parts(
                 continue
         if kind == "cmp":
             cmps.setdefault(n.row, []).append(n)
+            if n.row in scaled:
+                if luts:  # a free compare (the sign bit) is a wire in any form
+                    cmp_luts.setdefault(n.row, []).append(luts)
+                continue
         elif kind == "scale":
             luts = _scale_luts(n, word, len(cmps.get(n.row, ())), fab)
         if scaled and n.row in scaled:
@@ -658,8 +752,17 @@ def _layer_parts(
                 elif bits <= NARROW_BITS + 1:
                     part = "adder_narrow"
             parts[part] = parts.get(part, 0) + luts
-    for row, luts in row_luts.items():
+    for row in row_luts.keys() | cmp_luts.keys():
+        luts = row_luts.get(row, 0)
         bits = [word[c.args[0]].range.bits for c in cmps.get(row, ())]
+        each = cmp_luts.get(row, ())
+        # The row's compares read one value, and yosys maps them together: one by the compare
+        # rule, more by the measured fit of sets of compares (Fabric.compare_set_luts) where
+        # the family has one, else each by the compare rule.
+        if len(each) > 1 and fab.compare_set is not None:
+            luts += fab.compare_set_luts(bits[0], len(each))
+        else:
+            luts += sum(each)
         if bits and bits[0] <= fab.lut_inputs:
             luts = min(luts, scaled[row].range.bits)
         parts["threshold"] = parts.get("threshold", 0) + luts
@@ -687,8 +790,10 @@ def layer_parts(
     dsp = fab.dsp if "mult" in kinds else None
     # Carry-chain adders and constant multiplies cost the same on every fabric: a layer of
     # only those is costed once for all of them.
-    lut = fab.lut_inputs if kinds & FABRIC_KINDS else None
-    key = (id(net), requant, rows, lut, dsp)
+    lut = (fab.lut_inputs, fab.compare_set) if kinds & FABRIC_KINDS else None
+    # adder cones are costed by the family's fit (Fabric.cone_luts)
+    cone = fab.cone if requant is not True and "add" in kinds else None
+    key = (id(net), requant, rows, lut, dsp, cone)
     return dict(_memo(_PARTS, key, net, lambda: _layer_parts(net, requant, fab, rows)))
 
 

@@ -22,6 +22,12 @@ Primitive sources:
   no shift-register LUTs in yosys' flow; MULT18X18D for operands of 2-18 bits
   (``help synth_ecp5``: DSP_A_MAXWIDTH=18, DSP_B_MAXWIDTH=18, no product minimum).
 
+Two rules are fits of yosys runs on grids of one-layer designs, each written by its script
+beside the measurement: a Threshold row's k compares of one value (``compare_set_luts``,
+benchmarks/threshold_grid.py, threshold_fit.toml; LUT4 families only, where one power law
+describes the grid) and an adder cone yosys builds as one $macc (``cone_luts``,
+benchmarks/cone_grid.py, cone_fit.toml).
+
 Families hwprune has no yosys flow for are costed with the fabric nearest them: Versal as
 UltraScale+ (LUT6, DSP58 treated as DSP48E2), Intel ALMs (fracturable 6-input LUTs) as
 7-series.
@@ -41,7 +47,8 @@ from types import MappingProxyType
 # yosys' alumacc folds into the row's $macc), adder (adder-tree, accumulator and bias adders),
 # adder_narrow (adders of operands of at most costs.NARROW_BITS bits; adder_bits2: of at
 # most 2 bits, a binarised network's sums), macc (an adder cone yosys' alumacc merges into
-# one $macc: costs.macc_cones), dsp_add (the first
+# one $macc, of +-1 terms: costs.macc_cones), macc_wide (such a cone of wider plain words:
+# Fabric.cone_luts), dsp_add (the first
 # adder after a DSP-mapped product, which the DSP's post-adder may take),
 # requant (shift, rounding, clip), max (compare and select), threshold (compares, popcount,
 # scaling), a Dense shared over R cycles (shared_mux: phase muxes, shared_mult: weight
@@ -54,6 +61,7 @@ PARTS: tuple[str, ...] = (
     "adder_narrow",
     "adder_bits2",
     "macc",
+    "macc_wide",
     "dsp_add",
     "requant",
     "max",
@@ -102,6 +110,10 @@ class Fabric:
     dsp_input_regs: bool = False  # yosys packs a register feeding only DSPs into them
     lut_scale: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     ff_scale: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    # (c, p, q) of compare_set_luts, fitted per family by benchmarks/threshold_grid.py
+    compare_set: tuple[float, float, float] | None = None
+    # (c, p, q) of cone_luts, fitted per family by benchmarks/cone_grid.py
+    cone: tuple[float, float, float] | None = None
 
     def lut(self, parts: dict[str, float]) -> int:
         """The calibrated LUT count of a layer's per-category counts."""
@@ -121,6 +133,27 @@ class Fabric:
         decides 3 bits (measured, xc7: 20 bits -> 7), a LUT4 beside SB_CARRY / CCU2C one."""
         return math.ceil(bits / 3) if self.lut_inputs == 6 else bits
 
+    def compare_set_luts(self, bits: int, k: int) -> int:
+        """LUTs of k compares of one ``bits``-wide value with sorted constants (a Threshold
+        row). yosys/ABC share their logic: measured on LUT4, one compare of a 14-bit value
+        is about 14 LUTs, fifteen about 85, not 210 (benchmarks/results/threshold_grid.md).
+        The fit c * k^p * bits^q of that grid (``THRESHOLD_FIT``, written by
+        benchmarks/threshold_grid.py); one compare, or a family without a fit: k
+        comparators."""
+        if k < 2 or self.compare_set is None:
+            return k * self.comparator_luts(bits)
+        c, p, q = self.compare_set
+        return round(c * k**p * bits**q)
+
+    def cone_luts(self, k: int, bits: float) -> int:
+        """LUTs of an adder cone yosys builds as one $macc: k operands of ``bits`` bits on
+        average (``costs.macc_cones``). The fit c * k^p * bits^q of
+        benchmarks/results/cone_grid.md (``CONE_FIT``, written by benchmarks/cone_grid.py);
+        ``cone`` is None without a fit, and then the adder rule costs the cone's adders."""
+        assert self.cone is not None
+        c, p, q = self.cone
+        return round(c * k**p * bits**q)
+
     def mux_word_luts(self, n: int, bits: int) -> int:
         """LUTs of an n:1 mux of ``bits``-wide words on a shared select. On LUT6 fabric a 2:1
         mux bit merges with its neighbour or the logic it feeds (measured: the R = 2 shared
@@ -137,14 +170,64 @@ class Fabric:
         return math.ceil(n / 4) if self.lut_inputs == 6 else n - 1
 
 
+# The fits of a Threshold row's compares (Fabric.compare_set_luts) and of an adder cone
+# (Fabric.cone_luts) per yosys flow, each written by its benchmark script.
+THRESHOLD_FIT = Path(__file__).with_name("threshold_fit.toml")
+CONE_FIT = Path(__file__).with_name("cone_fit.toml")
+
+
+def _fit(path: Path, flow: str) -> tuple[float, float, float] | None:
+    table = tomllib.loads(path.read_text()) if path.exists() else {}
+    fit = table.get(flow)
+    return (fit["c"], fit["p"], fit["q"]) if fit else None
+
+
+def _compare_fit(flow: str) -> tuple[float, float, float] | None:
+    return _fit(THRESHOLD_FIT, flow)
+
+
+def _cone_fit(flow: str) -> tuple[float, float, float] | None:
+    return _fit(CONE_FIT, flow)
+
+
 # yosys' xilinx_dsp packs the registers before and after a DSP48 into it (AREG/BREG, PREG).
-_XC7 = Fabric("xc7", 6, True, DspRule("DSP48E1", 25, 18, 2, 9, True), True)
-_XCUP = Fabric("xcup", 6, True, DspRule("DSP48E2", 27, 18, 2, 9, True), True)
-_ICE40 = Fabric("ice40", 4, False, None)
+_XC7 = Fabric(
+    "xc7",
+    6,
+    True,
+    DspRule("DSP48E1", 25, 18, 2, 9, True),
+    True,
+    compare_set=_compare_fit("xc7"),
+    cone=_cone_fit("xc7"),
+)
+_XCUP = Fabric(
+    "xcup",
+    6,
+    True,
+    DspRule("DSP48E2", 27, 18, 2, 9, True),
+    True,
+    compare_set=_XC7.compare_set,
+    cone=_XC7.cone,
+)
+_ICE40 = Fabric("ice40", 4, False, None, compare_set=_compare_fit("ice40"), cone=_cone_fit("ice40"))
 # SB_MAC16: yosys' DSP_Y_MINWIDTH is 11 (`help synth_ice40`), on the $mul as mul2dsp sees it
 # (costs._mult_in_dsp).
-_ICE40_UP = Fabric("ice40", 4, False, DspRule("SB_MAC16", 16, 16, 2, 11))
-_ECP5 = Fabric("ecp5", 4, False, DspRule("MULT18X18D", 18, 18, 2, 1))
+_ICE40_UP = Fabric(
+    "ice40",
+    4,
+    False,
+    DspRule("SB_MAC16", 16, 16, 2, 11),
+    compare_set=_ICE40.compare_set,
+    cone=_ICE40.cone,
+)
+_ECP5 = Fabric(
+    "ecp5",
+    4,
+    False,
+    DspRule("MULT18X18D", 18, 18, 2, 1),
+    compare_set=_compare_fit("ecp5"),
+    cone=_cone_fit("ecp5"),
+)
 
 # hwprune board family -> fabric (boards.FAMILIES); iCE40 UltraPlus parts get SB_MAC16.
 _OF_FAMILY: dict[str, Fabric] = {
@@ -185,6 +268,8 @@ def calibrated(fab: Fabric) -> Fabric:
         fab.dsp_input_regs,
         MappingProxyType(dict(cal.get("lut", {}))),
         MappingProxyType(dict(cal.get("ff", {}))),
+        fab.compare_set,
+        fab.cone,
     )
 
 
