@@ -513,6 +513,10 @@ def _cones(
     return _memo(_CONES, key, net, lambda: _cones_of(net, live, dsp_out))
 
 
+# Node kinds that read only the layer's inputs (a constant multiply of one input column).
+_NO_ADD_OPERANDS = frozenset({"input", "const", "product", "mult"})
+
+
 def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> list:
     """The adder cones yosys' alumacc merges into one ``$macc`` cell: (value numbers, the
     root node, the value numbers of its adds, its variable leaves) for each cone of at least
@@ -524,12 +528,22 @@ def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> li
     the cone."""
     vn = value_numbers(net)
     rep: dict[int, Node] = {}
-    for n in (*net.inputs, *net.nodes):
-        if live is None or n.name in live or n.kind in ("input", "const"):
-            rep.setdefault(vn[n.name], n)
-    # The one value number reading each value (-1: several), in one pass.
+    setrep = rep.setdefault
+    for n in net.inputs:
+        setrep(vn[n.name], n)
+    for n in net.nodes:
+        if live is None or n.name in live or n.kind == "const":
+            setrep(vn[n.name], n)
+    # The one value number reading each add (-1: several), in one pass; the adds in netlist
+    # (topological) order.
     user: dict[int, int] = {}
+    adds_in_order: list[int] = []
     for v, n in rep.items():
+        kind = n.kind
+        if kind == "add":
+            adds_in_order.append(v)
+        elif kind in _NO_ADD_OPERANDS:
+            continue  # reads inputs only: no add's reader
         for a in n.args:
             va = vn[a]
             u = user.get(va)
@@ -538,23 +552,22 @@ def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> li
             elif u != v:
                 user[va] = -1
     # The cone each add belongs to: the root its sum flows into while it has one reader, an
-    # add. rep is in netlist (topological) order, so a reader's root is known first.
+    # add; a reader's root is known first.
     root: dict[int, int] = {}
-    for v, n in reversed(rep.items()):
-        if n.kind != "add":
-            continue
-        u = user.get(v, -1)
-        root[v] = root[u] if u != -1 and rep[u].kind == "add" else v
     members: dict[int, list[int]] = {}
-    for v, r in root.items():
-        members.setdefault(r, []).append(v)
+    for v in reversed(adds_in_order):
+        u = user.get(v, -1)
+        r = root[u] if u != -1 and u in root else v
+        root[v] = r
+        if r in members:
+            members[r].append(v)
+        else:
+            members[r] = [v]
     out = []
     for r, adds in members.items():
         if len(adds) < 2:
             continue  # one adder: at most 2 operands
-        leaves = [
-            rep[va] for u in adds for a in rep[u].args if root.get(va := vn[a]) != r or va == r
-        ]
+        leaves = [rep[va] for u in adds for a in rep[u].args if root.get(va := vn[a]) != r]
         var = [m for m in leaves if m.range.lo != m.range.hi]
         if len(var) < 3 or any(m.name in dsp_out for m in var):
             continue
@@ -605,9 +618,10 @@ def macc_cones(
     dsp_out: set[str] = frozenset(),
     fab: Fabric = XC7,
     rows: frozenset[int] | None | bool = False,
-) -> tuple[set[str], dict[str, tuple[str, int]]]:
+) -> tuple[set[str], dict[str, tuple[str, object]]]:
     """The adder cones yosys' alumacc merges into one ``$macc`` cell (``_cones``), and their
-    LUTs: (the names of the adders inside a cone, {a cone's root: (category, its LUTs)}).
+    LUTs: (the names of the adders inside a cone, {a cone's root: (category, its LUTs)}; a
+    cone of the fitted rule, category ``macc_wide``, gives (operands, mean bits) instead).
 
     maccmap sign-extends every operand to the cone's output width W and reduces the K
     variable operands with rows of full adders ($fa) before one W-bit carry-chain adder.
@@ -643,7 +657,8 @@ def macc_cones(
             w = max(1, top - n.tz)
             roots[n.name] = ("macc", max(0, total - 2 * w) + w - 1)
         elif fab.cone is not None and (wbar := _cone_rule(var)) is not None:
-            roots[n.name] = ("macc_wide", fab.cone_luts(len(var), wbar))
+            # (operands, mean bits): its LUTs are the family's fit (layer_parts)
+            roots[n.name] = ("macc_wide", (len(var), wbar))
         else:
             continue
         inner.update(m.name for m in adds)
@@ -663,10 +678,12 @@ def _layer_parts(
     requant: bool | None = False,
     fab: Fabric = XC7,
     rows: frozenset[int] | None = None,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], tuple[tuple[int, float], ...]]:
     """LUTs of a lowered layer per category (``NODE_PART``): of its ``requant`` nodes
     (``requant`` True), of all its other nodes (False) or of all (None); only the nodes of
-    the output elements ``rows`` (None: all; the rest is dead logic).
+    the output elements ``rows`` (None: all; the rest is dead logic). Also the shapes of its
+    adder cones of the fitted rule (``macc_cones``), whose LUTs ``layer_parts`` takes from
+    the fabric's fit, so that families share everything else.
 
     A Threshold row (the nodes of a ``scale``'s row) is its compares, a popcount of their
     bits (``popcount_luts``, not the adder rule on the emitted pairwise tree, which yosys
@@ -682,6 +699,7 @@ def _layer_parts(
     cmp_luts: dict[int, list[int]] = {}  # a Threshold row's compares, by the compare rule
     cmps: dict[int, list[Node]] = {}
     parts: dict[str, int] = {}
+    wide: list[tuple[int, float]] = []  # the macc_wide cones: (operands, mean bits)
     live = live_nodes(net, rows)
     dsp_out = {
         n.name
@@ -708,7 +726,10 @@ def _layer_parts(
             if vn[n.name] not in built:
                 built.add(vn[n.name])
                 part, luts = roots[n.name]
-                parts[part] = parts.get(part, 0) + luts
+                if part == "macc_wide":
+                    wide.append(luts)
+                else:
+                    parts[part] = parts.get(part, 0) + luts
             continue
         if kind in SHARED_KINDS:
             # yosys' opt_merge builds one cell for identical computations of several rows (a
@@ -766,7 +787,7 @@ def _layer_parts(
         if bits and bits[0] <= fab.lut_inputs:
             luts = min(luts, scaled[row].range.bits)
         parts["threshold"] = parts.get("threshold", 0) + luts
-    return parts
+    return parts, tuple(wide)
 
 
 # layer_parts per (netlist, which nodes, live rows, the fabric's LUT inputs and DSP rule):
@@ -781,7 +802,8 @@ def layer_parts(
     fab: Fabric = XC7,
     rows: frozenset[int] | None = None,
 ) -> dict[str, int]:
-    """LUTs of a lowered layer per category (``_layer_parts``), memoised."""
+    """LUTs of a lowered layer per category (``_layer_parts``), memoised; the LUTs of its
+    fitted adder cones (``macc_wide``) are the fabric's fit of their shapes."""
     kinds = frozenset(net.by_kind)
     if requant is False:
         kinds = kinds - {"requant"}
@@ -791,10 +813,14 @@ def layer_parts(
     # Carry-chain adders and constant multiplies cost the same on every fabric: a layer of
     # only those is costed once for all of them.
     lut = (fab.lut_inputs, fab.compare_set) if kinds & FABRIC_KINDS else None
-    # adder cones are costed by the family's fit (Fabric.cone_luts)
-    cone = fab.cone if requant is not True and "add" in kinds else None
+    # whether adder cones are costed by a fit (Fabric.cone_luts, applied below)
+    cone = fab.cone is not None and requant is not True and "add" in kinds
     key = (id(net), requant, rows, lut, dsp, cone)
-    return dict(_memo(_PARTS, key, net, lambda: _layer_parts(net, requant, fab, rows)))
+    parts, wide = _memo(_PARTS, key, net, lambda: _layer_parts(net, requant, fab, rows))
+    parts = dict(parts)
+    if wide:
+        parts["macc_wide"] = sum(fab.cone_luts(k, bits) for k, bits in wide)
+    return parts
 
 
 # Node kinds whose LUTs depend on the fabric's LUT inputs (comparators, muxes, popcounts).
