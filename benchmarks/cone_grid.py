@@ -20,24 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
+from benchmarks.gridfit import BOARDS, power_law, synth_luts, write_fits  # noqa: E402
 from hwprune.boards import get_board  # noqa: E402
-from hwprune.codegen.verilog import emit_verilog  # noqa: E402
-from hwprune.estimate.synth import synth_yosys  # noqa: E402
+from hwprune.estimate.fabric import CONE_FIT  # noqa: E402
 from hwprune.ir.graph import Dense, Graph, Input, IntRange, Row  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-BOARDS = {"xc7": "pynq-z2", "ice40": "icebreaker", "ecp5": "ulx3s-85f"}
 COUNTS = (3, 4, 6, 8, 12, 16)
 WIDTHS = (2, 3, 4, 6, 8, 10)
 # Unsigned inputs (binary features, 2-bit activations) times +-1: 0/1 and 0/-1 operands.
@@ -75,14 +70,7 @@ def measure(fam: str, points: list[tuple[int, int, bool]]) -> list[dict]:
     for i, (k, w, signed) in enumerate(points, start=1):
         seed = _seed(i, signed)
         g = layer(k, w, seed, signed)
-        with tempfile.TemporaryDirectory() as tmp:
-            rtl = Path(tmp) / "rtl"
-            rtl.mkdir()
-            for name, text in emit_verilog(g).items():
-                if name != "hwprune_top_axis.v":
-                    (rtl / name).write_text(text)
-            rec = synth_yosys(rtl, board, Path(tmp) / "work", pnr=False)
-        lut = rec["lut"] / ROWS
+        lut = synth_luts(g, board) / ROWS
         out.append({"k": k, "w": w, "signed": signed, "seed": seed, "lut": lut})
         print(f"{fam} K={k:2d} w={w:2d} signed={signed} {lut:7.2f} LUT/row", flush=True)
     return out
@@ -110,38 +98,20 @@ def fit(points: list[dict]) -> dict:
     pts = []
     for i, p in enumerate(points, start=1):
         sh = shape(p["k"], p["w"], p.get("seed", i), p.get("signed", True))
-        if sh is not None and p["lut"] > 0:
+        if sh is not None:
             pts.append({**p, "k": sh[0], "w": sh[1]})
-    a = np.array([[1.0, math.log(p["k"]), math.log(p["w"])] for p in pts])
-    y = np.array([math.log(p["lut"]) for p in pts])
-    (lc, p_, q_), *_ = np.linalg.lstsq(a, y, rcond=None)
-    pred = np.exp(a @ np.array([lc, p_, q_]))
-    err = np.abs(pred - np.exp(y)) / np.exp(y)
-    return {
-        "c": round(math.exp(lc), 4),
-        "p": round(float(p_), 4),
-        "q": round(float(q_), 4),
-        "median_error": round(float(np.median(err)), 4),
-        "max_error": round(float(err.max()), 4),
-    }
+    return power_law([(p["k"], p["w"], p["lut"]) for p in pts])
 
 
 def write_fit(data: dict) -> None:
     """The fits, where the estimator reads them (fabric.CONE_FIT)."""
-    from hwprune.estimate.fabric import CONE_FIT
-
-    lines = [
-        "# An adder cone yosys builds as one $macc, per yosys flow: LUTs = c * K^p * bits^q for",
-        "# K operands of bits bits on average (fabric.Fabric.cone_luts). Written by",
-        "# `.venv/bin/python benchmarks/cone_grid.py` from its yosys runs",
-        "# (benchmarks/results/cone_grid.json and .md).",
-        "",
+    header = [
+        "An adder cone yosys builds as one $macc, per yosys flow: LUTs = c * K^p * bits^q for",
+        "K operands of bits bits on average (fabric.Fabric.cone_luts). Written by",
+        "`.venv/bin/python benchmarks/cone_grid.py` from its yosys runs",
+        "(benchmarks/results/cone_grid.json and .md).",
     ]
-    for fam in BOARDS:
-        if fam in data:
-            f = data[fam]["fit"]
-            lines += [f"[{fam}]", f"c = {f['c']}", f"p = {f['p']}", f"q = {f['q']}", ""]
-    CONE_FIT.write_text("\n".join(lines))
+    write_fits(CONE_FIT, header, data)
 
 
 def main() -> None:

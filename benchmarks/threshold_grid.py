@@ -20,26 +20,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
+from benchmarks.gridfit import BOARDS, power_law, synth_luts, write_fits  # noqa: E402
 from hwprune.boards import get_board  # noqa: E402
-from hwprune.codegen.verilog import emit_verilog  # noqa: E402
 from hwprune.estimate.costs import popcount_luts  # noqa: E402
-from hwprune.estimate.fabric import raw_fabric  # noqa: E402
-from hwprune.estimate.synth import synth_yosys  # noqa: E402
+from hwprune.estimate.fabric import THRESHOLD_FIT, raw_fabric  # noqa: E402
 from hwprune.ir.graph import Graph, Input, IntRange, Threshold  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-BOARDS = {"xc7": "pynq-z2", "ice40": "icebreaker", "ecp5": "ulx3s-85f"}
 WIDTHS = (6, 8, 10, 12, 14, 16)
 COUNTS = (1, 3, 7, 15)
 SPACINGS = ("even", "random")
@@ -85,14 +79,7 @@ def measure(fam: str, points: list[tuple[int, int, str, int]], seed0: int = 0) -
     out = []
     for seed, (b, k, spacing, elements) in enumerate(points, start=seed0 + 1):
         g = layer(b, k, spacing, seed, elements)
-        with tempfile.TemporaryDirectory() as tmp:
-            rtl = Path(tmp) / "rtl"
-            rtl.mkdir()
-            for name, text in emit_verilog(g).items():
-                if name != "hwprune_top_axis.v":
-                    (rtl / name).write_text(text)
-            rec = synth_yosys(rtl, board, Path(tmp) / "work", pnr=False)
-        lut = rec["lut"] / elements
+        lut = synth_luts(g, board) / elements
         cmp = lut - popcount_luts(k, fab)
         out.append({"b": b, "k": k, "spacing": spacing, "lut": lut, "compare": cmp})
         print(f"{fam} b={b:2d} k={k:3d} {spacing:6s} {lut:8.2f} LUT/row", flush=True)
@@ -101,43 +88,20 @@ def measure(fam: str, points: list[tuple[int, int, str, int]], seed0: int = 0) -
 
 def fit(points: list[dict]) -> dict:
     """log(compare LUTs) = log c + p log k + q log b over the points with k > 1."""
-    pts = [p for p in points if p["k"] > 1 and p["compare"] > 0]
-    a = np.array([[1.0, math.log(p["k"]), math.log(p["b"])] for p in pts])
-    y = np.array([math.log(p["compare"]) for p in pts])
-    (lc, p_, q_), *_ = np.linalg.lstsq(a, y, rcond=None)
-    pred = np.exp(a @ np.array([lc, p_, q_]))
-    err = np.abs(pred - np.exp(y)) / np.exp(y)
-    return {
-        "c": round(math.exp(lc), 4),
-        "p": round(float(p_), 4),
-        "q": round(float(q_), 4),
-        "median_error": round(float(np.median(err)), 4),
-        "max_error": round(float(err.max()), 4),
-    }
+    return power_law([(p["k"], p["b"], p["compare"]) for p in points if p["k"] > 1])
 
 
 def write_fit(data: dict) -> None:
-    """The fits, where the estimator reads them (fabric.THRESHOLD_FIT)."""
-    from hwprune.estimate.fabric import THRESHOLD_FIT
-
-    lines = [
-        "# A Threshold row's compares, per yosys flow: LUTs = c * k^p * b^q for k compares of",
-        "# one b-bit value (fabric.Fabric.compare_set_luts). Written by",
-        "# `.venv/bin/python benchmarks/threshold_grid.py` from its yosys runs",
-        "# (benchmarks/results/threshold_grid.json and .md).",
-        "",
+    """The fits, where the estimator reads them (fabric.THRESHOLD_FIT). A family whose grid
+    one power law does not describe (LUT6: a few compares cost more than apart, hundreds
+    less) keeps the one-by-one compare rule."""
+    header = [
+        "A Threshold row's compares, per yosys flow: LUTs = c * k^p * b^q for k compares of",
+        "one b-bit value (fabric.Fabric.compare_set_luts). Written by",
+        "`.venv/bin/python benchmarks/threshold_grid.py` from its yosys runs",
+        "(benchmarks/results/threshold_grid.json and .md).",
     ]
-    for fam in BOARDS:
-        if fam not in data:
-            continue
-        f = data[fam]["fit"]
-        if f["median_error"] > MAX_FIT_ERROR:
-            # The power law does not describe this family's grid (LUT6: a few compares cost
-            # more than apart, hundreds less): its compares keep the one-by-one rule.
-            lines += [f"# {fam}: not used, median error {100 * f['median_error']:.1f} %", ""]
-            continue
-        lines += [f"[{fam}]", f"c = {f['c']}", f"p = {f['p']}", f"q = {f['q']}", ""]
-    THRESHOLD_FIT.write_text("\n".join(lines))
+    write_fits(THRESHOLD_FIT, header, data, MAX_FIT_ERROR)
 
 
 def main() -> None:
@@ -157,12 +121,7 @@ def main() -> None:
             small = measure(fam, grid(False))
         points = small + measure(fam, grid(True), seed0=1000)
         data[fam] = {"board": BOARDS[fam], "points": points, "fit": fit(points)}
-    tool = synth_yosys.__module__
-    data["about"] = {
-        "elements_per_layer": ELEMENTS,
-        "script": "benchmarks/threshold_grid.py",
-        "flows": tool,
-    }
+    data["about"] = {"elements_per_layer": ELEMENTS, "script": "benchmarks/threshold_grid.py"}
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     write_fit(data)
     lines = [
