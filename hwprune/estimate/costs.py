@@ -501,16 +501,19 @@ _CONES: dict[tuple, tuple[object, object]] = {}
 
 def _cones(
     net: LayerNetlist,
-    live: set[str] | None,
-    dsp_out: set[str],
-    rows: frozenset[int] | None | bool = False,
+    rows: frozenset[int] | None,
+    dsp_out: set[str] | frozenset[str] = frozenset(),
+    live: set[str] | None = None,
 ) -> list:
-    """``_cones_of`` memoised by ``rows``, the output elements ``live`` was found for (False:
-    not memoised)."""
-    if rows is False:
-        return _cones_of(net, live, dsp_out)
+    """``_cones_of`` for the output elements ``rows`` (their nodes: ``live``, found here when
+    not given), memoised."""
     key = (id(net), rows, frozenset(dsp_out))
-    return _memo(_CONES, key, net, lambda: _cones_of(net, live, dsp_out))
+
+    def compute() -> list:
+        nodes = live if live is not None or rows is None else live_nodes(net, rows)
+        return _cones_of(net, nodes, dsp_out)
+
+    return _memo(_CONES, key, net, compute)
 
 
 # Node kinds that read only the layer's inputs (a constant multiply of one input column).
@@ -518,9 +521,9 @@ _NO_ADD_OPERANDS = frozenset({"input", "const", "product", "mult"})
 
 
 def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> list:
-    """The adder cones yosys' alumacc merges into one ``$macc`` cell: (value numbers, the
-    root node, the value numbers of its adds, its variable leaves) for each cone of at least
-    3 variable operands that reads no DSP-mapped product.
+    """The adder cones yosys' alumacc merges into one ``$macc`` cell: (the root node, its
+    other adds, its variable leaves) for each cone of at least 3 variable operands that
+    reads no DSP-mapped product.
 
     alumacc merges an ``$add`` whose result only one other ``$add`` reads (after opt_merge
     has merged identical cells: a value number read by one other value number) into that
@@ -571,7 +574,7 @@ def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> li
         var = [m for m in leaves if m.range.lo != m.range.hi]
         if len(var) < 3 or any(m.name in dsp_out for m in var):
             continue
-        out.append((vn, rep[r], [rep[u] for u in adds if u != r], var))
+        out.append((rep[r], [rep[u] for u in adds if u != r], var))
     return out
 
 
@@ -579,7 +582,7 @@ def cone_shapes(net: LayerNetlist) -> list[tuple[int, float]]:
     """(operands K, their mean width in bits) of each cone ``macc_cones`` costs with the
     cone rule (``Fabric.cone_luts``): what benchmarks/cone_grid.py fits it on."""
     out = []
-    for _, _, _, var in _cones(net, None, set()):
+    for _, _, var in _cones(net, None):
         wbar = _cone_rule(var)
         if wbar is not None:
             out.append((len(var), wbar))
@@ -614,10 +617,10 @@ def _narrow_signed(var: Sequence[Node]) -> bool:
 
 def macc_cones(
     net: LayerNetlist,
-    live: set[str] | None,
-    dsp_out: set[str] = frozenset(),
+    rows: frozenset[int] | None,
+    dsp_out: set[str] | frozenset[str] = frozenset(),
     fab: Fabric = XC7,
-    rows: frozenset[int] | None | bool = False,
+    live: set[str] | None = None,
 ) -> tuple[set[str], dict[str, tuple[str, object]]]:
     """The adder cones yosys' alumacc merges into one ``$macc`` cell (``_cones``), and their
     LUTs: (the names of the adders inside a cone, {a cone's root: (category, its LUTs)}; a
@@ -648,7 +651,7 @@ def macc_cones(
     inner: set[str] = set()
     roots: dict[str, tuple[str, int]] = {}
     vn = value_numbers(net)
-    for _, n, adds, var in _cones(net, live, dsp_out, rows):
+    for n, adds, var in _cones(net, rows, dsp_out, live):
         if _narrow_signed(var):
             # Each (signed) operand is sign-extended up to the top column, above its
             # known-zero low bits.
@@ -713,7 +716,7 @@ def _layer_parts(
     built: set[int] = set()
     post_adders = fab.dsp is not None and bool(dsp_out)
     # requant nodes alone (requant True) hold no adder of a cone
-    inner, roots = (set(), {}) if requant else macc_cones(net, live, dsp_out, fab, rows)
+    inner, roots = (set(), {}) if requant else macc_cones(net, rows, dsp_out, fab, live)
     for n in net.nodes:
         kind = n.kind
         if requant is not None and (kind == "requant") != requant:

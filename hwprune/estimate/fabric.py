@@ -134,14 +134,14 @@ class Fabric:
         return math.ceil(bits / 3) if self.lut_inputs == 6 else bits
 
     def compare_set_luts(self, bits: int, k: int) -> int:
-        """LUTs of k compares of one ``bits``-wide value with sorted constants (a Threshold
-        row). yosys/ABC share their logic: measured on LUT4, one compare of a 14-bit value
-        is about 14 LUTs, fifteen about 85, not 210 (benchmarks/results/threshold_grid.md).
-        The fit c * k^p * bits^q of that grid (``THRESHOLD_FIT``, written by
-        benchmarks/threshold_grid.py); one compare, or a family without a fit: k
-        comparators."""
-        if k < 2 or self.compare_set is None:
-            return k * self.comparator_luts(bits)
+        """LUTs of k > 1 compares of one ``bits``-wide value with sorted constants (a
+        Threshold row). yosys/ABC share their logic: measured on LUT4, one compare of a
+        14-bit value is about 14 LUTs, fifteen about 85, not 210
+        (benchmarks/results/threshold_grid.md). The fit c * k^p * bits^q of that grid
+        (``THRESHOLD_FIT``, written by benchmarks/threshold_grid.py); ``compare_set`` is None
+        without a fit, and then each compare is costed by the compare rule
+        (``costs._layer_parts``)."""
+        assert self.compare_set is not None
         c, p, q = self.compare_set
         return round(c * k**p * bits**q)
 

@@ -47,12 +47,12 @@ def _threshold_layer(bits: int, k: int, elements: int, seed: int) -> Graph:
     return Graph((x, Threshold("t", ("x",), tuple(ts), 0, 1, 0)), ("t",))
 
 
-def test_one_compare_keeps_the_comparator_rule():
+def test_lut4_compare_sets_are_shared_and_lut6_has_no_fit():
     ice = raw_fabric("ice40")
-    assert ice.compare_set_luts(14, 1) == ice.comparator_luts(14) == 14
-    assert ice.compare_set_luts(14, 15) < 15 * 14 // 2  # shared: well under k comparators
-    # LUT6 has no fit (its grid does not follow one power law): one comparator per compare.
-    assert raw_fabric("xc7").compare_set_luts(14, 15) == 15 * 5
+    # fifteen compares of a 14-bit value: well under fifteen 14-LUT comparators
+    assert ice.compare_set_luts(14, 15) < 15 * ice.comparator_luts(14) // 2
+    # LUT6 has no fit (its grid does not follow one power law): the compare rule, one by one
+    assert raw_fabric("xc7").compare_set is None
 
 
 @needs_yosys
