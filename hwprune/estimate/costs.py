@@ -668,11 +668,11 @@ def macc_cones(
     # every node of an inner value number (its copies in other rows) is inside a cone
     inner_vn = {vn[name] for name in inner}
     root_vn = {vn[name]: cost for name, cost in roots.items()}
-    for n in net.nodes:
-        if vn[n.name] in inner_vn:
-            inner.add(n.name)
-        elif vn[n.name] in root_vn:
-            roots[n.name] = root_vn[vn[n.name]]
+    for name, v in vn.items():  # inputs too: never an add
+        if v in inner_vn:
+            inner.add(name)
+        elif v in root_vn:
+            roots[name] = root_vn[v]
     return inner, roots
 
 
@@ -697,7 +697,7 @@ def _layer_parts(
     """
     word = net.by_name
     xr = {n.col: n.range for n in net.inputs}
-    scaled = {n.row: n for n in net.nodes if n.kind == "scale"}
+    scaled = {n.row: n for n in net.of_kind("scale")}
     row_luts: dict[int, int] = {}
     cmp_luts: dict[int, list[int]] = {}  # a Threshold row's compares, by the compare rule
     cmps: dict[int, list[Node]] = {}
@@ -706,10 +706,8 @@ def _layer_parts(
     live = live_nodes(net, rows)
     dsp_out = {
         n.name
-        for n in net.nodes
-        if n.kind == "mult"
-        and xr[n.col].lo != xr[n.col].hi
-        and _mult_in_dsp(xr[n.col], n.value, fab)
+        for n in net.of_kind("mult")
+        if xr[n.col].lo != xr[n.col].hi and _mult_in_dsp(xr[n.col], n.value, fab)
     }
     post_added: set[str] = set()
     vn = value_numbers(net)
@@ -717,7 +715,8 @@ def _layer_parts(
     post_adders = fab.dsp is not None and bool(dsp_out)
     # requant nodes alone (requant True) hold no adder of a cone
     inner, roots = (set(), {}) if requant else macc_cones(net, rows, dsp_out, fab, live)
-    for n in net.nodes:
+    # requant nodes alone: only those (the loop below skips the others)
+    for n in net.of_kind("requant") if requant else net.nodes:
         kind = n.kind
         if requant is not None and (kind == "requant") != requant:
             continue

@@ -60,9 +60,16 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
     depth = max((depth_of(len(o)) for o in cur), default=0)
     banks = stage_levels(depth, per_stage)
 
+    # The ranges of the sums, one object per distinct range: sums of the few (range, weight)
+    # pairs repeat, and a shared range's width is worked out once (IntRange.bits is cached).
+    sums: dict[tuple[int, int], IntRange] = {}
+
     def add(i: int, level: int, k: int, a: Node, b: Node) -> Node:
         ra, rb = a.range, b.range  # positional: Node's fields in order (name ... row)
-        rng = IntRange(ra.lo + rb.lo, ra.hi + rb.hi)
+        lo, hi = ra.lo + rb.lo, ra.hi + rb.hi
+        rng = sums.get((lo, hi))
+        if rng is None:
+            rng = sums[lo, hi] = IntRange(lo, hi)
         return Node(f"s_{i}_{level}_{k}", "add", rng, min(a.tz, b.tz), (a.name, b.name), -1, 0, i)
 
     tops = reduce_rows(nodes, cur, banks, add)
