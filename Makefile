@@ -13,11 +13,17 @@ deps: system $(STAMP)
 # dataset-fashion-mnist: the second offline data set (IDX files in /usr/share/datasets).
 # nextpnr-ice40: place and route of iCE40 boards (estimate --synth yosys); its chip database
 # is built in. ECP5's nextpnr is not packaged by Debian: it comes from PyPI (pyproject, synth).
-APT_PKGS := iverilog yosys nextpnr-ice40 dataset-fashion-mnist
+# qflow-tech-osu018/035/050 and opensta: the ASIC targets (asic/*.toml: the OSU standard-cell
+# Liberty, LEF and cell Verilog) and OpenSTA (command sta) for estimate --target asic:NAME.
+APT_PKGS := iverilog yosys nextpnr-ice40 dataset-fashion-mnist \
+  qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050 opensta
 
 system:
 	@command -v iverilog >/dev/null && command -v yosys >/dev/null && \
-	  command -v nextpnr-ice40 >/dev/null && \
+	  command -v nextpnr-ice40 >/dev/null && command -v sta >/dev/null && \
+	  [ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] && \
+	  [ -f /usr/share/qflow/tech/osu035/osu035_stdcells.lib ] && \
+	  [ -f /usr/share/qflow/tech/osu050/osu05_stdcells.lib ] && \
 	  [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || \
 	  ( $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PKGS) )

@@ -183,6 +183,11 @@ def train(config: Config | str | Path | None, out_dir: Path, progress: bool = Tr
 # --- compile --------------------------------------------------------------------------------
 
 
+# The ASIC targets' estimates (``estimate_asic``), beside estimate.json (whose entries are
+# boards).
+ASIC_JSON = "asic.json"
+
+
 @dataclass
 class Design:
     """A compiled design: its build directory, the IR, the manifest and the estimates.
@@ -195,6 +200,7 @@ class Design:
     graph: Graph
     manifest: dict
     estimates: dict = field(default_factory=dict)  # board -> estimate (every board)
+    asic: dict = field(default_factory=dict)  # ASIC target -> estimate (asic.json), if any
 
     @classmethod
     def load(cls, build_dir: Path) -> Design:
@@ -203,7 +209,8 @@ class Design:
         man = json.loads(_need(build_dir, "rtl/manifest.json", "compile").read_text())
         est = build_dir / "estimate.json"
         ests = json.loads(est.read_text()) if est.is_file() else {}
-        return cls(build_dir, g, man, ests)
+        asic = build_dir / ASIC_JSON
+        return cls(build_dir, g, man, ests, json.loads(asic.read_text()) if asic.is_file() else {})
 
     @property
     def paths(self) -> dict[str, Path]:
@@ -592,6 +599,13 @@ def boards() -> list:
     return list_boards()
 
 
+def libraries() -> list:
+    """The standard-cell library catalogue (ASIC targets ``asic:<name>``)."""
+    from hwprune.libraries import list_libraries
+
+    return list_libraries()
+
+
 def estimate(
     target: Path,
     board: str = "all",
@@ -705,6 +719,82 @@ def estimate_design(
     return g, manifest, ests
 
 
+def estimate_asic(
+    target: Path,
+    libraries: str,
+    synth: str | None = None,
+    progress=None,
+    input_type: str | None = None,
+) -> tuple[Graph, dict]:
+    """ASIC estimates for a build directory or a QONNX model on standard-cell libraries
+    (``libraries``: "asic:osu018", several separated by commas): (graph, entries by target).
+
+    Each entry is the fast estimate from the lowered netlist (``estimate.asic_fast``: area in
+    µm², critical path and Fmax, per layer and whole). With ``synth="yosys"`` the build
+    directory's rtl/ is also mapped to the library with yosys and timed and powered with
+    OpenSTA (``estimate.asic.synth_asic``); the measured figures go to the entry's "synth",
+    the entries into DIR/asic.json (estimate.json holds the boards'), and the logs and the
+    gate-level netlist to DIR/asic/<library>/ (yosys.log, mapped.v, sta.log).
+    """
+    from hwprune.libraries import find_library
+
+    target = Path(target)
+    if synth is not None and synth not in SYNTH_TOOLS:
+        raise HwpruneError(
+            f"unknown synthesis tool {synth!r}; choose one of: {', '.join(SYNTH_TOOLS)}"
+        )
+    names = list(dict.fromkeys(t.strip() for t in libraries.split(",") if t.strip()))
+    if not names:
+        raise HwpruneError(f"--target {libraries!r} names no library; e.g. --target asic:osu018")
+    libs = [find_library(n) for n in names]
+    if target.is_dir():
+        if input_type:
+            raise HwpruneError(
+                f"--input-type {input_type}: {target} is a build directory, whose input type "
+                "was fixed when it was compiled; drop --input-type or pass the .onnx model"
+            )
+        g = load_graph(target)
+    elif target.is_file():
+        if synth is not None:
+            raise HwpruneError(
+                f"{target}: --synth needs a build directory with rtl/; compile the model "
+                f"first ('hwprune compile {target} -o DIR') and pass DIR"
+            )
+        from hwprune.frontend.qonnx import import_qonnx
+
+        g = optimize(import_qonnx(target, input_type or None))
+    else:
+        raise HwpruneError(f"{target}: no such build directory or model file")
+    from hwprune.estimate.asic_fast import asic_estimate
+
+    ests = {lib.target: asic_estimate(g, lib) for lib in libs}
+    if synth is None:
+        return g, ests
+    if not (target / "rtl").is_dir():
+        raise HwpruneError(
+            f"{target}: --synth needs a build directory with rtl/; run 'hwprune compile' first"
+        )
+    from hwprune.estimate.asic import synth_asic
+    from hwprune.estimate.asic_report import asic_synth_report
+
+    for lib in libs:  # checked before any run: a missing library or tool fails at once
+        lib.check_installed()
+    with staged(target) as stage:
+        if (target / "asic").is_dir():  # other libraries' runs stay (staged replaces asic/)
+            shutil.copytree(target / "asic", stage / "asic")
+        for lib in libs:
+            work = stage / "asic" / lib.name
+            shutil.rmtree(work, ignore_errors=True)
+            syn = synth_asic(target / "rtl", lib, work, progress=progress)
+            ests[lib.target]["synth"] = asic_synth_report(ests[lib.target], syn)
+        # asic.json, beside estimate.json (whose entries are boards): other targets kept.
+        asic_file = target / ASIC_JSON
+        saved = json.loads(asic_file.read_text()) if asic_file.is_file() else {}
+        saved.update(ests)
+        (stage / ASIC_JSON).write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    return g, ests
+
+
 # --- run: the steps as data -------------------------------------------------------------------
 
 
@@ -767,7 +857,10 @@ def _step_sim(job: _Job) -> None:
 
 
 def _step_estimate(job: _Job) -> None:
-    _estimate_files(job.the_design())
+    d = job.the_design()
+    _estimate_files(d)
+    if job.config.compile.asic:  # the ASIC rows: fast estimate, yosys mapping, OpenSTA
+        d.asic = estimate_asic(job.out_dir, job.config.compile.asic, synth="yosys")[1]
 
 
 def _step_report(job: _Job) -> None:

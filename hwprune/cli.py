@@ -108,6 +108,23 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  synth: {step:<24}", end="", file=sys.stderr, flush=True)
 
+    if a.asic:
+        if a.board:
+            raise HwpruneError(
+                "--target asic:NAME and --board are estimated separately; run one, then the other"
+            )
+        from hwprune.estimate.asic_report import format_asic_table
+
+        g, ests = api.estimate_asic(
+            Path(a.target), ",".join(a.asic), a.synth, progress=progress, input_type=a.input_type
+        )
+        if progress is not None:
+            print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+        if a.json:
+            print(json.dumps(ests, indent=1, sort_keys=True))
+        else:
+            print(format_asic_table(ests))
+        return 0
     board = ",".join(a.board) if a.board else "all"
     g, manifest, ests = api.estimate_design(
         Path(a.target), board, synth=a.synth, progress=progress, input_type=a.input_type
@@ -147,6 +164,15 @@ def cmd_boards(a) -> int:
         print(
             f"{b.name:<{wn}} {b.part:<{wp}} {b.lut:>9} {b.ff:>10} {b.dsp:>6} {b.bram18:>7} "
             f"{b.clock_mhz:>9g}"
+        )
+    libs = api.libraries()
+    wt = max(len("asic target"), *(len(x.target) for x in libs))
+    print()
+    print(f"{'asic target':<{wt}} {'node':>6} {'volts':>5} {'clock_mhz':>9}  library")
+    for x in libs:
+        print(
+            f"{x.target:<{wt}} {x.process_nm:>4}nm {x.voltage:>5g} {x.clock_mhz:>9g}  "
+            f"{x.description}"
         )
     return 0
 
@@ -241,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[,NAME]",
         help="the boards to estimate for (repeat or separate by commas; default: all)",
     )
+    s.add_argument(
+        "--target",
+        dest="asic",
+        action="append",
+        metavar="asic:NAME",
+        help="estimate for a standard-cell library instead of boards (area, Fmax; with --synth "
+        "yosys: mapped with yosys, timed and powered with OpenSTA); 'hwprune boards' lists them",
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument(
         "--synth",
@@ -251,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_estimate)
 
-    s = sub.add_parser("boards", help="list the board catalogue")
+    s = sub.add_parser("boards", help="list the board catalogue and the ASIC targets")
     s.set_defaults(func=cmd_boards)
     return p
 

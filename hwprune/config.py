@@ -156,6 +156,10 @@ class CompileConfig:
     # How convolutions become hardware: "unroll" (an adder tree per output pixel) or
     # "stream" (one kernel per layer, a pixel per cycle through line buffers).
     conv: str = "unroll"
+    # ASIC targets the estimate step adds (e.g. "asic:osu018"; several separated by commas;
+    # "" = none): the fast estimate, and the RTL mapped with yosys and timed and powered with
+    # OpenSTA (hwprune.estimate.asic), into asic.json and report.md.
+    asic: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,12 @@ def _one_of(names):
 
 
 # key -> (check, allowed-values text); checks run after the type check.
+def _asic_targets() -> tuple[str, ...]:
+    from hwprune.libraries import list_libraries
+
+    return tuple(x.target for x in list_libraries())
+
+
 def _board_names() -> tuple[str, ...]:
     from hwprune.boards import list_boards
 
@@ -288,6 +298,10 @@ _CHECKS = {
     "compile.conv": _one_of(CONV_MODES),
     "compile.pipeline": (lambda v: v >= 0, "0 (one register bank per layer) or a positive integer"),
     "compile.board": (lambda v: v in _board_names(), "one of " + ", ".join(_board_names())),
+    "compile.asic": (
+        lambda v: all(t.strip() in _asic_targets() for t in v.split(",") if t.strip()),
+        '"" or ASIC targets separated by commas, each one of ' + ", ".join(_asic_targets()),
+    ),
     "compile.input_type": (
         lambda v: _precision_ok(v),
         "an hls4ml precision such as 'fixed<16,6>', 'ufixed<8,0>', 'int<8>' or "

@@ -1,4 +1,4 @@
-"""Where the data shipped with hwprune (hls/, boards/, examples/) lives.
+"""Where the data shipped with hwprune (hls/, boards/, asic/, examples/) lives.
 
 In a wheel these folders sit inside the package as ``_data/``; in an editable checkout they
 are the top-level folders of the repository.
@@ -14,7 +14,7 @@ _PKG = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """The folder ``name`` (hls, boards or examples), from the wheel or from the checkout."""
+    """The folder ``name`` (hls, boards, asic or examples), from the wheel or from the checkout."""
     for candidate in (_PKG / "_data" / name, _PKG.parent / name):
         if candidate.is_dir():
             return candidate

@@ -13,6 +13,7 @@ import pytest
 
 from hwprune.boards import FAMILIES, RESOURCES, get_board, list_boards, load_board
 from hwprune.errors import HwpruneError
+from hwprune.libraries import list_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -239,12 +240,15 @@ def test_unknown_board_names_the_near_matches_first(typed, near):
 _WHEEL_SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
-import hwprune, hwprune.boards, hwprune.resources
+import hwprune, hwprune.boards, hwprune.libraries, hwprune.resources
 print(json.dumps({
     "pkg": hwprune.__file__,
     "data": str(hwprune.resources.data_dir("boards")),
+    "asic": str(hwprune.resources.data_dir("asic")),
     "boards": {b.name: [b.family, b.part, *b.available.values()]
                for b in hwprune.boards.list_boards()},
+    "libraries": {x.target: [x.process_nm, str(x.liberty)]
+                  for x in hwprune.libraries.list_libraries()},
 }))
 """
 
@@ -292,6 +296,10 @@ def test_every_board_loads_from_an_installed_wheel(tmp_path):
         b.name: [b.family, b.part, *b.available.values()] for b in list_boards()
     }
     assert len(got["boards"]) >= 20
+    # The ASIC targets (asic/*.toml) ship the same way.
+    assert Path(got["asic"]) == site / "hwprune" / "_data" / "asic"
+    assert got["libraries"] == {x.target: [x.process_nm, str(x.liberty)] for x in list_libraries()}
+    assert "asic:osu018" in got["libraries"]
     assert {"ice40", "ecp5", "cyclone-v", "arria-10", "versal"} <= {
         family for family, *_ in got["boards"].values()
     }

@@ -43,6 +43,18 @@ def summary(train, sim, design, seconds: float | None = None) -> str:
     g = design.graph
     lines += ["", "Assumed at the host boundary:", ""] + [f"  {t}" for t in host_boundary(g)]
     lines += ["", "Estimate per board:", "", "```", format_table(design.estimates), "```", ""]
+    if design.asic:  # config compile.asic: the ASIC targets beside the boards
+        from hwprune.estimate.asic_report import format_asic_table
+
+        lines += [
+            "ASIC (area in mm², Fmax and power: yosys-mapped netlist timed and powered by "
+            "OpenSTA at the library's clock and default activity):",
+            "",
+            "```",
+            format_asic_table(design.asic),
+            "```",
+            "",
+        ]
     board = g.meta.get("board")
     rows = layer_rows(g, design.manifest, design.estimates[board])
     lines.append(layer_section(rows, board).rstrip())
