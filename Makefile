@@ -14,13 +14,15 @@ deps: system $(STAMP)
 # nextpnr-ice40: place and route of iCE40 boards (estimate --synth yosys); its chip database
 # is built in. ECP5's nextpnr is not packaged by Debian: it comes from PyPI (pyproject, synth).
 # qflow-tech-osu018/035/050 and opensta: the ASIC targets (asic/*.toml: the OSU standard-cell
-# Liberty, LEF and cell Verilog) and OpenSTA (command sta) for estimate --target asic:NAME.
+# Liberty, LEF and cell Verilog) and OpenSTA (command sta) for estimate --target asic:NAME;
+# qflow (graywolf, qrouter) places and routes them (--place).
 APT_PKGS := iverilog yosys nextpnr-ice40 dataset-fashion-mnist \
-  qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050 opensta
+  qflow qflow-tech-osu018 qflow-tech-osu035 qflow-tech-osu050 opensta
 
 system:
 	@command -v iverilog >/dev/null && command -v yosys >/dev/null && \
 	  command -v nextpnr-ice40 >/dev/null && command -v sta >/dev/null && \
+	  command -v qflow >/dev/null && \
 	  [ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] && \
 	  [ -f /usr/share/qflow/tech/osu035/osu035_stdcells.lib ] && \
 	  [ -f /usr/share/qflow/tech/osu050/osu05_stdcells.lib ] && \

@@ -725,6 +725,8 @@ def estimate_asic(
     synth: str | None = None,
     progress=None,
     input_type: str | None = None,
+    place: bool = False,
+    utilisation: float = 0.5,
 ) -> tuple[Graph, dict]:
     """ASIC estimates for a build directory or a QONNX model on standard-cell libraries
     (``libraries``: "asic:osu018", several separated by commas): (graph, entries by target).
@@ -735,6 +737,11 @@ def estimate_asic(
     OpenSTA (``estimate.asic.synth_asic``); the measured figures go to the entry's "synth",
     the entries into DIR/asic.json (estimate.json holds the boards'), and the logs and the
     gate-level netlist to DIR/asic/<library>/ (yosys.log, mapped.v, sta.log).
+
+    ``place`` (needs ``synth``) also places and routes the mapped netlist with qflow
+    (graywolf, qrouter; ``estimate.asic_place``) in a core sized for ``utilisation``: the
+    entry's "place" (core and die area, failed nets, wire length, post-route timing). A
+    design of more cells than that flow handles in about 10 minutes here is refused first.
     """
     from hwprune.libraries import find_library
 
@@ -743,6 +750,8 @@ def estimate_asic(
         raise HwpruneError(
             f"unknown synthesis tool {synth!r}; choose one of: {', '.join(SYNTH_TOOLS)}"
         )
+    if place and synth is None:
+        raise HwpruneError("--place places the mapped netlist: add --synth yosys")
     names = list(dict.fromkeys(t.strip() for t in libraries.split(",") if t.strip()))
     if not names:
         raise HwpruneError(f"--target {libraries!r} names no library; e.g. --target asic:osu018")
@@ -787,6 +796,19 @@ def estimate_asic(
             shutil.rmtree(work, ignore_errors=True)
             syn = synth_asic(target / "rtl", lib, work, progress=progress)
             ests[lib.target]["synth"] = asic_synth_report(ests[lib.target], syn)
+            if place:
+                from hwprune.estimate.asic import MAPPED_V
+                from hwprune.estimate.asic_place import place_asic
+
+                ests[lib.target]["place"] = place_asic(
+                    target / "rtl",
+                    lib,
+                    work / "place",
+                    utilisation,
+                    cell_count=syn["cell_count"],
+                    netlist=work / MAPPED_V,
+                    progress=progress,
+                )
         # asic.json, beside estimate.json (whose entries are boards): other targets kept.
         asic_file = target / ASIC_JSON
         saved = json.loads(asic_file.read_text()) if asic_file.is_file() else {}

@@ -108,6 +108,8 @@ def cmd_estimate(a) -> int:
         def progress(step: str) -> None:
             print(f"\r  synth: {step:<24}", end="", file=sys.stderr, flush=True)
 
+    if a.place and not a.asic:
+        raise HwpruneError("--place is for ASIC targets: add --target asic:NAME --synth yosys")
     if a.asic:
         if a.board:
             raise HwpruneError(
@@ -116,7 +118,13 @@ def cmd_estimate(a) -> int:
         from hwprune.estimate.asic_report import format_asic_table
 
         g, ests = api.estimate_asic(
-            Path(a.target), ",".join(a.asic), a.synth, progress=progress, input_type=a.input_type
+            Path(a.target),
+            ",".join(a.asic),
+            a.synth,
+            progress=progress,
+            input_type=a.input_type,
+            place=a.place,
+            utilisation=a.utilisation,
         )
         if progress is not None:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
@@ -274,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="asic:NAME",
         help="estimate for a standard-cell library instead of boards (area, Fmax; with --synth "
         "yosys: mapped with yosys, timed and powered with OpenSTA); 'hwprune boards' lists them",
+    )
+    s.add_argument(
+        "--place",
+        action="store_true",
+        help="with --target and --synth yosys: place and route the mapped netlist with qflow "
+        "(graywolf, qrouter): core area, routed or not, post-route Fmax",
+    )
+    s.add_argument(
+        "--utilisation",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="--place: the core's cell utilisation, in (0, 1] (default 0.5)",
     )
     s.add_argument("--json", action="store_true")
     s.add_argument(

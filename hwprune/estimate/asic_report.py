@@ -62,7 +62,22 @@ ASIC_HEADER = [
 ]
 
 
+def place_line(target: str, place: dict) -> str:
+    """One line on a placed and routed design (``estimate.asic_place.place_asic``)."""
+    core, route, timing = place["core"], place["routing"], place.get("timing") or {}
+    fmax = timing.get("fmax_mhz")
+    return (
+        f"{target} placed and routed (qflow): core {core['area_um2'] / 1e6:.4f} mm2 at "
+        f"utilisation {place['utilisation']['achieved']}, {place['cell_count']} cells, "
+        f"{'routed' if route['completed'] else str(route['failed_nets']) + ' nets unrouted'}"
+        + (f", post-route Fmax {fmax:.1f} MHz" if fmax else "")
+    )
+
+
 def format_asic_table(ests: dict) -> str:
     """The ASIC targets' table (``asic_rows``) as aligned text; power is OpenSTA's total at
-    the library's clock and default activity (present only with --synth yosys)."""
-    return "\n".join(align_table(tuple(ASIC_HEADER), [tuple(r) for r in asic_rows(ests)]))
+    the library's clock and default activity (present only with --synth yosys); a line per
+    placed and routed target after it."""
+    lines = align_table(tuple(ASIC_HEADER), [tuple(r) for r in asic_rows(ests)])
+    lines += [place_line(t, e["place"]) for t, e in ests.items() if e.get("place")]
+    return "\n".join(lines)
