@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 # Outputs of later steps that a new compile makes stale: removed when compile replaces them.
 DERIVED_FROM_COMPILE = (
     "estimate.json",
+    "asic.json",
+    "asic",
     "sim",
     "synth",
     "logs",
@@ -727,6 +729,7 @@ def estimate_asic(
     input_type: str | None = None,
     place: bool = False,
     utilisation: float = 0.5,
+    max_cells: int | None = None,
 ) -> tuple[Graph, dict]:
     """ASIC estimates for a build directory or a QONNX model on standard-cell libraries
     (``libraries``: "asic:osu018", several separated by commas): (graph, entries by target).
@@ -741,7 +744,8 @@ def estimate_asic(
     ``place`` (needs ``synth``) also places and routes the mapped netlist with qflow
     (graywolf, qrouter; ``estimate.asic_place``) in a core sized for ``utilisation``: the
     entry's "place" (core and die area, failed nets, wire length, post-route timing). A
-    design of more cells than that flow handles in about 10 minutes here is refused first.
+    design of more cells than ``max_cells`` (default: what that flow handles in about 10
+    minutes here) is refused first.
     """
     from hwprune.libraries import find_library
 
@@ -798,13 +802,14 @@ def estimate_asic(
             ests[lib.target]["synth"] = asic_synth_report(ests[lib.target], syn)
             if place:
                 from hwprune.estimate.asic import MAPPED_V
-                from hwprune.estimate.asic_place import place_asic
+                from hwprune.estimate.asic_place import MAX_CELLS, place_asic
 
                 ests[lib.target]["place"] = place_asic(
                     target / "rtl",
                     lib,
                     work / "place",
                     utilisation,
+                    max_cells=max_cells or MAX_CELLS,
                     cell_count=syn["cell_count"],
                     netlist=work / MAPPED_V,
                     progress=progress,

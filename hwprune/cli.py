@@ -125,6 +125,7 @@ def cmd_estimate(a) -> int:
             input_type=a.input_type,
             place=a.place,
             utilisation=a.utilisation,
+            max_cells=a.max_cells,
         )
         if progress is not None:
             print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
@@ -295,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.5,
         metavar="F",
         help="--place: the core's cell utilisation, in (0, 1] (default 0.5)",
+    )
+    s.add_argument(
+        "--max-cells",
+        type=int,
+        dest="max_cells",
+        metavar="N",
+        help="--place: refuse designs of more cells than this (default: what qflow places and "
+        "routes in about 10 minutes here)",
     )
     s.add_argument("--json", action="store_true")
     s.add_argument(

@@ -3,6 +3,7 @@ the steps as data (restart, export reproduced byte for byte), errors as exceptio
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -133,3 +134,23 @@ def test_default_job_writes_its_report(default_run):
     # the printed summary carries the per-layer table too
     assert "| total" in api.summary(report)
     assert report.plots and all(p.is_file() for p in report.plots)
+
+
+@pytest.mark.slow  # maps the digits MLP (about 70k cells) with yosys: about 3 minutes
+def test_config_asic_key_adds_the_asic_row_to_the_report(default_run, tmp_path):
+    from dataclasses import replace
+
+    out, cfg, _ = default_run
+    copy = tmp_path / "build"
+    shutil.copytree(out, copy)
+    cfg = replace(cfg, compile=replace(cfg.compile, asic="asic:osu018"))
+    again = api.run(cfg, copy, progress=False, start="estimate")
+    asic = json.loads((copy / "asic.json").read_text())["asic:osu018"]
+    assert again.design.asic["asic:osu018"] == asic
+    sta = asic["synth"]["sta"]
+    assert asic["synth"]["area_um2"]["total"] > 0 and sta["fmax_mhz"] > 0
+    text = (copy / "report.md").read_text()
+    assert "ASIC (area in mm²" in text and "asic:osu018" in text
+    assert f"{sta['power_w']['total'] * 1e3:.3f}" in text  # power beside the boards
+    # the boards' estimate is the same as without the key
+    assert (copy / "estimate.json").read_text() == (out / "estimate.json").read_text()

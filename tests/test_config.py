@@ -44,6 +44,8 @@ def test_bundled_example_is_the_default_config():
         ({"compile": {"input_type": 16}}, ["compile.input_type", "str"]),
         ({"compile": {"board": "nosuch"}}, ["compile.board", "nosuch", "pynq-z2", "zcu104"]),
         ({"compile": {"kernel": "dsp"}}, ["compile.kernel", "dsp", "mac"]),
+        ({"compile": {"asic": "asic:osu19"}}, ["compile.asic", "asic:osu018"]),
+        ({"compile": {"asic": "osu018"}}, ["compile.asic", "asic:osu018"]),
         ({"sim": {"seed": -1}}, ["sim.seed", "non-negative"]),
         ({"sim": {"vectors": 2_000_000}}, ["sim.vectors", "1,000,000"]),
         ({"model": {"weight_bits": 0}}, ["model.weight_bits", "[1, 8]"]),

@@ -174,7 +174,7 @@ def refuse_if_too_large(cell_count: int, max_cells: int, what: str) -> None:
         raise HwpruneError(
             f"{what}: {cell_count} cells, above the {max_cells} this flow places and routes in "
             f"about {_LIMIT_MINUTES} minutes here; prune or quantise the network harder (or "
-            f"place one layer at a time), or pass a larger max_cells to try anyway"
+            f"place one layer at a time), or raise the limit (--max-cells) to try anyway"
         )
 
 

