@@ -778,9 +778,26 @@ def estimate_asic(
         g = optimize(import_qonnx(target, input_type or None))
     else:
         raise HwpruneError(f"{target}: no such build directory or model file")
-    from hwprune.estimate.asic_fast import asic_estimate
+    from hwprune.estimate.asic_fast import asic_estimate, fitted_libraries
 
-    ests = {lib.target: asic_estimate(g, lib) for lib in libs}
+    ests = {}
+    for lib in libs:
+        if lib.name in fitted_libraries():
+            ests[lib.target] = asic_estimate(g, lib)
+        elif synth is None:
+            raise HwpruneError(
+                f"{lib.target}: the fast ASIC estimate has no fitted constants for this library "
+                f"(fitted: {', '.join('asic:' + n for n in fitted_libraries())}); add --synth "
+                "yosys to map, time and power the design on it"
+            )
+        else:  # measured figures only
+            ests[lib.target] = {
+                "library": lib.target,
+                "method": "none: no fitted constants for this library (measured only)",
+                "area_um2": None,
+                "critical_path_ns": None,
+                "fmax_mhz": None,
+            }
     if synth is None:
         return g, ests
     if not (target / "rtl").is_dir():

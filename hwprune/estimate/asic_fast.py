@@ -128,6 +128,11 @@ def _fits() -> dict:
     return tomllib.loads(FIT_FILE.read_text())
 
 
+def fitted_libraries() -> tuple[str, ...]:
+    """The libraries asic_fit.toml has constants for (by name)."""
+    return tuple(_fits())
+
+
 def lib_constants(lib: Library) -> dict:
     """The fitted constants of ``lib`` (asic_fit.toml, written by benchmarks/asic.py)."""
     c = _fits().get(lib.name)

@@ -18,7 +18,9 @@ def asic_synth_report(estimate: dict, synth: dict) -> dict:
     return {
         **synth,
         "ratio": {
-            "area": _ratio(estimate["area_um2"]["total"], synth["area_um2"]["total"]),
+            "area": _ratio(
+                (estimate.get("area_um2") or {}).get("total"), synth["area_um2"]["total"]
+            ),
             "critical_path": _ratio(estimate.get("critical_path_ns"), sta["critical_path_ns"]),
         },
     }
@@ -38,7 +40,7 @@ def asic_rows(ests: dict) -> list[list[str]]:
         rows.append(
             [
                 target,
-                _fmt(e["area_um2"]["total"] / 1e6, ".4f"),
+                _fmt(e["area_um2"]["total"] / 1e6, ".4f") if e.get("area_um2") else "-",
                 _fmt(syn["area_um2"]["total"] / 1e6, ".4f") if syn else "-",
                 str(syn["cell_count"]) if syn else "-",
                 _fmt(e.get("fmax_mhz"), ".1f"),

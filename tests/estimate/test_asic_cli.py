@@ -56,3 +56,20 @@ def test_place_refuses_a_design_above_its_limit(build):
     assert_clean_error(r, "--synth yosys")
     r = hwprune("estimate", build, "--place")
     assert_clean_error(r, "--target asic:NAME")
+
+
+def test_a_library_without_fitted_constants_is_measured_only(build):
+    # osu035 has no constants in asic_fit.toml: the fast estimate refuses alone, in one line,
+    # and with --synth yosys the design is mapped, timed and powered on it all the same.
+    r = hwprune("estimate", build, "--target", "asic:osu035")
+    assert_clean_error(r, "asic:osu035", "no fitted constants", "--synth yosys")
+    asic_json = build / "asic.json"
+    before = set(json.loads(asic_json.read_text())) if asic_json.is_file() else set()
+    r = hwprune("estimate", build, "--target", "asic:osu035", "--synth", "yosys", "--json")
+    assert r.returncode == 0, r.stderr
+    e = json.loads(r.stdout)["asic:osu035"]
+    assert e["area_um2"] is None and e["synth"]["ratio"]["area"] is None
+    assert e["synth"]["area_um2"]["total"] == pytest.approx(e["synth"]["yosys_area"])
+    assert e["synth"]["sta"]["clock_mhz"] == 100.0  # osu035's default clock
+    saved = set(json.loads(asic_json.read_text()))
+    assert saved == before | {"asic:osu035"}  # other targets' entries are kept
