@@ -82,19 +82,6 @@ def save(data: dict) -> None:
     tmp.replace(SYNTH_JSON)
 
 
-def built(d: E.Design) -> tuple:
-    """(graph, files, rtl folder) of a design under build/asic-bench."""
-    folder = BUILD / d.name
-    g, files = d.build(folder)
-    rtl = folder / "rtl"
-    rtl.mkdir(parents=True, exist_ok=True)
-    for old in rtl.glob("*.v"):
-        old.unlink()
-    for name, text in files.items():
-        (rtl / name).write_text(text)
-    return g, files, rtl
-
-
 def _from_models(name: str, sha: str) -> dict | None:
     """benchmarks/asic_models.py's measurement of ``name`` when it mapped the same Verilog."""
     rtl = MODELS_BUILD / name / "rtl"
@@ -116,7 +103,7 @@ def measure(designs: list[E.Design], timeout: float) -> None:
     lib = find_library(LIBRARY)
     data = load()
     for i, d in enumerate(designs):
-        g, files, rtl = built(d)
+        g, files, rtl = E.built(d)  # its Verilog, written as benchmarks/estimate.py does
         sha = E.rtl_sha(files)
         old = data.get(d.name)
         if old and old.get("rtl_sha256") == sha:

@@ -627,6 +627,30 @@ def estimate(
     return estimate_design(target, board, synth, progress, input_type)[2]
 
 
+def _estimate_target(target: Path, synth: str | None, input_type: str | None) -> Graph:
+    """The graph ``hwprune estimate`` reads from ``target``: a build directory's ir.json, or a
+    QONNX model imported (``synth`` needs a build directory's rtl/)."""
+    if target.is_dir():
+        if input_type:  # stored and never used would mislead: the build already fixed it
+            raise HwpruneError(
+                f"--input-type {input_type}: {target} is a build directory, whose input type "
+                "was fixed when it was compiled; drop --input-type or pass the .onnx model"
+            )
+        return load_graph(target)
+    if target.is_file():
+        if synth is not None:
+            raise HwpruneError(
+                f"{target}: --synth needs a build directory with rtl/; compile the model "
+                f"first ('hwprune compile {target} -o DIR') and pass DIR"
+            )
+        # Here only: onnx and qonnx take about a second to import, the whole of a build
+        # directory's estimate otherwise.
+        from hwprune.frontend.qonnx import import_qonnx
+
+        return optimize(import_qonnx(target, input_type or None))
+    raise HwpruneError(f"{target}: no such build directory or model file")
+
+
 def estimate_design(
     target: Path,
     board: str = "all",
@@ -648,29 +672,11 @@ def estimate_design(
     chosen = list_boards() if board == "all" else [get_board(b) for b in names]
     if not chosen:
         raise HwpruneError(f"--board {board!r} names no board; give a board name or 'all'")
+    g = _estimate_target(target, synth, input_type)
     manifest = None
     if target.is_dir():
-        if input_type:  # stored and never used would mislead: the build already fixed it
-            raise HwpruneError(
-                f"--input-type {input_type}: {target} is a build directory, whose input type "
-                "was fixed when it was compiled; drop --input-type or pass the .onnx model"
-            )
-        g = load_graph(target)
         man = target / "rtl" / "manifest.json"
         manifest = json.loads(man.read_text()) if man.is_file() else None
-    elif target.is_file():
-        if synth is not None:
-            raise HwpruneError(
-                f"{target}: --synth needs a build directory with rtl/; compile the model "
-                f"first ('hwprune compile {target} -o DIR') and pass DIR"
-            )
-        # Here only: onnx and qonnx take about a second to import, the whole of a build
-        # directory's estimate otherwise.
-        from hwprune.frontend.qonnx import import_qonnx
-
-        g = optimize(import_qonnx(target, input_type or None))
-    else:
-        raise HwpruneError(f"{target}: no such build directory or model file")
     ests = estimate_boards(g, chosen)
     if synth is None:
         return g, manifest, ests
@@ -760,24 +766,7 @@ def estimate_asic(
     if not names:
         raise HwpruneError(f"--target {libraries!r} names no library; e.g. --target asic:osu018")
     libs = [find_library(n) for n in names]
-    if target.is_dir():
-        if input_type:
-            raise HwpruneError(
-                f"--input-type {input_type}: {target} is a build directory, whose input type "
-                "was fixed when it was compiled; drop --input-type or pass the .onnx model"
-            )
-        g = load_graph(target)
-    elif target.is_file():
-        if synth is not None:
-            raise HwpruneError(
-                f"{target}: --synth needs a build directory with rtl/; compile the model "
-                f"first ('hwprune compile {target} -o DIR') and pass DIR"
-            )
-        from hwprune.frontend.qonnx import import_qonnx
-
-        g = optimize(import_qonnx(target, input_type or None))
-    else:
-        raise HwpruneError(f"{target}: no such build directory or model file")
+    g = _estimate_target(target, synth, input_type)
     from hwprune.estimate.asic_fast import asic_estimate, fitted_libraries
 
     ests = {}

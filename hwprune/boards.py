@@ -221,16 +221,22 @@ def _resources(path: Path, table: dict, prefix: str) -> dict[str, int]:
     return out
 
 
-def load_board(path: str | Path) -> Board:
-    """Load and validate one board file; raise HwpruneError naming the file, key and fix."""
-    path = Path(path)
+def read_toml(path: Path, what: str) -> dict:
+    """The TOML document at ``path``; HwpruneError naming the file (a ``what`` file) when it
+    cannot be read or parsed."""
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise HwpruneError(f"{path}: cannot read board file ({e.strerror})") from e
+        raise HwpruneError(f"{path}: cannot read {what} file ({e.strerror})") from e
     except tomllib.TOMLDecodeError as e:
         msg = str(e).replace("\n", " ")
         raise HwpruneError(f"{path}: not valid TOML ({msg}); fix the syntax") from e
+
+
+def load_board(path: str | Path) -> Board:
+    """Load and validate one board file; raise HwpruneError naming the file, key and fix."""
+    path = Path(path)
+    doc = read_toml(path, "board")
 
     allowed = {**_REQUIRED, **_OPTIONAL}
     for key in doc:

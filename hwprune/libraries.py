@@ -25,11 +25,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwprune.boards import read_toml
 from hwprune.errors import HwpruneError
 from hwprune.resources import data_dir
 
@@ -93,13 +93,7 @@ def _is(value: Any, t: type | tuple[type, ...]) -> bool:
 def load_library(path: str | Path) -> Library:
     """Load and validate one library file; raise HwpruneError naming the file, key and fix."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise HwpruneError(f"{path}: cannot read library file ({e.strerror})") from e
-    except tomllib.TOMLDecodeError as e:
-        msg = str(e).replace("\n", " ")
-        raise HwpruneError(f"{path}: not valid TOML ({msg}); fix the syntax") from e
+    doc = read_toml(path, "library")
     for key in doc:
         if key not in _KEYS:
             raise HwpruneError(

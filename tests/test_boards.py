@@ -278,7 +278,7 @@ def test_every_board_loads_from_an_installed_wheel(tmp_path):
         z.extractall(site)
         # The estimator's calibrated constants and measured fits ship beside it
         # (estimate.fabric).
-        for data in ("calibration.toml", "threshold_fit.toml", "cone_fit.toml"):
+        for data in ("calibration.toml", "threshold_fit.toml", "cone_fit.toml", "asic_fit.toml"):
             assert f"hwprune/estimate/{data}" in z.namelist()
     # Run from tmp_path with -I so that neither the checkout nor PYTHONPATH is on sys.path.
     out = subprocess.run(

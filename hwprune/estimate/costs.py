@@ -345,6 +345,14 @@ def netlist_luts(
 # fitted factor; those of 1-2-bit operands (a binarised network's +-1 sums) apart again.
 NARROW_BITS = 4
 
+
+def _adder_part(bits: int) -> str:
+    """The category of an adder's LUTs by its sum's width (operands of k bits give k + 1)."""
+    if bits <= 3:
+        return "adder_bits2"
+    return "adder_narrow" if bits <= NARROW_BITS + 1 else "adder"
+
+
 # The category (fabric.PARTS) of a node kind's LUTs.
 NODE_PART: dict[str, str] = {
     "product": "product",
@@ -763,14 +771,8 @@ def _layer_parts(
                 luts = bits - 1 - (wa.tz if wa.tz > wb.tz else wb.tz)
             else:
                 luts = adder_luts(wa, wb, n.range)
-            if luts > 0:  # the adder part by the sum's width, as below
-                part = (
-                    "adder_bits2"
-                    if bits <= 3
-                    else "adder_narrow"
-                    if bits <= NARROW_BITS + 1
-                    else "adder"
-                )
+            if luts > 0:
+                part = _adder_part(bits)
                 parts[part] = parts.get(part, 0) + luts
             continue
         if plain and kind == "product":
@@ -823,12 +825,8 @@ def _layer_parts(
             if kind == "product" and _csd_length(n.value) > 2:
                 # two adders or more: a chain alumacc folds into the row's $macc
                 part = "product_deep"
-            elif part == "adder":  # by the sum's width: operands of k bits give k + 1
-                bits = n.range.bits
-                if bits <= 3:
-                    part = "adder_bits2"
-                elif bits <= NARROW_BITS + 1:
-                    part = "adder_narrow"
+            elif part == "adder":
+                part = _adder_part(n.range.bits)
             parts[part] = parts.get(part, 0) + luts
     for row in row_luts.keys() | cmp_luts.keys():
         luts = row_luts.get(row, 0)
