@@ -8,7 +8,8 @@ copied: its calibration designs, seeds 101-123, for the fit; its validation desi
 201-223 and other shapes, and the real models for the check), those whose 7-series
 synthesis stayed under ``MAX_XC7_LUT`` LUTs (results/estimate_synth.json): ASIC mapping with
 ``abc -liberty`` grows faster than the FPGA flow, and a design whose mapping takes more than
-``--timeout`` seconds (default 120) is recorded as skipped.
+``--timeout`` seconds (default 120) is recorded as skipped. Besides, 15 calibration designs
+of its own (``_asic_calibration``, seeds 301-315), for the ASIC fit only.
 
 ``--measure`` maps each design's emitted Verilog to osu018 with
 ``hwprune.estimate.asic.synth_asic`` (yosys 0.23: ``synth -flatten -top hwprune_top;
@@ -58,11 +59,68 @@ MODELS_BUILD = ROOT / "build" / "asic-models"
 F_SCALES = (0.0, 0.03, 0.05, 0.1, 0.2, 0.3)
 
 
+def _asic_calibration() -> list[E.Design]:
+    """More calibration designs, for the ASIC fit only (seeds from 300; not in estimate.py,
+    whose FPGA calibration they would change): the generator's families again at other
+    sizes, sparsities and bit widths, so that the fit's ten constants rest on twice the
+    designs. Built with estimate.py's own helpers."""
+    from hwprune.ir.graph import Rounding
+
+    out: list[E.Design] = []
+    s = 300
+
+    def add(tag: str, kernel: str, make, reuse: int = 1) -> None:
+        label = f"{kernel} R={reuse}" if reuse > 1 else kernel
+        build = E._graph_design(make, kernel, reuse)
+        out.append(E.Design(f"acal-{tag}-{s}", "calibration", label, build))
+
+    for kernel in ("mac", "adder-graph"):
+        for sizes, sp, wb, ab, signed, rnd in (
+            ((20, 20, 10), 0.6, 5, 7, True, "FLOOR"),
+            ((28, 28, 12, 6), 0.75, 4, 8, False, "HALF_EVEN"),
+            ((24, 32, 10), 0.85, 7, 5, True, "FLOOR"),
+            ((16, 20, 8), 0.5, 3, 4, False, "FLOOR"),
+        ):
+            s += 1
+            kw = dict(seed=s, sizes=sizes, sparsity=sp, w_bits=wb, act_bits=ab)
+            kw |= dict(in_signed=signed, rounding=Rounding[rnd])
+            add(kernel, kernel, E._mlp(**kw))
+    s += 1
+    add("mac-r2", "mac", E._mlp(seed=s, sizes=(20, 20, 10), sparsity=0.7, w_bits=4), 2)
+    s += 1
+    add("mac-dsp", "mac-dsp", E._mlp(seed=s, sizes=(20, 24, 10), sparsity=0.75, w_bits=5))
+    s += 1
+    add("cnn", "mac", E._cnn(seed=s, channels=2, side=6, bipolar=True))
+    s += 1
+    add(
+        "mac-in16",
+        "mac",
+        E._mlp(seed=s, sizes=(16, 24, 12, 5), sparsity=0.75, w_bits=5, in_bits=16, in_signed=True),
+    )
+    s += 1
+    add(
+        "thr", "mac", E._thr(seed=s, sizes=(24, 28, 16, 6), n_thresholds=7, w_bits=3, sparsity=0.75)
+    )
+    s += 1
+    add(
+        "thr",
+        "mac",
+        E._thr(seed=s, sizes=(80, 48, 24, 10), n_thresholds=3, w_bits=2, sparsity=0.65),
+    )
+    s += 1
+    add(
+        "bnn-pruned",
+        "mac",
+        E._thr(seed=s, sizes=(96, 48, 24, 10), w_bits=1, sparsity=0.6, bipolar=True),
+    )
+    return out
+
+
 def selected() -> list[E.Design]:
     """The calibration, validation and real designs this benchmark maps, smallest first."""
     fpga = E.load_synth()
     size = {n: (r.get("xc7") or {}).get("lut") for n, r in fpga.items()}
-    out = []
+    out = list(_asic_calibration())
     for d in E.DESIGNS:
         if d.group == "real":
             if d.name in REAL:
@@ -205,19 +263,34 @@ def fit(rs: list[dict], lib) -> dict:
     coef = solve(np.arange(len(cal)), best)
     area = {t: round(float(c), 3) for t, c in zip(AREA_TERMS, coef)}
 
-    # Critical path: the design's is the worst layer's, t0 + sum(k * term).
+    # Critical path: the design's is the worst layer's, t0 + sum(k * term); its loss scale by
+    # leave-one-out too (the shared and streamed designs' 25-2,700 ns paths pull a small one).
     names = layer_delay_terms()
     feats = [[[lf["delay_terms"][n] for n in names] for lf in r["features"]] for r in cal]
     meas = np.array([r["measured"]["sta"]["critical_path_ns"] for r in cal])
 
-    def residual(c):
-        est = np.array([max(c[0] + np.dot(c[1:], f) for f in fs) for fs in feats])
-        return est / meas - 1.0
+    def path(c, fs):
+        return max(c[0] + np.dot(c[1:], f) for f in fs)
 
-    x0 = np.array([1.0] + [0.1] * len(names))
-    sol = least_squares(residual, x0, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.05)
-    delay = {"t0": round(float(sol.x[0]), 4)}
-    delay |= {n: round(float(v), 4) for n, v in zip(names, sol.x[1:])}
+    def solve_delay(idx, f_scale):
+        def residual(c):
+            return np.array([path(c, feats[i]) / meas[i] - 1.0 for i in idx])
+
+        x0 = np.array([1.0] + [0.1] * len(names))
+        kw = {"loss": "soft_l1", "f_scale": f_scale} if f_scale else {}
+        return least_squares(residual, x0, bounds=(0.0, np.inf), **kw).x
+
+    dloo = {}
+    for fs in F_SCALES:
+        errs = []
+        for i in range(len(cal)):
+            c = solve_delay([j for j in range(len(cal)) if j != i], fs)
+            errs.append(abs(path(c, feats[i]) / meas[i] - 1.0))
+        dloo[fs] = (statistics.median(errs), _q(errs, 0.9))
+    dbest = min(F_SCALES, key=lambda fs: dloo[fs][0])
+    x = solve_delay(list(range(len(cal))), dbest)
+    delay = {"t0": round(float(x[0]), 4)}
+    delay |= {n: round(float(v), 4) for n, v in zip(names, x[1:])}
     return {
         "dff_area_um2": dff_area(lib),
         "area": area,
@@ -225,6 +298,8 @@ def fit(rs: list[dict], lib) -> dict:
         "designs": len(cal),
         "f_scale": best,
         "loo_area": {"median": round(loo[best][0], 4), "p90": round(loo[best][1], 4)},
+        "delay_f_scale": dbest,
+        "loo_delay": {"median": round(dloo[dbest][0], 4), "p90": round(dloo[dbest][1], 4)},
         "tool": cal[0]["measured"]["tool"] if cal else "",
     }
 
@@ -252,6 +327,10 @@ def write_fit(lib, consts: dict) -> None:
         lines.append(
             f"loo_area = {{ median = {c['loo_area']['median']}, p90 = {c['loo_area']['p90']} }}"
         )
+        if "loo_delay" in c:
+            lines.append(f"delay_f_scale = {c['delay_f_scale']}")
+            d = c["loo_delay"]
+            lines.append(f"loo_delay = {{ median = {d['median']}, p90 = {d['p90']} }}")
         lines.append(f'tool = "{c["tool"]}"')
         lines.append(f"dff_area_um2 = {c['dff_area_um2']}")
         for sect in ("area", "delay"):
@@ -380,6 +459,9 @@ def write_report(res: dict, consts: dict) -> None:
         f"calibration designs (LOO total-area error median {_a(consts['loo_area']['median'])}, "
         f"p90 {_a(consts['loo_area']['p90'])})",
         "- delay (ns): " + ", ".join(f"{k} {v}" for k, v in consts["delay"].items()),
+        f"- delay fit: soft-L1 scale {consts.get('delay_f_scale')} (0: plain least squares) "
+        "chosen by leave-one-out (LOO critical-path error median "
+        f"{_a(consts.get('loo_delay', {}).get('median', float('nan')))})",
         "",
         "## Summary (absolute % error)",
         "",
@@ -432,11 +514,20 @@ def write_report(res: dict, consts: dict) -> None:
         "extrapolated slew dominates; the fanout terms only roughly follow that.",
         "- The real models are the two shared models (set `real`; tfc_2w2a maps in about "
         "15 minutes, taken from benchmarks/asic_models.py's run of the same Verilog when there "
-        "is one). Both are under-estimated by about 20 %: their Threshold layers, whose "
-        "`compare` term the fit sets near 0 (the calibration's threshold designs are explained "
-        "by the other terms), so the fast estimate misses what their compares cost as cells. "
-        "The corpus models are larger still and not mapped.",
-        "- Target (issue 15): validation area median <= 5 %. Not met: see the summary.",
+        "is one); the corpus models are larger still and not mapped. Both are under-estimated "
+        "by 15-20 %. A per-module mapping of the benchmark designs (synth without -flatten, "
+        "one module per layer; a side experiment, not in this script) located it: the Dense "
+        "layers of threshold networks, 2-bit inputs times 2-bit weights summed in long narrow "
+        "adder trees, map to 1.4-2x what the fit gives their `adder_narrow` LUTs, while their "
+        "Threshold modules come within about 20 %. The fit's `compare` term is 0 because the "
+        "calibration designs' compares are explained by the other terms.",
+        "- Calibration: estimate.py's calibration designs (seeds 101-123) and this script's own "
+        "(`acal-*`, seeds 301-315: the same families at other sizes, sparsities and widths). "
+        "With the first 25 alone the validation area median was 5.7 %; the 15 added designs "
+        "brought it under 5 % with the model unchanged.",
+        f"- Target (issue 15): validation area median <= 5 %: "
+        f"{'met' if res['summary']['validation']['area']['median'] <= 0.05 else 'not met'} "
+        f"({_a(res['summary']['validation']['area']['median'])}).",
     ]
     if res["skipped"]:
         L += ["", "## Not measured", ""]
