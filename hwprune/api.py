@@ -13,7 +13,8 @@
     hwprune.train(config, out_dir)    QAT + pruning, then QONNX export   -> TrainReport
     hwprune.run(config, out_dir)      every step, report.md and plots    -> RunReport
     hwprune.api.sim(dir), hwprune.api.estimate(dir_or_onnx, board), hwprune.boards()
-    (hwprune.sim, .estimate and .export are subpackages: use the Design methods or api.*)
+    hwprune.api.sweep("sweep.toml", "build/sweep")   points on Dask, Pareto fronts -> SweepReport
+    (hwprune.sim, .estimate, .export and .sweep are subpackages: use the Design methods or api.*)
 
 ``config`` is a ``Config``, the path of a TOML file, or None for the bundled default example.
 
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
     from hwprune.config import Config
     from hwprune.sim.ladder import SimReport
+    from hwprune.sweep.runner import SweepReport
 
 # Outputs of later steps that a new compile makes stale: removed when compile replaces them.
 DERIVED_FROM_COMPILE = (
@@ -1004,3 +1006,34 @@ def summary(r: RunReport) -> str:
     from hwprune.report import summary as text
 
     return text(r.train, r.sim, r.design, r.seconds)
+
+
+# --- sweep ------------------------------------------------------------------------------------
+
+
+def sweep(
+    sweep_file: str | Path,
+    out_dir: Path,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> SweepReport:
+    """A design-space sweep (``hwprune.sweep``): every point of ``sweep_file`` (a base config
+    and axes of config keys) runs train, export, compile, [sim] and estimate as one Dask task
+    in ``out_dir``/points/<key>/, on a LocalCluster of ``workers`` single-threaded processes
+    (default: one per core) or on the cluster whose scheduler is at ``scheduler``
+    ("tcp://HOST:8786"). Every point is resolved and checked before any runs.
+
+    Writes out_dir/sweep.json (every point's inputs, accuracy, estimate, seconds, status),
+    sweep.md (the Pareto fronts of accuracy against estimated LUT and against latency) and
+    sweep.png. Called again, it runs only the points without a record: a failed point is run
+    again only with ``retry_failed``. A point that fails is recorded and never stops the
+    others (``SweepReport.ok`` says whether all succeeded).
+    """
+    from hwprune.sweep.runner import run_sweep
+    from hwprune.sweep.spec import load_sweep
+
+    return run_sweep(
+        load_sweep(sweep_file), Path(out_dir), workers, scheduler, retry_failed, progress
+    )

@@ -1,7 +1,7 @@
 """The `hwprune` command: a thin wrapper over hwprune.api (one function per subcommand).
 
-Exit codes: 0 success; 1 a level of the bit-exactness ladder disagreed; 2 bad input (a one-line
-message naming the problem and the fix, no traceback).
+Exit codes: 0 success; 1 a level of the bit-exactness ladder disagreed (or, for sweep, a point
+failed); 2 bad input (a one-line message naming the problem and the fix, no traceback).
 """
 
 from __future__ import annotations
@@ -186,6 +186,31 @@ def cmd_boards(a) -> int:
     return 0
 
 
+def cmd_sweep(a) -> int:
+    from hwprune import api
+    from hwprune.sweep.spec import describe
+
+    rep = api.sweep(Path(a.sweep), Path(a.output), a.workers, a.scheduler, a.retry_failed)
+    ok = len(rep.records) - len(rep.failed)
+    print(
+        f"{len(rep.records)} points: {ok} ok, {len(rep.failed)} failed "
+        f"({rep.ran} run now, {rep.cached} from earlier runs; {rep.seconds:.0f} s)"
+    )
+    front = rep.fronts()["lut"]
+    if front:
+        print("Pareto front, accuracy against estimated LUT:")
+        for r in front:
+            print(
+                f"  {100 * r['accuracy']['pruned']:6.2f} %  {r['estimate']['lut']:>9,} LUT  "
+                f"{describe(r['inputs'])}"
+            )
+    for r in rep.failed:
+        first = r["error"].split("\n", 1)[0]
+        print(f"FAILED {describe(r['inputs'])}: {first}", file=sys.stderr)
+    print(f"wrote {a.output}/sweep.json, sweep.md, sweep.png and points/")
+    return 0 if rep.ok else 1
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line (not the usage block) and exit code 2."""
 
@@ -314,6 +339,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--input-type", dest="input_type", metavar="TYPE", help=INPUT_TYPE_HELP)
     s.set_defaults(func=cmd_estimate)
+
+    s = sub.add_parser(
+        "sweep",
+        help="a design-space sweep on Dask: accuracy against hardware, Pareto fronts",
+        description="Run every point of a sweep file (a base config and axes of config keys) "
+        "through train, export, compile and estimate, as Dask tasks. Run the same command "
+        "again to resume: points already computed are not run again. Exit 0 when every "
+        "point is ok, 1 when some point failed (the results are still written), 2 on bad "
+        "input.",
+    )
+    s.add_argument("sweep", metavar="SWEEP.toml")
+    s.add_argument(
+        "-o",
+        "--output",
+        default="build/sweep",
+        help="sweep directory: sweep.json, sweep.md, sweep.png and points/<key>/ (one build "
+        "directory per point)",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local Dask cluster, one thread each (default: one per core)",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (e.g. tcp://HOST:8786) instead of a local one; "
+        "its workers need hwprune installed and the sweep directory on a shared file system",
+    )
+    s.add_argument(
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="run the points that failed in an earlier run again (by default a failed point "
+        "keeps its recorded error and is not run again)",
+    )
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("boards", help="list the board catalogue and the ASIC targets")
     s.set_defaults(func=cmd_boards)

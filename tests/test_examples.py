@@ -21,9 +21,22 @@ from hwprune.resources import data_dir
 # Examples whose whole job takes minutes even shortened (a 28x28 CNN: the unrolled HLS
 # project's C-simulation build and the RTL simulation of its pixel stream), and, to keep CI
 # under 20 minutes, examples whose parts other tests cover (another pruning criterion,
-# method or dataset on an MLP: tests/prune and tests/train cover each); run with -m slow.
-SLOW = {"fashion_cnn.toml", "digits_mrmr.toml", "digits_dns.toml", "fashion_mlp.toml"}
-EXAMPLES = sorted(p.name for p in data_dir("examples").glob("*.toml"))
+# method or dataset on an MLP: tests/prune and tests/train cover each; lottery-ticket
+# rewinding: tests/train/test_loop.py; ternary and 1-bit layers: tests/train/test_model.py;
+# Conv1d: tests/frontend/qonnx/test_layers.py and the stream tests); run with -m slow.
+SLOW = {
+    "fashion_cnn.toml",
+    "digits_mrmr.toml",
+    "digits_dns.toml",
+    "fashion_mlp.toml",
+    "digits_lottery.toml",
+    "digits_ternary.toml",
+    "digits_conv1d.toml",
+}
+# sweep_*.toml are sweep files, run by tests/sweep.
+EXAMPLES = sorted(
+    p.name for p in data_dir("examples").glob("*.toml") if not p.name.startswith("sweep_")
+)
 CASES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in EXAMPLES]
 
 
