@@ -39,8 +39,10 @@ $(STAMP): pyproject.toml
 demo: deps
 	$(BIN)/hwprune run -o $(OUT)
 
+# Both cores (pytest-xdist); a test file's cases stay on one worker, so its module fixtures
+# (a trained model, a compiled build) are made once.
 test: deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 test-all: deps
 	$(BIN)/pytest -q -m ''

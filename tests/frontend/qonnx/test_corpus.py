@@ -49,7 +49,12 @@ def feeds(name: str, path, n: int) -> np.ndarray:
     return np.concatenate([corners, x])
 
 
-@pytest.mark.parametrize("name", list(CORPUS))
+# finn_tfc_w2a2 (33 s) runs with -m slow: the shared tfc_2w2a, the same FINN network trained,
+# is checked the same way in tests/sim/test_ladder_real_models.py.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n == "finn_tfc_w2a2" else n for n in CORPUS],
+)
 def test_golden_equals_qonnx_on_1000_inputs(corpus, name):
     p = corpus[name]
     g = import_qonnx(p, CORPUS[name].input_type)
