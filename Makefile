@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OUT    ?= build/demo
+SWEEP_OUT ?= build/sweep
 
-.PHONY: demo test test-all deps system lint clean
+.PHONY: demo sweep test test-all deps system lint clean
 
 deps: system $(STAMP)
 
@@ -38,6 +39,10 @@ $(STAMP): pyproject.toml
 
 demo: deps
 	$(BIN)/hwprune run -o $(OUT)
+
+# The example design-space sweep (24 points on digits, Dask LocalCluster); again = resume.
+sweep: deps
+	$(BIN)/hwprune sweep examples/sweep_digits.toml -o $(SWEEP_OUT)
 
 # Both cores (pytest-xdist); a test file's cases stay on one worker, so its module fixtures
 # (a trained model, a compiled build) are made once.

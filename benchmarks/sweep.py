@@ -59,21 +59,31 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _busy(doc: dict) -> float | None:
+    """The highest 1-minute load before a Dask run when it says other jobs were running, else
+    None. Only the loads before the cluster runs count: a load after a run, or before the
+    serial run (right after the 2-worker one), is mostly this benchmark's own processes, which
+    the 1-minute average still holds for a minute."""
+    before = [float(r["load_before"].split()[0]) for r in doc["runs"] if r.get("workers")]
+    worst = max(before, default=0.0)
+    return worst if worst > doc["cores"] - 0.5 else None
+
+
 def busy_note(doc: dict) -> str:
     """What the load averages say about the measurements."""
-    loads = [float(x.split()[0]) for r in doc["runs"] for x in (r["load_before"], r["load_after"])]
-    # This benchmark's own workers make up to `workers` of the load after a run.
-    if max(loads) > doc["cores"] + 0.5:
+    worst = _busy(doc)
+    if worst is not None:
         return (
             f"**The machine was busy**: other jobs shared its {doc['cores']} cores during these "
-            f"runs (1-minute load average up to {max(loads):.1f}; before and after each run "
-            "below, 1, 5 and 15 minutes). Every time here is longer and noisier than on a quiet "
-            "machine, and the 2-worker speed-up most of all: a core taken by another job slows "
-            "one of the two workers."
+            f"runs (1-minute load average up to {worst:.1f} before a run; before and after each "
+            "run below, 1, 5 and 15 minutes). Every time here is longer and noisier than on a "
+            "quiet machine, and the 2-worker speed-up most of all: a core taken by another job "
+            "slows one of the two workers."
         )
     return (
-        "The machine was otherwise quiet (load averages before and after each run below, 1, 5 "
-        "and 15 minutes)."
+        "No other job ran during these runs (load averages before and after each run below, "
+        "1, 5 and 15 minutes; they count this benchmark's own processes, and a 1-minute average "
+        "still holds the previous run's for about a minute)."
     )
 
 
@@ -223,19 +233,24 @@ def markdown(doc: dict) -> str:
             f"serial run spent {(s['wall_s'] - s['points_s']) / n:.2f} s per point, the cluster "
             f"{over:.2f} s. The rest of the difference of the walls "
             f"({(one['wall_s'] - s['wall_s']) / n:+.2f} s per point) is inside the points, "
-            "running the same code. The other jobs' load changes from minute to minute, so "
-            "these runs cannot tell how much of that, if any, running inside a worker process "
-            "costs (its event loop, heartbeats and profiler share the interpreter with the "
-            "task); a quiet machine can."
+            "running the same code; its cause is not isolated here (a worker's event loop, "
+            "heartbeats and profiler share the interpreter with the task)"
+            + (
+                ", or the other jobs' load, which changes from minute to minute."
+                if _busy(doc) is not None
+                else "."
+            )
         )
     share = 100 * over / one["point_median_s"]
     lines += [
         "",
         f"Dask's own cost outside the points is {share:.1f} % of a median point "
         f"({one['point_median_s']:.1f} s, mostly training). With 2 workers the points' own "
-        f"seconds grew from {one['points_s']:.0f} to {two['points_s']:.0f} (two workers and "
-        f"the other jobs on {doc['cores']} cores): that, not the scheduling, is what held the "
-        f"speed-up to {one['wall_s'] / two['wall_s']:.2f}x.",
+        f"seconds grew from {one['points_s']:.0f} to {two['points_s']:.0f} "
+        f"({100 * (two['points_s'] / one['points_s'] - 1):+.0f} %: two workers"
+        + (" and the other jobs" if _busy(doc) is not None else "")
+        + f" on {doc['cores']} cores): that, with the cluster's fixed start and stop, not the "
+        f"scheduling, is what keeps the speed-up at {one['wall_s'] / two['wall_s']:.2f}x.",
         "",
     ]
     return "\n".join(lines)
