@@ -346,13 +346,7 @@ def _err(est: float, meas: float) -> float:
     return (est - meas) / meas
 
 
-def _q(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = (len(xs) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+_q = E._q  # the quantile benchmarks/estimate.py reports with (linear interpolation)
 
 
 def report(rs: list[dict], lib, skipped: dict) -> dict:

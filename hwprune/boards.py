@@ -44,6 +44,7 @@ What the five resources count on each vendor's fabric (each board file says it a
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import tomllib
@@ -314,7 +315,17 @@ def load_board(path: str | Path) -> Board:
 
 def list_boards() -> list[Board]:
     """Every board of the catalogue (the TOML files in ``data_dir("boards")``), by name."""
-    return sorted((load_board(p) for p in data_dir("boards").glob("*.toml")), key=lambda b: b.name)
+    return list(_catalogue())
+
+
+@functools.cache
+def _catalogue() -> tuple[Board, ...]:
+    # Read once per process: the files ship with the package, and every config check of
+    # compile.board asks for the names (a sweep checks thousands of points before it starts).
+    # Boards are frozen, so sharing them is safe.
+    return tuple(
+        sorted((load_board(p) for p in data_dir("boards").glob("*.toml")), key=lambda b: b.name)
+    )
 
 
 def _squash(text: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweep.helpers import SHORT, TINY, runs, write_sweep
+from tests.test_cli import assert_clean_error
 
 
 def hwprune(*args, timeout=300, env=None):
@@ -26,15 +27,6 @@ def hwprune(*args, timeout=300, env=None):
         timeout=timeout,
         env=None if env is None else {**os.environ, **env},
     )
-
-
-def assert_clean_error(r, *words):
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1, r.stderr
-    assert "Traceback" not in r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
 
 
 FAILING = (
