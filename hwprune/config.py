@@ -18,6 +18,8 @@ from hwprune.errors import HwpruneError
 from hwprune.names import (
     CONV_MODES,
     DATASETS,
+    INIT_MASKS,
+    KEEP_BY,
     KERNELS,
     PRUNE_CRITERIA,
     PRUNE_METHODS,
@@ -72,6 +74,14 @@ class DataConfig:
     seed: int = 0
     train_samples: int = 0  # 0 = all; else a stratified subset of the training set
     downsample: int = 1  # average-pool images by this factor (fashion-mnist 28x28 -> 14x14)
+    # Only these classes, relabelled 0, 1, ... in the order given; () = every class.
+    classes: tuple[int, ...] = ()
+    # Data pruning: keep this fraction of each class's training samples, the most informative
+    # by keep_by (el2n, forgetting or random; hwprune.train.data_prune), scored over
+    # score_epochs epochs of a seeded scoring run.
+    keep: float = 1.0
+    keep_by: str = "el2n"
+    score_epochs: int = 5
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,17 @@ class PruneConfig:
     frequency: int = 20  # agp / constant / dns: steps between mask updates
     initial_sparsity: float = 0.0  # agp: sparsity at begin_step
     rewind_epoch: int = 1  # lottery-ticket: dense-training epoch whose weights are rewound to
+    # Per-layer targets, e.g. { linear0 = 0.9, linear2 = 0.5 } (a TOML inline table): a named
+    # layer's target instead of ``sparsity``; every layer follows the schedule's curve scaled
+    # to its own target. Kept as (name, target) pairs.
+    layer_sparsity: tuple[tuple[str, float], ...] = ()
+    # train --init: the checkpoint's pruned weights stay pruned ("keep") or may regrow
+    # ("reopen"); either way the configured schedule then prunes to its targets.
+    init_masks: str = "keep"
+
+    def target(self, name: str) -> float:
+        """The final sparsity target of layer ``name``."""
+        return dict(self.layer_sparsity).get(name, self.sparsity)
 
 
 @dataclass(frozen=True)
@@ -210,7 +231,10 @@ class Config:
                 if k == "layers" and sec == "model":
                     tables = v
                     continue
-                lines.append(f"{k} = {_toml_value(v)}")
+                text = _toml_value(v)
+                if k == "layer_sparsity" and not v:
+                    text = "{}"  # an empty table, not an empty list
+                lines.append(f"{k} = {text}")
             lines.append("")
             for ly in tables:
                 lines.append("[[model.layers]]")
@@ -221,6 +245,8 @@ class Config:
 
 
 def _toml_value(v) -> str:
+    if isinstance(v, tuple) and v and all(isinstance(x, tuple) for x in v):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v) + " }"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -259,6 +285,13 @@ _CHECKS = {
     "data.test_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "data.train_samples": (lambda v: v >= 0, "0 (all) or a positive integer"),
     "data.downsample": (lambda v: v >= 1, "a positive integer"),
+    "data.classes": (
+        lambda v: not v or (len(v) >= 2 and len(set(v)) == len(v) and min(v) >= 0),
+        "a list of at least 2 different class indices (0, 1, ...), or [] for all",
+    ),
+    "data.keep": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "data.keep_by": _one_of(KEEP_BY),
+    "data.score_epochs": (lambda v: v >= 1, "a positive integer"),
     "model.hidden": (lambda v: len(v) >= 1 and all(n >= 1 for n in v), "a list of positive sizes"),
     "model.input_bits": _bits(1, 8),
     "model.weight_bits": _bits(1, 8),
@@ -289,6 +322,7 @@ _CHECKS = {
     "prune.frequency": (lambda v: v >= 1, "a positive integer"),
     "prune.initial_sparsity": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "prune.rewind_epoch": (lambda v: v >= 0, "a non-negative integer"),
+    "prune.init_masks": _one_of(INIT_MASKS),
     "distill.teacher": _one_of(TEACHERS),
     "distill.temperature": (lambda v: v > 0, "a positive number"),
     "distill.alpha": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
@@ -330,6 +364,8 @@ def _coerce(key: str, value, default, src: str, label: str | None = None):
     (default: key) is how the message names it."""
     label = label or key
     want = type(default)
+    if key == "prune.layer_sparsity":
+        return _layer_targets(value, src, label)
     if want is tuple:
         item = str if key == "prune.layers" else int
         if not isinstance(value, list) or not all(
@@ -346,6 +382,23 @@ def _coerce(key: str, value, default, src: str, label: str | None = None):
     if check and not check[0](value):
         raise HwpruneError(f"{src}: {label} = {value!r} is not allowed; use {check[1]}")
     return value
+
+
+def _layer_targets(value, src: str, label: str) -> tuple[tuple[str, float], ...]:
+    """prune.layer_sparsity: a table of layer name -> sparsity in [0, 1)."""
+    if not isinstance(value, dict):
+        raise HwpruneError(
+            f"{src}: {label} must be a table of layer name = sparsity, e.g. "
+            f"{{ linear0 = 0.9, linear1 = 0.5 }}, got {value!r}"
+        )
+    out = []
+    for name, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise HwpruneError(
+                f"{src}: {label}.{name} = {v!r} is not allowed; use a number in [0, 1)"
+            )
+        out.append((name, float(v)))
+    return tuple(out)
 
 
 def _layer(body, k: int, src: str) -> LayerConfig:
@@ -395,12 +448,24 @@ def _check_model(m: ModelConfig, src: str) -> None:
 
 
 def check_prune_layers(prune: PruneConfig, names: list[str], src: str = "config") -> None:
-    """Every name in prune.layers must be a prunable layer of the model."""
+    """Every name in prune.layers and prune.layer_sparsity must be a prunable layer of the
+    model, and one that is pruned."""
     for n in prune.layers:
         if n not in names:
             raise HwpruneError(
                 f"{src}: prune.layers names {n!r}, which is not a prunable layer; "
                 f"the model's prunable layers are: {', '.join(names)}"
+            )
+    for n, _ in prune.layer_sparsity:
+        if n not in names:
+            raise HwpruneError(
+                f"{src}: prune.layer_sparsity names {n!r}, which is not a prunable layer; "
+                f"the model's prunable layers are: {', '.join(names)}"
+            )
+        if prune.layers and n not in prune.layers:
+            raise HwpruneError(
+                f"{src}: prune.layer_sparsity names {n!r}, which prune.layers leaves out; "
+                "add it to prune.layers or drop it from prune.layer_sparsity"
             )
 
 
@@ -427,13 +492,23 @@ def _check_prune(c: Config, src: str) -> None:
             f"{src}: prune.rewind_epoch ({p.rewind_epoch}) is after the last training epoch "
             f"({c.train.epochs}); use a value in [0, {c.train.epochs}]"
         )
+    if p.layer_sparsity and p.criterion == "global-magnitude":
+        raise HwpruneError(
+            f"{src}: prune.criterion = global-magnitude chooses each layer's sparsity itself; "
+            "with prune.layer_sparsity use magnitude (per layer) or drop layer_sparsity"
+        )
+    if p.init_masks == "reopen" and p.method == "lottery-ticket":
+        raise HwpruneError(
+            f"{src}: prune.init_masks = reopen cannot be used with lottery-ticket, which "
+            "rewinds to the dense run; use init_masks = keep or prune.method = standard"
+        )
     if not c.model.module:
         layers = c.model.layer_list()
         prunable = [ly for ly in layers if ly.kind in PRUNABLE_KINDS]
         check_prune_layers(p, [ly.name for ly in prunable], src)
         chosen = [ly for ly in prunable if not p.layers or ly.name in p.layers]
-        binary = [ly.name for ly in chosen if ly.weight_bits == 1]
-        if p.sparsity > 0 and binary:
+        binary = [ly.name for ly in chosen if ly.weight_bits == 1 and p.target(ly.name) > 0]
+        if binary:
             raise HwpruneError(
                 f"{src}: layer {binary[0]!r} has 1-bit (bipolar) weights, which cannot be zero, "
                 "so it cannot be pruned; use weight_bits = 2 (ternary) or leave it out of "

@@ -34,3 +34,7 @@ PRUNE_SCHEDULES = ("one-shot", "iterative", "agp", "constant")  # hwprune.prune.
 PRUNE_METHODS = ("standard", "lottery-ticket", "dns")  # hwprune.train.loop.METHODS
 TEACHERS = ("none", "dense", "larger")  # hwprune.train.loop.TEACHERS
 ROUNDINGS = ("floor", "half_even")
+# How data pruning ([data] keep_by) scores training samples: hwprune.train.data_prune.SCORES.
+KEEP_BY = ("el2n", "forgetting", "random")
+INIT_MASKS = ("keep", "reopen")  # train --init: the checkpoint's zeros stay pruned or reopen
+SEARCHES = ("greedy", "rl")  # train --fit --search: hwprune.auto.SEARCHES

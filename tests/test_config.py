@@ -1,5 +1,7 @@
 """Bad configs fail before any work, naming the key and the allowed values."""
 
+import re
+
 import pytest
 
 from hwprune.config import (
@@ -163,3 +165,29 @@ def test_kernel_names_match_the_kernel_table():
     from hwprune.names import KERNELS
 
     assert (*TABLE, "auto") == KERNELS
+
+
+def test_layer_sparsity_round_trips_and_is_checked():
+    """prune.layer_sparsity is an inline table of layer -> sparsity; it survives to_toml and
+    is refused with one line when it names an unknown or unpruned layer, or a bad value."""
+    import tomllib
+
+    from hwprune.config import from_dict
+
+    cfg = from_dict({"prune": {"layer_sparsity": {"linear0": 0.9, "linear2": 0}}})
+    assert cfg.prune.layer_sparsity == (("linear0", 0.9), ("linear2", 0.0))
+    assert cfg.prune.target("linear0") == 0.9 and cfg.prune.target("linear1") == 0.85
+    assert from_dict(tomllib.loads(cfg.to_toml())) == cfg
+    bad = [
+        ({"layer_sparsity": {"dense9": 0.5}}, "prune.layer_sparsity names 'dense9'"),
+        ({"layer_sparsity": {"linear0": 1.0}}, "prune.layer_sparsity.linear0 = 1.0"),
+        ({"layer_sparsity": [0.5]}, "must be a table of layer name = sparsity"),
+        ({"layers": ["linear1"], "layer_sparsity": {"linear0": 0.5}}, "prune.layers leaves out"),
+        (
+            {"criterion": "global-magnitude", "layer_sparsity": {"linear0": 0.5}},
+            "global-magnitude chooses",
+        ),
+    ]
+    for prune, text in bad:
+        with pytest.raises(HwpruneError, match=re.escape(text)):
+            from_dict({"prune": prune})

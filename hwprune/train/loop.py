@@ -14,7 +14,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -89,6 +89,27 @@ class _Job:
     history: list[dict] = field(default_factory=list)
     dense_val: float = 0.0
     rewind_state: dict | None = None
+
+    @property
+    def peak(self) -> float:
+        """The highest final target of a pruned layer: the schedule's curve is planned to it,
+        and each layer follows that curve scaled to its own target (prune.layer_sparsity)."""
+        p = self.cfg.prune
+        return max((p.target(n) for n in self.names), default=0.0)
+
+    def layer_targets(self, target: float) -> dict[str, float]:
+        """Each pruned layer's sparsity when the schedule's curve stands at ``target``."""
+        p, peak = self.cfg.prune, self.peak
+        if not p.layer_sparsity:
+            return dict.fromkeys(self.names, target)
+        return {n: target * p.target(n) / peak if peak else 0.0 for n in self.names}
+
+    def plan(self) -> Plan:
+        """The schedule's plan over the fine-tuning, planned to the peak target."""
+        p = self.cfg.prune
+        if p.layer_sparsity:
+            p = replace(p, sparsity=self.peak, initial_sparsity=min(p.initial_sparsity, self.peak))
+        return SCHEDULES[p.schedule](p, p.finetune_epochs * self.steps_per_epoch)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -218,8 +239,17 @@ def _context(job: _Job, model: torch.nn.Module) -> MaskContext:
 
 
 def _masks_at(job: _Job, model: torch.nn.Module, target: float, weights=None) -> dict:
+    """The criterion's masks with the schedule's curve at ``target``: one call for all layers,
+    or with per-layer targets one call per group of layers that share a target."""
     crit = CRITERIA[job.cfg.prune.criterion]
-    return crit(weights or _weights(model, job.names), target, _context(job, model))
+    weights = weights or _weights(model, job.names)
+    groups: dict[float, dict] = {}
+    for n, t in job.layer_targets(target).items():
+        groups.setdefault(t, {})[n] = weights[n]
+    masks = {}
+    for t, ws in groups.items():
+        masks.update(crit(ws, t, _context(job, model)))
+    return {n: masks[n] for n in weights}
 
 
 def _snapshot(model: torch.nn.Module, masking: _Masking) -> tuple:
@@ -328,16 +358,12 @@ def _finetune(job: _Job, model, teacher, plan: Plan, splice: bool) -> dict[str, 
 
 def _standard(job: _Job, model, teacher) -> dict[str, torch.Tensor]:
     """Prune along the schedule while fine-tuning; pruned weights stay zero."""
-    p = job.cfg.prune
-    plan = SCHEDULES[p.schedule](p, p.finetune_epochs * job.steps_per_epoch)
-    return _finetune(job, model, teacher, plan, splice=False)
+    return _finetune(job, model, teacher, job.plan(), splice=False)
 
 
 def _dns(job: _Job, model, teacher) -> dict[str, torch.Tensor]:
     """Dynamic network surgery: pruning and splicing, target sparsity from the schedule."""
-    p = job.cfg.prune
-    plan = SCHEDULES[p.schedule](p, p.finetune_epochs * job.steps_per_epoch)
-    return _finetune(job, model, teacher, plan, splice=True)
+    return _finetune(job, model, teacher, job.plan(), splice=True)
 
 
 def _lottery_ticket(job: _Job, model, teacher) -> dict[str, torch.Tensor]:
@@ -352,7 +378,7 @@ def _lottery_ticket(job: _Job, model, teacher) -> dict[str, torch.Tensor]:
     masking = _Masking(_ones(job, model))
     snap = _snapshot(model, masking)
     for r in range(1, rounds + 1):
-        target = 1.0 - (1.0 - p.sparsity) ** (r / rounds)
+        target = 1.0 - (1.0 - job.peak) ** (r / rounds)
         masking.masks = _masks_at(job, model, target)
         model.load_state_dict(job.rewind_state)
         layers = prunable(model)
@@ -434,7 +460,7 @@ def _check(cfg: Config, model: torch.nn.Module, job: _Job) -> None:
     for n in job.names:
         wq = getattr(layers[n], "weight_quant", None)
         bits = wq.bit_width() if wq is not None and wq.is_quant_enabled else None
-        if p.sparsity > 0 and bits is not None and int(bits) == 1:
+        if p.target(n) > 0 and bits is not None and int(bits) == 1:
             raise HwpruneError(
                 f"prune.layers: layer {n!r} has 1-bit (bipolar) weights, which cannot be zero; "
                 "leave it out of prune.layers or give it 2 or more weight bits"
@@ -473,6 +499,10 @@ def _threads(n: int):
 def _setup(cfg: Config, progress: bool) -> tuple[_Job, torch.nn.Module]:
     torch.manual_seed(cfg.train.seed)
     split = load_dataset(cfg.data)
+    if cfg.data.keep < 1:
+        from hwprune.train.data_prune import prune_data
+
+        split = prune_data(split, cfg, progress)
     model = build_model(cfg.model, split.shape, split.n_classes)
     layers = prunable(model)
     names = tuple(n for n in layers if not cfg.prune.layers or n in cfg.prune.layers)

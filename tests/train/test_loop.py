@@ -268,3 +268,32 @@ def test_shared_dense_start_gives_the_same_run(prune):
         assert torch.equal(mask, shared.masks[name]), name
     for (n, a), (_, b) in zip(alone.model.state_dict().items(), shared.model.state_dict().items()):
         assert torch.equal(a, b), n
+
+
+@pytest.mark.parametrize(
+    "prune",
+    [
+        {"schedule": "one-shot"},
+        {"schedule": "agp", "end_step": 20, "frequency": 5},
+        {"method": "dns", "end_step": 20, "frequency": 5},
+        {"method": "lottery-ticket", "schedule": "one-shot"},
+    ],
+    ids=["one-shot", "agp", "dns", "lottery-ticket"],
+)
+def test_layer_sparsity_gives_each_layer_its_own_target(prune):
+    """prune.layer_sparsity: a named layer reaches its own target exactly (magnitude:
+    round(s * n) zeros), the others prune.sparsity; a layer at 0 keeps every weight."""
+    res = train(tiny(**prune, layer_sparsity={"linear0": 0.9, "linear2": 0.0}), progress=False)
+    assert_masks_hold(res)
+    sizes = {"linear0": 64 * 24, "linear1": 24 * 16, "linear2": 16 * 10}
+    want = {"linear0": 0.9, "linear1": 0.75, "linear2": 0.0}
+    for name, n in sizes.items():
+        assert res.sparsity[name] == round(want[name] * n) / n, name
+
+
+def test_layer_sparsity_of_a_neuron_criterion_counts_units():
+    """l1-neuron with per-layer targets: round(s * units) rows per layer, the output kept."""
+    res = train(tiny(criterion="l1-neuron", layer_sparsity={"linear0": 0.5}), progress=False)
+    assert res.sparsity["linear0"] == 12 / 24
+    assert res.sparsity["linear1"] == round(0.75 * 16) / 16
+    assert res.sparsity["linear2"] == 0.0
