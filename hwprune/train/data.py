@@ -59,10 +59,30 @@ def _stratified(y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return tuple(train_test_split(idx, train_size=n, random_state=seed, stratify=y))
 
 
+def _select_classes(x, y, classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of ``classes`` only, in their original order, relabelled by position in
+    ``classes`` (classes (3, 1): label 3 -> 0, 1 -> 1)."""
+    relabel = np.full(max(int(y.max()), *classes) + 1, -1, dtype=np.int64)
+    relabel[list(classes)] = np.arange(len(classes))
+    keep = relabel[y] >= 0
+    return x[keep], relabel[y[keep]]
+
+
 def _finish(xtr, ytr, xte, yte, shape, full: int, cfg: DataConfig, name: str) -> Split:
-    """From integer pixels (0..full): subset the training part, carve out validation,
-    downsample and scale to float32 in [0, 1]. Works on indices and integers so a 60,000-image
-    set is never copied in float64, and each pixel is rounded to float32 once."""
+    """From integer pixels (0..full): keep the chosen classes, subset the training part, carve
+    out validation, downsample and scale to float32 in [0, 1]. Works on indices and integers
+    so a 60,000-image set is never copied in float64, and each pixel is rounded to float32
+    once."""
+    if cfg.classes:
+        present = np.unique(ytr)
+        for c in cfg.classes:
+            if c not in present:
+                raise HwpruneError(
+                    f"data.classes names class {c}, but {name} has classes {present.min()}.."
+                    f"{present.max()}; choose class indices in that range"
+                )
+        xtr, ytr = _select_classes(xtr, ytr, cfg.classes)
+        xte, yte = _select_classes(xte, yte, cfg.classes)
     n = cfg.train_samples
     if n:
         k = len(np.unique(ytr))
@@ -83,10 +103,10 @@ def _finish(xtr, ytr, xte, yte, shape, full: int, cfg: DataConfig, name: str) ->
         x = _downsample(x.reshape(-1, c, h, w), d, name).reshape(len(x), -1)
         return x.astype(np.float32) / np.float32(full * d * d)
 
-    i64 = np.int64
+    i64, k = np.int64, len(np.unique(ytr))
     return Split(
         scale(xtr[train]), ytr[train].astype(i64), scale(xtr[val]), ytr[val].astype(i64),
-        scale(xte), yte.astype(i64), len(np.unique(ytr)), (c, h // d, w // d),
+        scale(xte), yte.astype(i64), k, (c, h // d, w // d),
     )  # fmt: skip
 
 

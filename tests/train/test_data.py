@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,48 @@ def test_registry():
     assert set(DATASETS) == {"digits", "fashion-mnist"}
     with pytest.raises(HwpruneError, match="unknown data.dataset"):
         load_dataset(DataConfig("mnist"))
+
+
+def _pairs(x: np.ndarray, y: np.ndarray) -> Counter:
+    """Every (image, label) pair with its multiplicity (digits holds duplicate images)."""
+    return Counter((r.tobytes(), int(c)) for r, c in zip(x, y, strict=True))
+
+
+def _digits_by_hand(classes: tuple[int, ...]) -> Counter:
+    """scikit-learn's digits restricted to ``classes``, labelled by position in ``classes``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16).astype(np.float32)
+    label = {c: i for i, c in enumerate(classes)}
+    keep = np.isin(d.target, classes)
+    return _pairs(x[keep], [label[c] for c in d.target[keep]])
+
+
+@pytest.mark.parametrize("classes", [(5, 6, 7, 8, 9), (3, 1)])
+def test_digits_classes_subset_and_relabel(classes):
+    s = load_dataset(DataConfig(classes=classes))
+    _check_split(s, 64)
+    assert s.n_classes == len(classes)
+    for y in (s.y_train, s.y_val, s.y_test):
+        assert np.array_equal(np.unique(y), np.arange(len(classes)))
+    x = np.concatenate([s.x_train, s.x_val, s.x_test])
+    y = np.concatenate([s.y_train, s.y_val, s.y_test])
+    assert _pairs(x, y) == _digits_by_hand(classes)  # exactly those images, order given kept
+    # The test part is the full run's, filtered: classes do not change the train/test split.
+    full = load_dataset(DataConfig())
+    keep = np.isin(full.y_test, classes)
+    assert np.array_equal(s.x_test, full.x_test[keep])
+    assert np.array_equal(classes[0] == full.y_test[keep], s.y_test == 0)
+
+
+def test_digits_classes_with_train_samples():
+    s = load_dataset(DataConfig(classes=(0, 1), train_samples=100))
+    assert len(s.y_train) + len(s.y_val) == 100 and s.n_classes == 2
+    counts = np.bincount(np.concatenate([s.y_train, s.y_val]))
+    assert len(counts) == 2 and abs(counts[0] - 100 * 178 / 360) <= 1  # 178 zeros, 182 ones
+
+
+def test_classes_outside_the_data_set():
+    with pytest.raises(HwpruneError, match=r"data.classes names class 12, but digits has class"):
+        load_dataset(DataConfig(classes=(2, 12)))
