@@ -115,35 +115,50 @@ def _need(build_dir: Path, name: str, step: str) -> Path:
     return p
 
 
-def _train_files(config: Config, out_dir: Path, progress: bool) -> TrainReport:
-    """QAT + pruning; writes config.toml (resolved), model.pt (BatchNorm folded, masks
-    squashed) and train.json (accuracies, sparsity, history)."""
+def write_train_files(
+    stage: Path, config: Config, res, seconds: float, init: Path | None = None, **extra
+) -> TrainReport:
+    """The train step's files for a finished ``train.loop.TrainResult``: config.toml,
+    model.pt and train.json (``extra`` keys added to it), into ``stage``."""
     import torch
 
+    (stage / "config.toml").write_text(config.to_toml())
+    torch.save(res.model.state_dict(), stage / "model.pt")
+    rep = TrainReport(
+        res.dense_accuracy,
+        res.pruned_accuracy,
+        seconds,
+        {k: float(v) for k, v in res.sparsity.items()},
+    )
+    doc = {
+        **asdict(rep),
+        "shape": list(res.split.shape),
+        "n_classes": res.split.n_classes,
+        "criterion": config.prune.criterion,
+        "schedule": config.prune.schedule,
+        "method": config.prune.method,
+        "teacher": config.distill.teacher,
+        "init": None if init is None else str(init),
+        "init_accuracy": res.init_accuracy,
+        **extra,
+        "history": res.history,
+    }
+    (stage / "train.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return rep
+
+
+def _train_files(
+    config: Config, out_dir: Path, progress: bool, init: Path | None = None
+) -> TrainReport:
+    """QAT + pruning (or, with ``init``, fine-tuning from that model.pt); writes config.toml
+    (resolved), model.pt (BatchNorm folded, masks squashed) and train.json (accuracies,
+    sparsity, the init checkpoint and its accuracy, history)."""
     from hwprune.train.loop import train as train_loop
 
     t0 = time.perf_counter()
     with staged(out_dir) as stage:
-        res = train_loop(config, progress=progress)
-        (stage / "config.toml").write_text(config.to_toml())
-        torch.save(res.model.state_dict(), stage / "model.pt")
-        rep = TrainReport(
-            res.dense_accuracy,
-            res.pruned_accuracy,
-            time.perf_counter() - t0,
-            {k: float(v) for k, v in res.sparsity.items()},
-        )
-        doc = {
-            **asdict(rep),
-            "shape": list(res.split.shape),
-            "n_classes": res.split.n_classes,
-            "criterion": config.prune.criterion,
-            "schedule": config.prune.schedule,
-            "method": config.prune.method,
-            "teacher": config.distill.teacher,
-            "history": res.history,
-        }
-        (stage / "train.json").write_text(json.dumps(doc, indent=1) + "\n")
+        res = train_loop(config, progress=progress, init=init)
+        rep = write_train_files(stage, config, res, time.perf_counter() - t0, init)
     # A new model: what was derived from the previous one describes it no longer.
     _remove(out_dir, ("model.onnx", "ir.json", "hls", "rtl", *DERIVED_FROM_COMPILE))
     return rep
@@ -177,9 +192,23 @@ def export(config: Config | str | Path | None, build_dir: Path) -> Path:
     return build_dir / "model.onnx"
 
 
-def train(config: Config | str | Path | None, out_dir: Path, progress: bool = True) -> TrainReport:
-    """QAT + pruning, then export: config.toml, model.pt, train.json and model.onnx."""
-    job = _Job(_config(config), Path(out_dir), progress)
+def train(
+    config: Config | str | Path | None,
+    out_dir: Path,
+    progress: bool = True,
+    init: Path | None = None,
+) -> TrainReport:
+    """QAT + pruning, then export: config.toml, model.pt, train.json and model.onnx.
+
+    ``init``: the model.pt of an earlier run to transfer from: no dense QAT; the checkpoint
+    is pruned (prune.init_masks: its zeros kept or reopened) and fine-tuned on the config's
+    data. Its accuracy before fine-tuning is the report's dense_accuracy (and train.json's
+    init_accuracy)."""
+    job = _Job(_config(config), Path(out_dir), progress, init=None if init is None else Path(init))
+    if job.init is not None:
+        from hwprune.train.loop import check_init
+
+        check_init(job.config, job.init)  # a wrong checkpoint fails before any step starts
     _run_steps(job, "train", "export")
     return job.train
 
@@ -350,10 +379,8 @@ def _compile_files(
     from hwprune.codegen.cocotb_tb import write_vectors
     from hwprune.codegen.manifest import manifest as build_manifest
     from hwprune.codegen.verilog import count_product_terms as verilog_terms
-    from hwprune.frontend.qonnx import import_qonnx
-    from hwprune.hlsgen import check_reuse_factor, write_hls_project
     from hwprune.hlsgen import count_product_terms as hls_terms
-    from hwprune.hw.stream import plan as stream_plan
+    from hwprune.hlsgen import write_hls_project
     from hwprune.ir import golden
 
     if kernel not in KERNELS:
@@ -364,29 +391,11 @@ def _compile_files(
         raise HwpruneError(f"--conv {conv}: choose one of: {', '.join(CONV_MODES)}")
     if stream_layers is not None and stream_layers < 1:
         raise HwpruneError(f"stream_layers {stream_layers} must be 1 or more (or unset: all)")
-    per_stage = parse_pipeline(pipeline)
     b = get_board(board)
     model_onnx, out_dir = Path(model_onnx), Path(out_dir)
-    imported = import_qonnx(model_onnx, input_type or None)
-    g = optimize(imported)
-    if conv == "unroll":  # (a streamed design's layers are known after the choice below)
-        check_reuse_factor(g, reuse_factor)
-    meta = {
-        **imported.meta,
-        "source": str(model_onnx.resolve()),
-        "board": b.name,
-        "reuse_factor": reuse_factor,
-        "kernel": kernel,
-        "pipeline": per_stage,
-        "conv": conv,
-    }
-    # By cost: each threshold layer's form, then (auto) each layer's kernel.
-    g = _choose(replace(g, meta=meta), model_onnx, b, stream_layers)
-    if conv != "unroll":
-        # hls4ml's reuse factor applies to the layers it builds: a streamed design's head
-        # (its stream stages take one position per R cycles, hw.stream).
-        p = stream_plan(g)
-        check_reuse_factor(g if p is None else p.head, reuse_factor)
+    imported, g = design_graph(
+        model_onnx, b, kernel, reuse_factor, input_type, pipeline, conv, stream_layers
+    )
     with staged(out_dir) as stage:
         (stage / "ir.json").write_text(to_json(g))
         rtl = stage / "rtl"
@@ -412,6 +421,47 @@ def _compile_files(
     # report) no longer describes this one.
     _remove(out_dir, DERIVED_FROM_COMPILE)
     return Design(out_dir, g, manifest)
+
+
+def design_graph(
+    model_onnx: Path,
+    board,
+    kernel: str = "mac",
+    reuse_factor: int = 1,
+    input_type: str | None = None,
+    pipeline: int | str = 4,
+    conv: str = "unroll",
+    stream_layers: int | None = None,
+) -> tuple[Graph, Graph]:
+    """The imported graph of a QONNX model and the design compile makes of it for ``board``
+    (a Board): optimized, with every choice by cost made; nothing written."""
+    from hwprune.frontend.qonnx import import_qonnx
+    from hwprune.hlsgen import check_reuse_factor
+    from hwprune.hw.stream import plan as stream_plan
+
+    per_stage = parse_pipeline(pipeline)
+    model_onnx = Path(model_onnx)
+    imported = import_qonnx(model_onnx, input_type or None)
+    g = optimize(imported)
+    if conv == "unroll":  # (a streamed design's layers are known after the choice below)
+        check_reuse_factor(g, reuse_factor)
+    meta = {
+        **imported.meta,
+        "source": str(model_onnx.resolve()),
+        "board": board.name,
+        "reuse_factor": reuse_factor,
+        "kernel": kernel,
+        "pipeline": per_stage,
+        "conv": conv,
+    }
+    # By cost: each threshold layer's form, then (auto) each layer's kernel.
+    g = _choose(replace(g, meta=meta), model_onnx, board, stream_layers)
+    if conv != "unroll":
+        # hls4ml's reuse factor applies to the layers it builds: a streamed design's head
+        # (its stream stages take one position per R cycles, hw.stream).
+        p = stream_plan(g)
+        check_reuse_factor(g if p is None else p.head, reuse_factor)
+    return imported, g
 
 
 def _choose(g: Graph, model_onnx: Path, board, stream_layers: int | None = None) -> Graph:
@@ -841,6 +891,7 @@ class _Job:
     config: Config
     out_dir: Path
     progress: bool
+    init: Path | None = None  # train's --init checkpoint (transfer), or None
     train: TrainReport | None = None
     design: Design | None = None
     sim: SimReport | None = None
@@ -854,7 +905,7 @@ class _Job:
 
 
 def _step_train(job: _Job) -> None:
-    job.train = _train_files(job.config, job.out_dir, job.progress)
+    job.train = _train_files(job.config, job.out_dir, job.progress, job.init)
 
 
 def _step_export(job: _Job) -> None:
@@ -1036,4 +1087,74 @@ def sweep(
 
     return run_sweep(
         load_sweep(sweep_file), Path(out_dir), workers, scheduler, retry_failed, progress
+    )
+
+
+def sensitivity(
+    config: Config | str | Path | None,
+    out_dir: Path,
+    board: str | None = None,
+    ladder: tuple[float, ...] | None = None,
+    epochs: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+):
+    """Per-layer sensitivity (``hwprune.auto.sensitivity``): each prunable layer pruned alone
+    at each sparsity of ``ladder`` with the configured criterion, fine-tuned ``epochs``
+    epochs, scored on the validation set and estimated on ``board`` (default: the config's);
+    the trials run on a Dask cluster as ``sweep``'s points do. Writes sensitivity.json, .md
+    and .png into ``out_dir``."""
+    from hwprune.auto import sensitivity as sens
+
+    cfg = _config(config)
+    title = str(config) if isinstance(config, (str, Path)) else ""
+    return sens.analyse(
+        cfg,
+        Path(out_dir),
+        board,
+        sens.DEFAULT_LADDER if ladder is None else ladder,
+        sens.TRIAL_EPOCHS if epochs is None else epochs,
+        workers,
+        scheduler,
+        progress,
+        title,
+    )
+
+
+def train_fit(
+    config: Config | str | Path | None,
+    out_dir: Path,
+    fit: str,
+    search: str = "greedy",
+    *,
+    ladder: tuple[float, ...] | None = None,
+    epochs: int | None = None,
+    episodes: int = 128,
+    seed: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+):
+    """``hwprune train --fit``: per-layer sparsity allocated so the estimate fits the budget
+    ``fit`` ("BOARD[:lut=0.5,ff=...,dsp=...,bram18=...,latency_ns=...]") with the best
+    validation accuracy, by ``search`` (greedy, rl or uniform), then pruned with the
+    configured criterion and schedule (``hwprune.auto.fit``). Writes what ``train`` writes,
+    and fit.json, fit.md and the sensitivity files; HwpruneError (one line naming the
+    resource and the overflow) when no allocation can fit."""
+    from hwprune.auto import sensitivity as sens
+    from hwprune.auto.fit import fit_train
+
+    return fit_train(
+        _config(config),
+        Path(out_dir),
+        fit,
+        search,
+        ladder=sens.DEFAULT_LADDER if ladder is None else ladder,
+        epochs=sens.TRIAL_EPOCHS if epochs is None else epochs,
+        episodes=episodes,
+        seed=seed,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
     )

@@ -48,17 +48,108 @@ def cmd_run(a) -> int:
     return 0
 
 
+def _ladder(a):
+    from hwprune.auto.sensitivity import parse_ladder
+
+    return None if a.ladder is None else parse_ladder(a.ladder)
+
+
 def cmd_train(a) -> int:
     from hwprune import api
 
-    rep = api.train(a.config, Path(a.output))
+    if a.fit is not None:
+        return _train_fit(a)
+    for flag, given in (("--search", a.search), ("--episodes", a.episodes)):
+        if given is not None:
+            raise HwpruneError(f"{flag} chooses how --fit allocates sparsity; add --fit BOARD")
+    init = None if a.init is None else Path(a.init)
+    rep = api.train(a.config, Path(a.output), init=init)
+    start = "dense QAT" if init is None else f"{init} before fine-tuning:"
     print(
-        f"dense QAT accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
+        f"{start} accuracy {rep.dense_accuracy:.2%}, pruned {rep.pruned_accuracy:.2%} "
         f"({rep.seconds:.0f} s); wrote {a.output}/model.pt, model.onnx and train.json"
     )
     for name, sp in rep.sparsity.items():
         print(f"  {name:<10} mask sparsity {sp:.1%}")
     return 0
+
+
+def _train_fit(a) -> int:
+    from hwprune import api
+    from hwprune.auto.budget import parse_budget
+
+    if a.init is not None:
+        raise HwpruneError(
+            "--init and --fit: a transfer keeps the checkpoint's own sparsity pattern; "
+            "run --fit on a config without --init"
+        )
+    budget = parse_budget(a.fit)  # (a bad --fit fails before any training)
+    rep = api.train_fit(
+        a.config,
+        Path(a.output),
+        a.fit,
+        a.search or "greedy",
+        ladder=_ladder(a),
+        epochs=a.epochs,
+        episodes=128 if a.episodes is None else a.episodes,
+        workers=a.workers,
+        scheduler=a.scheduler,
+    )
+    print(
+        f"--fit {a.fit} by {rep.search}: dense QAT accuracy {rep.dense_accuracy:.2%}, pruned "
+        f"{rep.pruned_accuracy:.2%}; wrote {a.output}/model.pt, model.onnx, train.json, fit.md"
+    )
+    for r in rep.limits:
+        print(f"  {r:<10} {rep.estimate[r]:>10,.0f}  budget {budget.describe(r)}")
+    for name, sp in rep.allocation.items():
+        print(f"  {name:<10} sparsity {sp:.1%}")
+    return 0
+
+
+def cmd_sensitivity(a) -> int:
+    from hwprune import api
+
+    sens = api.sensitivity(
+        a.config, Path(a.output), a.board, _ladder(a), a.epochs, a.workers, a.scheduler
+    )
+    print(
+        f"{len(sens.points) + 1} trials ({len(sens.layers)} layers x {len(sens.ladder)} "
+        f"sparsities, and none pruned) in {sens.seconds:.0f} s; wrote {a.output}/"
+        "sensitivity.json, sensitivity.md and sensitivity.png"
+    )
+    for ly in sens.layers:
+        curve = ", ".join(f"{s:.2f}: {acc:.1%}" for s, acc in sens.accuracy_curves()[ly.name])
+        print(f"  {ly.name:<10} {curve}")
+    return 0
+
+
+def _cluster_args(s) -> None:
+    s.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes of the local Dask cluster, one thread each (default: one per core)",
+    )
+    s.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask cluster (e.g. tcp://HOST:8786) instead of a local one; "
+        "its workers need hwprune installed and the output's parent on a shared file system",
+    )
+
+
+def _trial_args(s) -> None:
+    s.add_argument(
+        "--ladder",
+        metavar="S1,S2,...",
+        help="the sparsities each layer is tried at (default 0.25,0.5,0.7,0.8,0.9,0.95)",
+    )
+    s.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="fine-tuning epochs of each trial after pruning (default 3)",
+    )
 
 
 def cmd_compile(a) -> int:
@@ -247,7 +338,45 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="QAT + pruning; writes model.pt and model.onnx")
     s.add_argument("config")
     s.add_argument("-o", "--output", required=True)
+    s.add_argument(
+        "--init",
+        metavar="MODEL.pt",
+        help="transfer: start from the model.pt of an earlier 'hwprune train' (same model "
+        "layers and number of classes) instead of dense QAT, then prune and fine-tune on "
+        "this config's data; prune.init_masks says whether its zeros stay zero",
+    )
+    s.add_argument(
+        "--fit",
+        metavar="BOARD[:lut=F,ff=F,dsp=F,bram18=F,latency_ns=NS]",
+        help="allocate each layer's sparsity so the estimated design fits this budget (each "
+        "resource a fraction of the board's, 1 when not given) with the best validation "
+        "accuracy, then prune with the configured criterion and schedule",
+    )
+    s.add_argument(
+        "--search",
+        choices=("greedy", "rl", "uniform"),
+        help="how --fit allocates: greedy (from the sensitivity curves, the default), rl (an "
+        "AMC-style actor-critic agent, He et al. 2018) or uniform (one sparsity everywhere)",
+    )
+    s.add_argument("--episodes", type=int, metavar="N", help="--search rl: episodes (default 128)")
+    _trial_args(s)
+    _cluster_args(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "sensitivity",
+        help="per-layer sensitivity: accuracy and estimated LUTs of each layer pruned alone",
+        description="Train the dense network once, then prune each prunable layer alone at "
+        "each sparsity of the ladder (the configured criterion), fine-tune briefly, and "
+        "record validation accuracy and the estimate on the board. The trials run on Dask. "
+        "Writes sensitivity.json, sensitivity.md and sensitivity.png (one curve per layer).",
+    )
+    s.add_argument("config")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--board", help="board of the estimates (default: the config's)")
+    _trial_args(s)
+    _cluster_args(s)
+    s.set_defaults(func=cmd_sensitivity)
 
     s = sub.add_parser("compile", help="QONNX -> ir.json, hls/, rtl/, estimate.json")
     s.add_argument("model", metavar="MODEL.onnx")

@@ -37,4 +37,4 @@ ROUNDINGS = ("floor", "half_even")
 # How data pruning ([data] keep_by) scores training samples: hwprune.train.data_prune.SCORES.
 KEEP_BY = ("el2n", "forgetting", "random")
 INIT_MASKS = ("keep", "reopen")  # train --init: the checkpoint's zeros stay pruned or reopen
-SEARCHES = ("greedy", "rl")  # train --fit --search: hwprune.auto.SEARCHES
+SEARCHES = ("greedy", "rl", "uniform")  # train --fit --search: hwprune.auto.search

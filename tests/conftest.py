@@ -45,3 +45,18 @@ def small_qonnx(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("small") / "small.onnx"
     export_model(model, 16, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def scheduler():
+    """One LocalCluster of 2 single-threaded worker processes for every test that runs Dask
+    tasks (starting one, and importing torch in its workers, costs seconds); each test
+    connects to it through its scheduler address, as ``--scheduler`` does."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        with Client(cluster) as client:  # the workers are up before the first test
+            client.wait_for_workers(2)
+        yield cluster.scheduler_address

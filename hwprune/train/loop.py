@@ -2,9 +2,10 @@
 (prune/schedules.py), the criterion how masks are computed (prune/criteria.py), the method
 what happens around them (METHODS below), the teacher whether fine-tuning distils (TEACHERS).
 
-Order: dense QAT for ``train.epochs``; then the method fine-tunes the pruned network. Masks
-live apart from the weights and are multiplied into them after every optimizer step; at the
-end they are squashed into exact zeros and BatchNorm is folded, ready for export.
+Order: dense QAT for ``train.epochs`` (or, with ``init``, an earlier run's model.pt loaded
+instead: transfer); then the method fine-tunes the pruned network. Masks live apart from the
+weights and are multiplied into them after every optimizer step; at the end they are squashed
+into exact zeros and BatchNorm is folded, ready for export.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,7 +51,9 @@ class TrainResult:
 
     ``sparsity``: per pruned layer, the fraction of weights its final mask zeroes (quantizing
     may round further weights to zero in the exported integers). ``history``: one dict per
-    epoch and per mask update (phase, epoch, step, target, val_accuracy, ...)."""
+    epoch and per mask update (phase, epoch, step, target, val_accuracy, ...).
+    ``init_accuracy``: with ``train(..., init=...)``, the loaded checkpoint's test accuracy
+    before fine-tuning (``dense_accuracy`` is then the same figure); None otherwise."""
 
     model: torch.nn.Module
     split: Split
@@ -59,6 +63,7 @@ class TrainResult:
     sparsity: dict[str, float]
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    init_accuracy: float | None = None
 
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
@@ -89,6 +94,9 @@ class _Job:
     history: list[dict] = field(default_factory=list)
     dense_val: float = 0.0
     rewind_state: dict | None = None
+    # train --init with prune.init_masks = keep: the checkpoint's nonzeros per pruned layer;
+    # every mask is ANDed with it, so the checkpoint's zeros stay zero.
+    keep: dict[str, torch.Tensor] | None = None
 
     @property
     def peak(self) -> float:
@@ -249,6 +257,8 @@ def _masks_at(job: _Job, model: torch.nn.Module, target: float, weights=None) ->
     masks = {}
     for t, ws in groups.items():
         masks.update(crit(ws, t, _context(job, model)))
+    if job.keep is not None:
+        return {n: masks[n] * job.keep[n] for n in weights}
     return {n: masks[n] for n in weights}
 
 
@@ -267,7 +277,10 @@ def _restore(model: torch.nn.Module, masking: _Masking, snap: tuple) -> None:
     masking.dense = None if snap[2] is None else {n: w.clone() for n, w in snap[2].items()}
 
 
-def _ones(job: _Job, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _initial_masks(job: _Job, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """All ones, or the kept checkpoint's nonzeros (train --init, init_masks = keep)."""
+    if job.keep is not None:
+        return {n: m.clone() for n, m in job.keep.items()}
     return {n: torch.ones_like(w) for n, w in _weights(model, job.names).items()}
 
 
@@ -289,7 +302,7 @@ def _finetune(job: _Job, model, teacher, plan: Plan, splice: bool) -> dict[str, 
     (DNS_BAND), so pruned weights can come back; the update at end_step hits the target
     exactly and fixes the mask. Without ``splice``, masks change only at the plan's updates."""
     p = job.cfg.prune
-    masking = _Masking(_ones(job, model))
+    masking = _Masking(_initial_masks(job, model))
     snap = _snapshot(model, masking)
     steps = {t for t, _ in plan.updates}
     # DNS recomputes masks on its own cadence too; the target is whatever the schedule says
@@ -370,12 +383,13 @@ def _lottery_ticket(job: _Job, model, teacher) -> dict[str, torch.Tensor]:
     """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020,
     "Linear mode connectivity and the lottery ticket hypothesis"): each round prunes the
     trained network with the criterion, rewinds the surviving weights (and every other
-    parameter) to the dense run's epoch prune.rewind_epoch, and retrains finetune_epochs.
+    parameter) to the dense run's epoch prune.rewind_epoch (with ``init``: to the loaded
+    checkpoint), and retrains finetune_epochs.
     one-shot = one round; iterative = prune.iterations rounds at a geometric rate, round r of n
     reaching 1 - (1 - s)^(r/n), so the last reaches the target s; the guard then applies."""
     p = job.cfg.prune
     rounds = 1 if p.schedule == "one-shot" else p.iterations
-    masking = _Masking(_ones(job, model))
+    masking = _Masking(_initial_masks(job, model))
     snap = _snapshot(model, masking)
     for r in range(1, rounds + 1):
         target = 1.0 - (1.0 - job.peak) ** (r / rounds)
@@ -554,11 +568,88 @@ def train_dense(cfg: Config, progress: bool = True) -> DenseStart:
         return _dense_phase(job, model)
 
 
-def train(cfg: Config, progress: bool = True, dense: DenseStart | None = None) -> TrainResult:
+def _read_init(init: Path) -> dict:
+    """The state dict saved at ``init`` (an earlier run's model.pt), or a one-line error."""
+    fix = "give the model.pt an earlier 'hwprune train' wrote"
+    if not init.is_file():
+        raise HwpruneError(f"--init {init}: no such file; {fix}")
+    try:
+        state = torch.load(init, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - pickle, zip and torch errors alike
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HwpruneError(f"--init {init}: not a PyTorch state dict ({first}); {fix}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise HwpruneError(f"--init {init}: holds no state dict of tensors; {fix}")
+    return state
+
+
+def _init_model(cfg: Config, split: Split, init: Path, state: dict) -> torch.nn.Module:
+    """The config's model with BatchNorm folded (as model.pt was saved) holding ``state``;
+    a parameter of another shape is refused by name, both shapes given."""
+    model = build_model(cfg.model, split.shape, split.n_classes, fold_bn=True)
+    fix = (
+        "use a config with the checkpoint's model (layer sizes) and number of classes "
+        "(data.classes), or train without --init"
+    )
+    # Only parameters both hold: Brevitas adds its activation scales (runtime statistics)
+    # to a fresh model's state when it loads them, so load_state_dict judges the key sets.
+    for name, want in model.state_dict().items():
+        got = state.get(name)
+        if got is not None and got.shape != want.shape:
+            raise HwpruneError(
+                f"--init {init}: parameter {name!r} has shape {tuple(got.shape)} there, "
+                f"{tuple(want.shape)} in the config's model; {fix}"
+            )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = " ".join(str(e).split())
+        raise HwpruneError(
+            f"--init {init}: does not fit the config's model ({first}); {fix}"
+        ) from None
+    return model
+
+
+def check_init(cfg: Config, init: Path) -> None:
+    """Raise HwpruneError unless ``init`` is a state dict that loads into the config's model:
+    what ``train(cfg, init=init)`` checks first, without training (for callers that want the
+    error before they start anything)."""
+    state = _read_init(Path(init))
+    _init_model(cfg, load_dataset(cfg.data), Path(init), state)
+
+
+def _start_from(job: _Job, init: Path, state: dict) -> tuple[torch.nn.Module, float]:
+    """Transfer: the checkpoint as the start of fine-tuning (folded, as trained), its test
+    accuracy, and the masks prune.init_masks asks for. The checkpoint is also the guard's
+    reference and lottery-ticket's rewind point."""
+    model = _init_model(job.cfg, job.split, init, state)
+    acc = accuracy(model, job.split.x_test, job.split.y_test)
+    job.dense_val = job.log(model, "init", test_accuracy=acc)
+    job.rewind_state = copy.deepcopy(model.state_dict())
+    if job.cfg.prune.init_masks == "keep":
+        job.keep = {n: (w != 0).to(w.dtype) for n, w in _weights(model, job.names).items()}
+    return model, acc
+
+
+def train(
+    cfg: Config,
+    progress: bool = True,
+    dense: DenseStart | None = None,
+    init: Path | None = None,
+) -> TrainResult:
     """Dense QAT for train.epochs (or start from ``dense``, made by ``train_dense`` with the
     same data, model and train sections), then prune with the configured criterion, schedule,
     method and teacher; squash the masks, fold BatchNorm and score the final model on the test
-    set."""
+    set.
+
+    ``init``: a model.pt of an earlier run (BatchNorm folded, masks squashed) to transfer
+    from instead of dense QAT: loaded into the config's model, scored (``init_accuracy``),
+    then pruned and fine-tuned on the config's data. prune.init_masks = keep holds its zeros
+    at zero; reopen lets them regrow."""
+    if init is not None:
+        if dense is not None:
+            raise HwpruneError("train: give a dense start or an init checkpoint, not both")
+        return _transfer(cfg, progress, Path(init))
     t0 = time.perf_counter()
     with _threads(1):
         job, model = _setup(cfg, progress)
@@ -583,13 +674,7 @@ def train(cfg: Config, progress: bool = True, dense: DenseStart | None = None) -
         if job.rewind_state is not None:
             job.rewind_state = _folded_state(cfg, job, job.rewind_state)
 
-        masks = METHODS[cfg.prune.method](job, model, teacher)
-        layers = prunable(model)
-        apply_masks({n: layers[n].weight for n in masks}, masks)  # squash: exact zeros
-        final = fold_batchnorm(model)
-        folded = prunable(final)
-        apply_masks({n: folded[n].weight for n in masks}, masks)  # folding keeps zeros; ensure
-        pruned_acc = accuracy(final, job.split.x_test, job.split.y_test)
+        final, masks, pruned_acc = _prune(job, model, teacher)
     return TrainResult(
         final,
         job.split,
@@ -599,6 +684,41 @@ def train(cfg: Config, progress: bool = True, dense: DenseStart | None = None) -
         mask_sparsity(masks),
         job.history,
         time.perf_counter() - t0,
+    )
+
+
+def _prune(job: _Job, model: torch.nn.Module, teacher) -> tuple[torch.nn.Module, dict, float]:
+    """The configured method on the folded ``model``; then the masks squashed into exact
+    zeros: (final model, masks, test accuracy)."""
+    masks = METHODS[job.cfg.prune.method](job, model, teacher)
+    layers = prunable(model)
+    apply_masks({n: layers[n].weight for n in masks}, masks)  # squash: exact zeros
+    final = fold_batchnorm(model)
+    folded = prunable(final)
+    apply_masks({n: folded[n].weight for n in masks}, masks)  # folding keeps zeros; ensure
+    return final, masks, accuracy(final, job.split.x_test, job.split.y_test)
+
+
+def _transfer(cfg: Config, progress: bool, init: Path) -> TrainResult:
+    """``train(cfg, init=...)``: no dense phase; fine-tune from the checkpoint."""
+    t0 = time.perf_counter()
+    state = _read_init(init)  # before the data loads: a wrong path fails at once
+    with _threads(1):
+        job, _ = _setup(cfg, progress)
+        model, init_acc = _start_from(job, init, state)
+        torch.manual_seed(cfg.train.seed + 2)
+        teacher = TEACHERS[cfg.distill.teacher](job, model)
+        final, masks, pruned_acc = _prune(job, model, teacher)
+    return TrainResult(
+        final,
+        job.split,
+        init_acc,
+        pruned_acc,
+        masks,
+        mask_sparsity(masks),
+        job.history,
+        time.perf_counter() - t0,
+        init_accuracy=init_acc,
     )
 
 

@@ -1,0 +1,137 @@
+"""Searches that allocate per-layer sparsity under a budget (``train --fit --search``).
+
+Each takes a ``SearchInput`` (the problem with its resource model, the sensitivity curves, an
+``evaluate`` that scores a batch of allocations by trials, a seed) and returns the allocation
+with what it learnt on the way:
+
+- ``greedy``: from the sensitivity curves, repeatedly move the layer whose next step up its
+  ladder loses the least validation accuracy per unit of overflowing resource saved, until
+  the prediction fits; the last move is then bisected to the least sparsity that fits.
+- ``rl``: an actor-critic agent in the manner of AMC (He et al. 2018; ``hwprune.auto.rl``),
+  rewarded by trial validation accuracy, every episode clipped to the budget.
+- ``uniform``: the least equal sparsity of every layer that fits (the baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hwprune.auto.problem import Allocation, Problem
+from hwprune.errors import HwpruneError
+
+BISECT_STEPS = 30
+
+
+@dataclass(frozen=True)
+class SearchInput:
+    problem: Problem
+    accuracy: dict[str, list[tuple[float, float]]]  # layer -> (sparsity, val accuracy), from 0
+    evaluate: Callable[[list[Allocation]], list[float]]
+    seed: int = 0
+    episodes: int = 64
+    batch: int = 8
+    progress: bool = True
+
+
+def _least_fitting(problem: Problem, make: Callable[[float], Allocation], lo: float, hi: float):
+    """The least s in [lo, hi] whose allocation ``make(s)`` fits (``make(hi)`` must fit)."""
+    if problem.fits(make(lo)):
+        return lo
+    for _ in range(BISECT_STEPS):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if problem.fits(make(mid)) else (mid, hi)
+    return hi
+
+
+def _max_check(problem: Problem) -> None:
+    top = problem.uniform(problem.max_sparsity)
+    if not problem.fits(top):
+        over = ", ".join(f"{r} by {v:,.0f}" for r, v in problem.overflow(top).items())
+        raise HwpruneError(
+            f"no allocation fits: at {problem.max_sparsity:.0%} sparsity in every layer the "
+            f"design is still over budget ({over})"
+        )
+
+
+def uniform(inp: SearchInput) -> tuple[Allocation, dict]:
+    p = inp.problem
+    _max_check(p)
+    s = _least_fitting(p, p.uniform, 0.0, p.max_sparsity)
+    return p.uniform(s), {"sparsity": s}
+
+
+def greedy(inp: SearchInput) -> tuple[Allocation, dict]:
+    p = inp.problem
+    _max_check(p)
+    levels = inp.accuracy
+    at = dict.fromkeys(p.names, 0)  # each layer's index on its curve
+    alloc = p.uniform(0.0)
+    moves = []
+    while not p.fits(alloc):
+        over = p.overflow(alloc)
+        now = p.predict(alloc)
+        best = None
+        for n in p.names:
+            i = at[n]
+            for j in range(i + 1, len(levels[n])):
+                cand = {**alloc, n: levels[n][j][0]}
+                pred = p.predict(cand)
+                saved = sum((now[r] - pred[r]) / p.budget[r] for r in over if p.budget[r])
+                if saved <= 0:
+                    continue
+                ratio = (levels[n][i][1] - levels[n][j][1]) / saved
+                if best is None or ratio < best[0]:
+                    best = (ratio, n, j)
+        if best is None:  # cannot happen after _max_check; a guard against a flat model
+            raise HwpruneError("greedy search: no layer's next sparsity saves the resource over")
+        ratio, n, j = best
+        prev = alloc[n]
+        at[n] = j
+        alloc = {**alloc, n: levels[n][j][0]}
+        moves.append({"layer": n, "sparsity": alloc[n], "loss_per_saved": ratio})
+        if p.fits(alloc):  # the last move: only as far as the budget needs
+            fixed = dict(alloc)
+            alloc[n] = _least_fitting(p, lambda s, a=fixed, n=n: {**a, n: s}, prev, alloc[n])
+            moves[-1]["sparsity"] = alloc[n]
+    return alloc, {"moves": moves}
+
+
+def rl(inp: SearchInput) -> tuple[Allocation, dict]:
+    from dataclasses import replace
+
+    from hwprune.auto.predict import Surrogate
+    from hwprune.auto.rl import search_rl
+
+    p = inp.problem
+    _max_check(p)
+    info = {}
+    if p.predictor is not None:
+        # The agent's budget clip weighs thousands of allocations: a surrogate fitted to the
+        # predictor stands in for it there; ``evaluate`` still checks each episode by the
+        # predictor itself (``fit.py``).
+        sur = Surrogate(p.predictor, p.layers, p.max_sparsity, seed=inp.seed)
+        p = replace(p, predictor=sur)
+        info["surrogate"] = {"samples": sur.samples, "max_lut_error": sur.error}
+    res = search_rl(
+        p,
+        inp.evaluate,
+        episodes=inp.episodes,
+        batch=inp.batch,
+        seed=inp.seed,
+        progress=inp.progress,
+    )
+    return dict(res.best), {
+        **info,
+        "best_reward": res.best_reward,
+        "episodes": list(res.history),
+        "seconds": res.seconds,
+    }
+
+
+# By name (hwprune.names.SEARCHES lists the same names, the baseline after them).
+SEARCHES: dict[str, Callable[[SearchInput], tuple[Allocation, dict]]] = {
+    "greedy": greedy,
+    "rl": rl,
+    "uniform": uniform,
+}
