@@ -91,7 +91,7 @@ def alloc_rows(quick: bool, progress: bool) -> tuple[list[dict], dict]:
                             "episodes": episodes if search == "rl" else None,
                             "seconds": time.perf_counter() - t,
                             "session_seconds": prep,
-                            "best_reward": r.rounds[-1]["info"].get("best_reward"),
+                            "best_reward": r.rounds[0]["info"].get("best_reward"),
                         }
                     )
                     print(

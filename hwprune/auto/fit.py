@@ -31,7 +31,7 @@ from pathlib import Path
 
 from hwprune.auto.budget import Budget, parse_budget
 from hwprune.auto.predict import Predictor
-from hwprune.auto.search import SEARCHES, SearchInput
+from hwprune.auto.search import SEARCHES, SearchInput, project
 from hwprune.auto.sensitivity import (
     DEFAULT_LADDER,
     TRIAL_EPOCHS,
@@ -208,7 +208,13 @@ class FitSession:
                 batch,
                 self.progress,
             )
-            alloc, info = SEARCHES[search](inp)
+            if search == "rl" and rounds:
+                # A new agent would cost as much as the first: the found allocation is
+                # projected onto the lowered budget instead.
+                alloc = project(problem, rounds[-1]["allocation"])
+                info = {"projected_from_round": k}
+            else:
+                alloc, info = SEARCHES[search](inp)
             seconds["search"] += time.perf_counter() - t
             t = time.perf_counter()
             final_cfg = final_config(self.cfg, tuple(alloc.items()))

@@ -25,6 +25,12 @@ What differs from AMC:
 - the exploration noise is the policy's standard deviation, decayed geometrically from 0.2 to
   0.05 over the policy episodes (AMC: a truncated normal around the actor's action, sigma 0.5
   decayed by 0.95 an episode over hundreds of episodes);
+- with ``fill`` (what ``train --fit --search rl`` uses), no clip: at the end of an episode its
+  actions are projected onto the budget, every layer's sparsity shifted by one logit shift to
+  the least sparse allocation that fits. With AMC's clip, a first layer chosen below its
+  minimum is raised to it, every later layer is then forced to the maximum, and on these
+  small networks nearly every episode landed in that same corner (digits on arty-a7-35t:
+  120 of 128 episodes identical), leaving the agent nothing to learn from;
 - resources are the estimator's predictions (``Problem.predict``: lut, ff, dsp, bram18,
   latency) rather than FLOPs, and any number of them may be budgeted.
 """
@@ -53,6 +59,7 @@ KL_STOP = 0.05
 SIGMA_START, SIGMA_END = 0.2, 0.05  # policy std (sparsity units), first and last policy episode
 MOVING_ALPHA = 0.5  # AMC's moving-average weight of the newest batch's mean reward
 BISECT_STEPS = 40  # (the clip asks a fast surrogate, not the estimator)
+FILL_SHIFT = 14.0  # the largest logit shift ``project`` tries, either way
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,30 @@ class _Env:
             feats += [min(max(v / self.span[r], 0.0), 1.0) for v in (taken, rest)]
         return feats + [chosen[-1] / self.top if chosen else 0.0]
 
+    def project(self, chosen: list[float]) -> list[float]:
+        """The episode's actions onto the budget: every layer's sparsity moved by the same
+        shift of its logit, the least sparse allocation that fits. The actions say how the
+        layers share the pruning; the budget says how much there is."""
+        top = self.top
+
+        def shifted(t: float) -> list[float]:
+            out = []
+            for s in chosen:
+                x = min(max(s / top, 1e-3), 1 - 1e-3)
+                out.append(top / (1.0 + math.exp(-(math.log(x / (1 - x)) - t))))
+            return out
+
+        def fits(t: float) -> bool:
+            return self.p.fits(dict(zip(self.names, shifted(t), strict=True)))
+
+        lo, hi = -FILL_SHIFT, FILL_SHIFT  # most sparse (every layer near the top) .. least
+        if fits(hi):
+            return shifted(hi)
+        for _ in range(BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return shifted(lo)
+
     def clip(self, chosen: list[float], a: float) -> float:
         """The least sparsity >= ``a`` for layer len(chosen) with which the design fits when
         every later layer takes the maximum (it fits at the maximum by induction)."""
@@ -154,13 +185,17 @@ def search_rl(
     seed: int = 0,
     warmup: int = 8,
     progress: bool = True,
+    fill: bool = False,
 ) -> RLResult:
     """Search a per-layer sparsity allocation with an AMC-style actor-critic agent.
 
     ``evaluate`` scores a batch of allocations (higher is better). ``episodes`` counts the
     ``warmup`` random episodes too. Every episode fits ``problem.budget`` by
     ``problem.predict``; the same ``seed`` and a deterministic ``evaluate`` give the same
-    history. Raises HwpruneError when even the maximum sparsity everywhere does not fit.
+    history. ``fill``: instead of AMC's clip, each episode's actions are projected onto the
+    budget at its end (``_Env.project``), so every episode spends the budget and episodes
+    differ only in how they share it. Raises HwpruneError when even the maximum sparsity
+    everywhere does not fit.
     """
     from tqdm import tqdm
 
@@ -201,13 +236,18 @@ def search_rl(
                         mean = _mean(actor, torch.tensor([s]), env.top).item()
                     a = mean + sigma * torch.randn((), generator=gen).item()
                 states.append(s)
-                chosen.append(env.clip(chosen, a))
+                if fill:  # projected onto the budget at the end of the episode
+                    chosen.append(min(max(a, 0.0), env.top))
+                else:
+                    chosen.append(env.clip(chosen, a))
                 if not random_phase:
                     # The sampled action, not the clipped one: with the clipped one, a layer
                     # left too low (so the last layers are forced to the maximum and the
                     # reward is poor) would be pushed lower still.
                     samples.append(a)
                     sigmas.append(sigma)
+            if fill:
+                chosen = env.project(chosen)
             allocs.append(dict(zip(env.names, chosen, strict=True)))
         rewards = [float(r) for r in evaluate(allocs)]
         if len(rewards) != len(allocs):

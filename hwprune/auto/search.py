@@ -54,6 +54,31 @@ def _max_check(problem: Problem) -> None:
         )
 
 
+def project(problem: Problem, alloc: Allocation) -> Allocation:
+    """``alloc`` moved onto the budget: every layer's sparsity shifted by the same amount in
+    logit space, the least sparse allocation that fits (``rl._Env.project``, with the
+    problem's own predictor). ``train --fit`` uses it when a final design came out over and
+    the RL agent's allocation must shrink by the miss without a new search."""
+    import math
+
+    top = problem.max_sparsity
+
+    def shifted(t: float) -> Allocation:
+        out = {}
+        for n, s in alloc.items():
+            x = min(max(s / top, 1e-3), 1 - 1e-3)
+            out[n] = top / (1.0 + math.exp(-(math.log(x / (1 - x)) - t)))
+        return out
+
+    lo, hi = -14.0, 0.0  # (0: as it is; the caller's allocation is over)
+    if problem.fits(shifted(hi)):
+        return dict(alloc)
+    for _ in range(BISECT_STEPS // 2):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if problem.fits(shifted(mid)) else (lo, mid)
+    return shifted(lo)
+
+
 def uniform(inp: SearchInput) -> tuple[Allocation, dict]:
     p = inp.problem
     _max_check(p)
@@ -97,6 +122,34 @@ def greedy(inp: SearchInput) -> tuple[Allocation, dict]:
     return alloc, {"moves": moves}
 
 
+class _Calibrated:
+    """A surrogate times, per figure, the median ratio predictor / surrogate over the last
+    CALIBRATION_WINDOW allocations it was corrected with (1 before any)."""
+
+    def __init__(self, predictor, sur):
+        self.predictor, self.sur = predictor, sur
+        self.ratios: list[dict[str, float]] = []
+
+    def update(self, allocs) -> None:
+        for a in allocs:
+            real, est = self.predictor(a), self.sur(a)
+            self.ratios.append({k: real[k] / est[k] for k in real if est[k] > 0 and real[k] > 0})
+        self.ratios = self.ratios[-CALIBRATION_WINDOW:]
+
+    def __call__(self, alloc) -> dict[str, float]:
+        import numpy as np
+
+        est = self.sur(alloc)
+        out = {}
+        for k, v in est.items():
+            rs = [r[k] for r in self.ratios if k in r]
+            out[k] = v * (float(np.median(rs)) if rs else 1.0)
+        return out
+
+
+CALIBRATION_WINDOW = 32
+
+
 def rl(inp: SearchInput) -> tuple[Allocation, dict]:
     from dataclasses import replace
 
@@ -105,21 +158,36 @@ def rl(inp: SearchInput) -> tuple[Allocation, dict]:
 
     p = inp.problem
     _max_check(p)
-    info = {}
+    info: dict = {}
+    evaluate = inp.evaluate
     if p.predictor is not None:
-        # The agent's budget clip weighs thousands of allocations: a surrogate fitted to the
-        # predictor stands in for it there; ``evaluate`` still checks each episode by the
-        # predictor itself (``fit.py``).
-        sur = Surrogate(p.predictor, p.layers, p.max_sparsity, seed=inp.seed)
-        p = replace(p, predictor=sur)
-        info["surrogate"] = {"samples": sur.samples, "max_lut_error": sur.error}
+        # The agent's clip and fill weigh thousands of allocations: a surrogate fitted to the
+        # predictor stands in for it there, its scale corrected after every batch by the
+        # predictor's own figures for the batch's episodes (``evaluate`` in fit.py checks
+        # each episode by the predictor and penalises one that is over).
+        cal = _Calibrated(
+            p.predictor, Surrogate(p.predictor, p.layers, p.max_sparsity, seed=inp.seed)
+        )
+        info["surrogate"] = {"samples": cal.sur.samples, "max_lut_error": cal.sur.error}
+
+        def evaluate(allocs, inner=inp.evaluate):
+            cal.update(allocs)
+            return inner(allocs)
+
+        p = replace(p, predictor=cal)
+    # AMC walks the layers in network order. Here the largest goes first: the budget clip
+    # then acts on the layer that holds most of the resource, and the small layers (among
+    # them the output layer, the most sensitive) are chosen last, with what is left.
+    p = replace(p, layers=tuple(sorted(p.layers, key=lambda ly: -ly.params)))
+    info["order"] = [ly.name for ly in p.layers]
     res = search_rl(
         p,
-        inp.evaluate,
+        evaluate,
         episodes=inp.episodes,
         batch=inp.batch,
         seed=inp.seed,
         progress=inp.progress,
+        fill=True,
     )
     return dict(res.best), {
         **info,

@@ -103,3 +103,17 @@ def test_impossible_budget_names_the_resource():
 def test_evaluate_must_score_every_allocation():
     with pytest.raises(HwpruneError, match="one reward per allocation"):
         search_rl(_problem(), lambda allocs: [0.0], episodes=8, batch=4, progress=False)
+
+
+def test_projected_episodes_spend_the_budget_and_learn():
+    """fill=True (what train --fit uses): every episode is projected onto the budget, so
+    each one fits with at most a hair to spare, and the agent still beats uniform."""
+    problem = _problem()
+    res = search_rl(
+        problem, _evaluate, episodes=96, batch=8, warmup=8, seed=0, progress=False, fill=True
+    )
+    for h in res.history:
+        lut = problem.predict(h["allocation"])["lut"]
+        assert h["fits"] and 600.0 - 1e-3 <= lut <= 600.0
+        assert all(0.0 <= s <= problem.max_sparsity for s in h["allocation"].values())
+    assert res.best_reward > UNIFORM + 0.25

@@ -162,3 +162,16 @@ def test_lottery_ticket_and_layer_targets_from_a_checkpoint(pretrained):
     cfg = tiny(init_masks="reopen", layer_sparsity={"linear0": 0.9, "linear2": 0.0})
     res = train(cfg, progress=False, init=init)
     assert res.sparsity == {"linear0": round(0.9 * 1536) / 1536, "linear1": 0.75, "linear2": 0.0}
+
+
+def test_the_readme_transfer_example_configs_load():
+    """examples/transfer/: the same model and pruning, classes 0-4 and 5-9."""
+    from dataclasses import replace
+
+    from hwprune.config import load_config
+    from hwprune.resources import data_dir
+
+    src = load_config(data_dir("examples") / "transfer" / "digits_0to4.toml")
+    dst = load_config(data_dir("examples") / "transfer" / "digits_5to9.toml")
+    assert (src.data.classes, dst.data.classes) == ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9))
+    assert replace(dst, data=src.data) == src
