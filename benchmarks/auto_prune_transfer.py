@@ -35,6 +35,7 @@ import tempfile
 import time
 import tomllib
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,6 +127,9 @@ def dataset_rows(dataset: str, quick: bool = False, progress: bool = True) -> li
             cfg = _config(_doc(dataset, TARGET, samples, quick), f"{dataset} target")
             res, sec = _timed(cfg, progress, init)
             rows.append(_row(dataset, "transfer: --init, keep masks", cfg, res, sec))
+            reopen = replace(cfg, prune=replace(cfg.prune, init_masks="reopen"))
+            res, sec = _timed(reopen, progress, init)
+            rows.append(_row(dataset, "transfer: --init, reopen masks", reopen, res, sec))
             res, sec = _timed(cfg, progress)
             rows.append(_row(dataset, "scratch: dense QAT + prune", cfg, res, sec))
     return rows

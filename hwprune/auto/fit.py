@@ -13,9 +13,11 @@ Steps (every trial on the Dask cluster of ``hwprune.sweep.runner``, one process 
 4. the search (``hwprune.auto.search``) under the budget, every allocation it weighs sized
    by the estimator on the masked dense export (``Predictor``);
 5. the final run from the same dense network with the allocation as prune.layer_sparsity,
-   exported and sized by the estimator itself; if the model's prediction was short and the
-   design is over, the budget handed to the search is lowered by the miss and steps 4-5 run
-   again (at most MAX_ROUNDS rounds).
+   exported and sized by the estimator itself. Fine-tuning moves the surviving weights'
+   values and the estimate with them, a few per cent either way: if the design is over the
+   budget, or more than SLACK under it, the limits handed to the search are scaled by
+   budget / estimate and steps 4-5 run again (at most MAX_ROUNDS rounds); the last design that
+   fits is kept.
 
 The build directory gets what ``hwprune train`` writes (config.toml with the allocation,
 model.pt, train.json, model.onnx) and fit.json, fit.md, sensitivity.json/.md/.png.
@@ -52,6 +54,9 @@ from hwprune.config import Config
 from hwprune.errors import HwpruneError
 
 MAX_ROUNDS = 3
+# A final design within this fraction under the budget ends the rounds; further under, the
+# next round asks for more (the prediction was pessimistic), further over, for less.
+SLACK = 0.03
 # An RL episode over the limits by the predictor loses this many times its largest relative
 # overflow from its reward (5 % over costs 10 points of accuracy).
 OVER_PENALTY = 2.0
@@ -196,6 +201,7 @@ class FitSession:
         seconds = {**self.seconds, "search": 0.0, "final": 0.0}
         limits = dict(budget.limits)
         rounds: list[dict] = []
+        kept = None
         for k in range(MAX_ROUNDS):
             t = time.perf_counter()
             problem = self.sens.problem(limits, predictor)
@@ -210,7 +216,7 @@ class FitSession:
             )
             if search == "rl" and rounds:
                 # A new agent would cost as much as the first: the found allocation is
-                # projected onto the lowered budget instead.
+                # projected onto the corrected budget instead.
                 alloc = project(problem, rounds[-1]["allocation"])
                 info = {"projected_from_round": k}
             else:
@@ -237,20 +243,32 @@ class FitSession:
                 }
             )
             seconds["final"] += time.perf_counter() - t
+            # The resources the search spent up to their limit, and the final design's
+            # figure against the prediction: fine-tuning moves the weights' values, and the
+            # estimate with them (either way, by a few per cent).
+            spent = [r for r, lim in limits.items() if pred[r] >= (1 - SLACK) * lim]
             if not over:
-                break
-            # The prediction was short by (estimate - prediction): ask the search for that
-            # much less of each overflowing resource next round.
+                kept = FitResult(None, res, final_cfg, onnx.read_bytes()), alloc, fig
+                if all(fig[r] >= (1 - SLACK) * budget.limits[r] for r in spent):
+                    break  # within SLACK of the budget: done
+            # Next round: ask the search for what makes the final figure meet the budget.
             limits = {
-                r: lim - max(fig[r] - pred[r], over.get(r, 0.0)) if r in over else lim
+                r: lim * budget.limits[r] / fig[r] if r in spent and fig[r] > 0 else lim
                 for r, lim in limits.items()
             }
-        else:
+            limits = {
+                r: min(lim, budget.limits[r] - over[r]) if r in over else lim
+                for r, lim in limits.items()
+            }
+        if kept is None:
             raise HwpruneError(
                 f"--fit {self.spec}: after {MAX_ROUNDS} rounds of search the design still "
                 f"estimates {budget.overflow_text(fig)}; use a smaller fraction or a finer "
                 "--ladder"
             )
+        # The last design that fits (a later round that came out over is recorded only).
+        got, alloc, fig = kept
+        res, final_cfg = got.train, got.config
         report = FitReport(
             self.spec,
             search,
@@ -265,7 +283,7 @@ class FitSession:
             {n: float(v) for n, v in res.sparsity.items()},
             rounds,
         )
-        return FitResult(report, res, final_cfg, onnx.read_bytes())
+        return FitResult(report, res, final_cfg, got.onnx)
 
 
 def fit_train(

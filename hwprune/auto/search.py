@@ -56,9 +56,9 @@ def _max_check(problem: Problem) -> None:
 
 def project(problem: Problem, alloc: Allocation) -> Allocation:
     """``alloc`` moved onto the budget: every layer's sparsity shifted by the same amount in
-    logit space, the least sparse allocation that fits (``rl._Env.project``, with the
-    problem's own predictor). ``train --fit`` uses it when a final design came out over and
-    the RL agent's allocation must shrink by the miss without a new search."""
+    logit space, to the least sparse allocation that fits (``rl._Env.project``, with the
+    problem's own predictor). ``train --fit`` uses it when a final design came out over or
+    under the budget and the RL agent's allocation must follow without a new search."""
     import math
 
     top = problem.max_sparsity
@@ -70,9 +70,9 @@ def project(problem: Problem, alloc: Allocation) -> Allocation:
             out[n] = top / (1.0 + math.exp(-(math.log(x / (1 - x)) - t)))
         return out
 
-    lo, hi = -14.0, 0.0  # (0: as it is; the caller's allocation is over)
+    lo, hi = -14.0, 14.0  # most sparse .. least sparse
     if problem.fits(shifted(hi)):
-        return dict(alloc)
+        return shifted(hi)
     for _ in range(BISECT_STEPS // 2):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if problem.fits(shifted(mid)) else (lo, mid)

@@ -231,12 +231,13 @@ def test_fit_options_without_fit_and_bad_ladder_are_one_line(tmp_path):
 
 
 def test_project_moves_an_allocation_onto_the_budget():
-    """Both layers at 0.5 leave 650 LUT; shifted together in logit space they fit 500
-    exactly (to the bisection's precision), the sparser layer staying the sparser."""
+    """Shifted together in logit space, an allocation over the budget (a 0.6, b 0.5: 630
+    LUT) and one under it (both 0.9: 370) both land on 500 (to the bisection's precision),
+    the sparser layer staying the sparser."""
     from hwprune.auto.search import project
 
     p, _ = _problem(500.0)
-    got = project(p, {"a": 0.6, "b": 0.5})
-    assert p.predict(got)["lut"] == pytest.approx(500.0, abs=0.5)
-    assert got["a"] > got["b"] > 0.5
-    assert project(p, {"a": 0.9, "b": 0.9}) == {"a": 0.9, "b": 0.9}  # fits: unchanged
+    for alloc in ({"a": 0.6, "b": 0.5}, {"a": 0.9, "b": 0.85}):
+        got = project(p, alloc)
+        assert p.predict(got)["lut"] == pytest.approx(500.0, abs=0.5)
+        assert got["a"] > got["b"]
