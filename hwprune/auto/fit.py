@@ -16,8 +16,8 @@ Steps (every trial on the Dask cluster of ``hwprune.sweep.runner``, one process 
    exported and sized by the estimator itself. Fine-tuning moves the surviving weights'
    values and the estimate with them, a few per cent either way: if the design is over the
    budget, or more than SLACK under it, the limits handed to the search are scaled by
-   budget / estimate and steps 4-5 run again (at most MAX_ROUNDS rounds); the last design that
-   fits is kept.
+   budget / estimate and steps 4-5 run again (at most MAX_ROUNDS rounds); of the designs that
+   fit, the one closest to the budget is kept.
 
 The build directory gets what ``hwprune train`` writes (config.toml with the allocation,
 model.pt, train.json, model.onnx) and fit.json, fit.md, sensitivity.json/.md/.png.
@@ -247,10 +247,12 @@ class FitSession:
             # figure against the prediction: fine-tuning moves the weights' values, and the
             # estimate with them (either way, by a few per cent).
             spent = [r for r, lim in limits.items() if pred[r] >= (1 - SLACK) * lim]
-            if not over:
-                kept = FitResult(None, res, final_cfg, onnx.read_bytes()), alloc, fig
-                if all(fig[r] >= (1 - SLACK) * budget.limits[r] for r in spent):
-                    break  # within SLACK of the budget: done
+            use = max(fig[r] / lim for r, lim in budget.limits.items() if lim)
+            if not over and (kept is None or use > kept[3]):
+                # the fitting design closest to the budget so far
+                kept = FitResult(None, res, final_cfg, onnx.read_bytes()), alloc, fig, use
+            if not over and all(fig[r] >= (1 - SLACK) * budget.limits[r] for r in spent):
+                break  # within SLACK of the budget: done
             # Next round: ask the search for what makes the final figure meet the budget.
             limits = {
                 r: lim * budget.limits[r] / fig[r] if r in spent and fig[r] > 0 else lim
@@ -266,8 +268,9 @@ class FitSession:
                 f"estimates {budget.overflow_text(fig)}; use a smaller fraction or a finer "
                 "--ladder"
             )
-        # The last design that fits (a later round that came out over is recorded only).
-        got, alloc, fig = kept
+        # The design that fits closest to the budget (a round that came out over, or further
+        # under, is recorded only).
+        got, alloc, fig, _ = kept
         res, final_cfg = got.train, got.config
         report = FitReport(
             self.spec,
