@@ -123,7 +123,7 @@ def cmd_sensitivity(a) -> int:
     return 0
 
 
-def _cluster_args(s) -> None:
+def _cluster_args(s, shared: str = "the output's parent") -> None:
     s.add_argument(
         "--workers",
         type=int,
@@ -134,7 +134,7 @@ def _cluster_args(s) -> None:
         "--scheduler",
         metavar="ADDRESS",
         help="run on an existing Dask cluster (e.g. tcp://HOST:8786) instead of a local one; "
-        "its workers need hwprune installed and the output's parent on a shared file system",
+        f"its workers need hwprune installed and {shared} on a shared file system",
     )
 
 
@@ -486,18 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep directory: sweep.json, sweep.md, sweep.png and points/<key>/ (one build "
         "directory per point)",
     )
-    s.add_argument(
-        "--workers",
-        type=int,
-        metavar="N",
-        help="worker processes of the local Dask cluster, one thread each (default: one per core)",
-    )
-    s.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run on an existing Dask cluster (e.g. tcp://HOST:8786) instead of a local one; "
-        "its workers need hwprune installed and the sweep directory on a shared file system",
-    )
+    _cluster_args(s, "the sweep directory")
     s.add_argument(
         "--retry-failed",
         action="store_true",
